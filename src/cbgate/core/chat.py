@@ -1,0 +1,81 @@
+"""The chat service: authenticate, resolve, call a deployment (falling back to the next on upstream
+failure before the first byte), and hand back a body or an async stream of chunks."""
+from __future__ import annotations
+
+import time
+from typing import AsyncIterator
+
+from cbgate.core.auth import Principal, authenticate
+from cbgate.core.resolve import Resolver
+from cbgate.core.tenants import TenantDirectory
+from cbgate.errors import ModelRequestFailed
+from cbgate.protocol.chat_request import ChatRequest
+from cbgate.protocol.chat_response import ChunkFactory, models_list
+from cbgate.providers.base import ModelCall, Provider, StreamOutcome
+
+
+class ChatService:
+    def __init__(self, directory: TenantDirectory, resolver: Resolver):
+        self.directory = directory
+        self.resolver = resolver
+        self.started = int(time.time())
+
+    def authenticate(self, authorization: str | None, host: str | None) -> Principal:
+        principal = authenticate(self.directory.snapshot, authorization, host)
+        self.directory.note_key_used(principal.key_id)
+        return principal
+
+    def check_group(self, principal: Principal, group: str) -> None:
+        self.resolver.check_group(principal.env_id, group)
+
+    def list_models(self, principal: Principal, group: str) -> dict:
+        names = self.resolver.enabled_models(self.directory.snapshot, principal.env_id, group)
+        return models_list(names, group, self.started)
+
+    def _route(self, principal: Principal, group: str, req: ChatRequest) -> list[Provider]:
+        return self.resolver.resolve(self.directory.snapshot, principal.env_id, group, req.model).providers
+
+    async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
+        providers = self._route(principal, group, req)
+        call = ModelCall(req, ChunkFactory(req.model), request_id)
+        failure: ModelRequestFailed | None = None
+        for provider in providers:
+            try:
+                return (await provider.complete(call)).body
+            except ModelRequestFailed as exc:  # the next deployment may still answer
+                failure = exc
+        raise failure
+
+    async def open_stream(self, principal: Principal, group: str, req: ChatRequest,
+                          request_id: str) -> AsyncIterator[dict | bytes]:
+        """Start the stream and wait for its first chunk, so any failure up to here is a JSON error."""
+        providers = self._route(principal, group, req)
+        call = ModelCall(req, ChunkFactory(req.model), request_id)
+        failure: ModelRequestFailed | None = None
+        for provider in providers:
+            outcome = StreamOutcome()
+            chunks = provider.stream(call, outcome)
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                failure = ModelRequestFailed(f"{provider.name} returned an empty stream")
+                continue
+            except ModelRequestFailed as exc:
+                failure = exc
+                await chunks.aclose()
+                continue
+            except BaseException:
+                await chunks.aclose()
+                raise
+            return self._rest(first, chunks, call, outcome)
+        raise failure
+
+    async def _rest(self, first, chunks, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
+        try:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
+        if call.request.include_usage:
+            yield call.chunks.usage_chunk(outcome.usage)

@@ -1,0 +1,70 @@
+"""A snapshot of env-level state (envs, keys, model switches), reloaded when the store's revision moves.
+
+The hot path reads only the snapshot: no database query per request. Every replica polls one row, so
+a change made by the CLI, the admin API or another replica is seen within `refresh_interval`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from cbgate.store.db import KeyRow, Store
+
+log = logging.getLogger("cbgate.tenants")
+
+
+@dataclass(frozen=True)
+class TenantSnapshot:
+    revision: int = 0
+    envs: frozenset[str] = frozenset()
+    keys: dict[str, KeyRow] = field(default_factory=dict)  # digest -> live (unrevoked) key
+    switches: dict[tuple[str, str], dict[str, bool]] = field(default_factory=dict)  # (env, group) -> model -> on
+
+    def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
+        return self.switches.get((env_id, group), {}).get(model)
+
+
+def load_snapshot(store: Store) -> TenantSnapshot:
+    revision = store.revision()
+    switches: dict[tuple[str, str], dict[str, bool]] = {}
+    for env_id, group, model, enabled in store.model_switches():
+        switches.setdefault((env_id, group), {})[model] = bool(enabled)
+    return TenantSnapshot(
+        revision=revision,
+        envs=frozenset(env_id for env_id, _ in store.list_envs()),
+        keys={k.digest: k for k in store.list_keys() if k.revoked_at is None},
+        switches=switches,
+    )
+
+
+class TenantDirectory:
+    def __init__(self, store: Store, refresh_interval: float):
+        self.store = store
+        self.refresh_interval = refresh_interval
+        self.snapshot = load_snapshot(store)
+        self.loaded_at = time.monotonic()
+        self._last_used: dict[str, float] = {}
+
+    def note_key_used(self, key_id: str) -> None:
+        self._last_used[key_id] = time.time()
+
+    def _refresh_once(self, used: dict[str, float]) -> None:
+        if self.store.revision() != self.snapshot.revision:
+            self.snapshot = load_snapshot(self.store)
+        self.loaded_at = time.monotonic()
+        self.store.touch_keys(used)
+
+    async def refresh(self) -> None:
+        used, self._last_used = self._last_used, {}  # swapped on the loop, where it is written
+        await asyncio.to_thread(self._refresh_once, used)
+
+    async def run(self) -> None:
+        """Poll until cancelled; a failing store is logged and retried, the last snapshot kept."""
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            try:
+                await self.refresh()
+            except Exception as exc:  # the store may be briefly unreachable
+                log.warning("could not refresh tenant snapshot: %s", exc)

@@ -1,0 +1,1 @@
+"""The HTTP edge: the only layer that knows HTTP, headers and SSE framing."""

@@ -1,0 +1,100 @@
+"""The ASGI application: lifespan (store, snapshot, engines), dispatch, errors, client disconnects."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from cbgate.config import Settings, load_settings
+from cbgate.core.chat import ChatService
+from cbgate.core.resolve import Resolver
+from cbgate.core.tenants import TenantDirectory
+from cbgate.errors import CloudBaseError, InternalError, InvalidPath
+from cbgate.http.chat_routes import ChatRoutes
+from cbgate.http.exchange import Exchange
+from cbgate.providers.base import Provider
+from cbgate.providers.registry import ProviderRegistry
+from cbgate.store.db import Store
+
+log = logging.getLogger("cbgate")
+
+
+class App:
+    def __init__(self, settings: Settings, overrides: dict[str, Provider] | None = None):
+        self.settings = settings
+        self.overrides = overrides
+        self.store: Store | None = None
+        self.registry: ProviderRegistry | None = None
+        self.chat: ChatRoutes | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def startup(self) -> None:
+        self.store = Store(self.settings.database_url)
+        await asyncio.to_thread(self.store.migrate)
+        directory = await asyncio.to_thread(TenantDirectory, self.store, self.settings.refresh_interval)
+        self.registry = ProviderRegistry(self.settings, self.overrides)
+        await asyncio.to_thread(self.registry.build)
+        service = ChatService(directory, Resolver(self.registry))
+        self.chat = ChatRoutes(service, self.settings.max_body_bytes)
+        self._tasks.append(asyncio.create_task(directory.run()))
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.registry:
+            await self.registry.close()
+        if self.store:
+            self.store.close()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            return await self.http(scope, receive, send)
+        if scope["type"] == "lifespan":
+            return await self.lifespan(receive, send)
+
+    async def lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.error("startup failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope, receive, send) -> None:
+        ex = Exchange(scope, receive, send)
+        try:
+            await self.dispatch(ex)
+        except CloudBaseError as err:
+            if not ex.started:
+                await ex.reply_error(err)
+        except (ConnectionAbortedError, asyncio.CancelledError):
+            pass  # the client left; nothing to answer
+        except Exception:
+            log.exception("request %s failed", ex.request_id)
+            if not ex.started:
+                await ex.reply_error(InternalError("the gateway failed to handle this request"))
+        finally:
+            ex.stop_watching()
+
+    async def dispatch(self, ex: Exchange) -> None:
+        parts = ex.scope["path"].strip("/").split("/")
+        if len(parts) >= 4 and parts[0] == "v1" and parts[1] == "ai" and parts[2]:
+            return await self.chat.handle(ex, parts[2], tuple(parts[3:]))
+        if parts == ["healthz"]:
+            return await ex.reply_json({"status": "ok"})
+        raise InvalidPath(f"no such path: {ex.scope['path']}")
+
+
+def create_app() -> App:
+    """Factory for uvicorn (also with --workers): settings come from the CBGATE_* environment."""
+    logging.basicConfig(level=os.environ.get("CBGATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    return App(load_settings())

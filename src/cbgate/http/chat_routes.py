@@ -1,0 +1,69 @@
+"""`/v1/ai/<group>/...`: chat completions (JSON or SSE) and the model listing."""
+from __future__ import annotations
+
+import logging
+
+from cbgate.core.chat import ChatService
+from cbgate.errors import CloudBaseError, InternalError, InvalidPath, MethodNotAllowed
+from cbgate.http import sse
+from cbgate.http.exchange import Exchange
+from cbgate.protocol.chat_request import parse_chat_request
+
+log = logging.getLogger("cbgate.http")
+
+CHAT_TAILS = (("chat", "completions"), ("v1", "chat", "completions"))
+MODELS_TAILS = (("models",), ("v1", "models"))
+
+
+class ChatRoutes:
+    def __init__(self, service: ChatService, max_body_bytes: int):
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, ex: Exchange, group: str, tail: tuple[str, ...]) -> None:
+        method = ex.scope["method"]
+        if tail in CHAT_TAILS:
+            if method != "POST":
+                raise MethodNotAllowed(f"{method} is not allowed here; use POST")
+            return await self.chat(ex, group)
+        if tail in MODELS_TAILS or (len(tail) in (2, 3) and tail[-2] == "models" and tail[:-2] in ((), ("v1",))):
+            if method != "GET":
+                raise MethodNotAllowed(f"{method} is not allowed here; use GET")
+            return await self.models(ex, group, tail[-1] if tail[-2:-1] == ("models",) else None)
+        raise InvalidPath(f"no such path: {ex.scope['path']}")
+
+    async def models(self, ex: Exchange, group: str, model: str | None) -> None:
+        principal = self.service.authenticate(ex.header(b"authorization"), ex.header(b"host"))
+        listing = self.service.list_models(principal, group)
+        if model is None:
+            return await ex.reply_json(listing)
+        found = next((m for m in listing["data"] if m["id"] == model), None)
+        if found is None:
+            raise InvalidPath(f"model {model!r} is not enabled in group {group!r}")
+        await ex.reply_json(found)
+
+    async def chat(self, ex: Exchange, group: str) -> None:
+        declared = ex.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await ex.read_body(self.max_body_bytes)  # raises PayloadTooLarge before reading anything
+        principal = self.service.authenticate(ex.header(b"authorization"), ex.header(b"host"))
+        self.service.check_group(principal, group)
+        req = parse_chat_request(await ex.read_json_object(self.max_body_bytes))
+        ex.cancel_on_disconnect()
+        if not req.stream:
+            body = await self.service.complete(principal, group, req, ex.request_id)
+            return await ex.reply_json(body)
+        chunks = await self.service.open_stream(principal, group, req, ex.request_id)
+        await ex.start(200, sse.SSE_HEADERS)
+        try:
+            async for chunk in chunks:
+                await ex.send({"type": "http.response.body", "body": sse.event(chunk), "more_body": True})
+            tail = sse.DONE
+        except CloudBaseError as err:
+            tail = sse.error_event(err, ex.request_id)
+        except Exception:
+            log.exception("stream %s failed", ex.request_id)
+            tail = sse.error_event(InternalError("the stream failed inside the gateway"), ex.request_id)
+        finally:
+            await chunks.aclose()
+        await ex.send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -1,0 +1,88 @@
+"""One HTTP exchange over raw ASGI: headers, a size-limited body, JSON and error replies."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import orjson
+
+from cbgate.errors import CloudBaseError, InvalidParam, PayloadTooLarge, error_body
+
+JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
+
+
+class Exchange:
+    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher")
+
+    def __init__(self, scope, receive, send):
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.request_id = os.urandom(12).hex()
+        self.headers = {k: v for k, v in scope["headers"]}  # raw lower-case byte names
+        self.started = False
+        self.watcher: asyncio.Task | None = None
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
+
+    async def read_body(self, limit: int) -> bytes:
+        """Refuse a body over `limit` from its Content-Length before reading it, or as soon as it grows past."""
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"the request body is {int(declared)} bytes, over the limit of {limit}")
+        parts, size = [], 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ConnectionAbortedError("client went away while sending the body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes")
+            parts.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(parts)
+
+    async def read_json_object(self, limit: int) -> dict:
+        raw = await self.read_body(limit)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidParam(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise InvalidParam("the request body must be a JSON object")
+        return body
+
+    def cancel_on_disconnect(self) -> None:
+        """Once the body is read, cancel this request's task the moment the client disconnects, so
+        the engine or upstream stops at once and the slot is released."""
+        task = asyncio.current_task()
+
+        async def watch():
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+            task.cancel()
+
+        self.watcher = asyncio.create_task(watch())
+
+    def stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        await self.send({"type": "http.response.start", "status": status,
+                         "headers": headers + [(b"x-request-id", self.request_id.encode())]})
+
+    async def reply(self, status: int, body: bytes, headers=JSON_HEADERS) -> None:
+        await self.start(status, headers + [(b"content-length", str(len(body)).encode())])
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def reply_json(self, obj, status: int = 200) -> None:
+        await self.reply(status, orjson.dumps(obj))
+
+    async def reply_error(self, err: CloudBaseError) -> None:
+        headers = JSON_HEADERS + [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+        await self.reply(err.status, orjson.dumps(error_body(err, self.request_id)), headers)

@@ -1,0 +1,23 @@
+"""Server-sent events framing: `data: <json>` and a blank line; `[DONE]` only after success."""
+from __future__ import annotations
+
+import orjson
+
+from cbgate.errors import CloudBaseError, error_body
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+DONE = b"data: [DONE]\n\n"
+
+
+def event(chunk: dict | bytes) -> bytes:
+    payload = chunk if isinstance(chunk, bytes) else orjson.dumps(chunk)
+    return b"data: " + payload + b"\n\n"
+
+
+def error_event(err: CloudBaseError, request_id: str) -> bytes:
+    """A failure after the first byte: the CloudBase error body as the last event, and no [DONE]."""
+    return event(error_body(err, request_id))

@@ -1,0 +1,1 @@
+"""Wire schemas: OpenAI chat requests, responses and chunks."""

@@ -1,0 +1,171 @@
+"""The OpenAI chat request, validated once at the edge into a typed object.
+
+Fields the gateway does not know are kept in `extra` and passed on to upstreams untouched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cbgate.errors import ModelParamInvalid, ModelParamRequired
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
+KNOWN_FIELDS = frozenset({
+    "model", "messages", "stream", "temperature", "top_p", "max_tokens", "max_completion_tokens",
+    "stop", "n", "seed", "stream_options", "tools", "tool_choice", "presence_penalty",
+    "frequency_penalty", "response_format", "user",
+})
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str
+    messages: list[dict]
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    n: int | None = None
+    seed: int | None = None
+    include_usage: bool = False
+    tools: list[dict] | None = None
+    tool_choice: Any = None
+    raw: dict = field(default_factory=dict)  # the body as received, for faithful pass-through
+
+    @property
+    def has_images(self) -> bool:
+        return any(isinstance(m.get("content"), list) and any(
+            p.get("type") == "image_url" for p in m["content"]) for m in self.messages)
+
+
+def _invalid(name: str, why: str) -> ModelParamInvalid:
+    return ModelParamInvalid(f"invalid parameter `{name}`: {why}")
+
+
+def _number(body: dict, name: str, low: float, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid(name, f"must be a number between {low:g} and {high:g}")
+    if not low <= value <= high:
+        raise _invalid(name, f"must be between {low:g} and {high:g}, got {value}")
+    return float(value)
+
+
+def _positive_int(body: dict, name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _invalid(name, f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_content(index: int, message: dict) -> None:
+    content = message.get("content")
+    role = message["role"]
+    where = f"messages[{index}].content"
+    if content is None:
+        # OpenAI allows null content on assistant messages that carry tool calls.
+        if role == "assistant" and (message.get("tool_calls") or message.get("function_call")):
+            return
+        raise _invalid(where, "is required")
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise _invalid(where, "must be a string or a list of content parts")
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
+            raise _invalid(f"{where}[{j}]", "must be a content part with type text or image_url")
+        if part["type"] == "text" and not isinstance(part.get("text"), str):
+            raise _invalid(f"{where}[{j}].text", "must be a string")
+        if part["type"] == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url:
+                raise _invalid(f"{where}[{j}].image_url", "must carry a url")
+
+
+def _check_messages(messages: Any) -> list[dict]:
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("messages", "must be a non-empty list")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _invalid(f"messages[{i}]", "must be an object")
+        role = message.get("role")
+        if role not in ROLES:
+            raise _invalid(f"messages[{i}].role", f"unknown role {role!r}")
+        _check_content(i, message)
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise _invalid(f"messages[{i}].tool_call_id", "is required on tool messages")
+        tool_calls = message.get("tool_calls")
+        if tool_calls is not None and not isinstance(tool_calls, list):
+            raise _invalid(f"messages[{i}].tool_calls", "must be a list")
+    return messages
+
+
+def _check_stop(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list) and len(value) <= 4 and all(isinstance(s, str) and s for s in value):
+        return value
+    raise _invalid("stop", "must be a string or a list of up to 4 non-empty strings")
+
+
+def _check_tools(body: dict) -> list[dict] | None:
+    tools = body.get("tools")
+    if tools is None:
+        return None
+    if not isinstance(tools, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("type"), str) for t in tools):
+        raise _invalid("tools", "must be a list of tool objects with a type")
+    return tools
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    """Validate a decoded JSON body; raise the CloudBase error naming the first bad field."""
+    model = body.get("model")
+    if model is None or model == "":
+        raise ModelParamRequired("`model` is required")
+    if not isinstance(model, str):
+        raise _invalid("model", "must be a string")
+    messages = _check_messages(body.get("messages"))
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _invalid("stream", "must be a boolean")
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise _invalid("stream_options", "must be an object")
+    max_tokens = _positive_int(body, "max_tokens")
+    max_completion = _positive_int(body, "max_completion_tokens")
+    n = _positive_int(body, "n")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise _invalid("seed", "must be an integer")
+    _number(body, "presence_penalty", -2, 2)
+    _number(body, "frequency_penalty", -2, 2)
+    response_format = body.get("response_format")
+    if response_format is not None and not isinstance(response_format, dict):
+        raise _invalid("response_format", "must be an object")
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        stream=stream,
+        temperature=_number(body, "temperature", 0, 2),
+        top_p=_number(body, "top_p", 0, 1),
+        max_tokens=max_tokens if max_tokens is not None else max_completion,
+        stop=_check_stop(body.get("stop")),
+        n=n,
+        seed=seed,
+        include_usage=bool(stream and stream_options and stream_options.get("include_usage")),
+        tools=_check_tools(body),
+        tool_choice=body.get("tool_choice"),
+        raw=body,
+    )

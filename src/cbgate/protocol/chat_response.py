@@ -1,0 +1,57 @@
+"""OpenAI chat completion bodies and stream chunks, built as plain dicts for one fast dump."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + os.urandom(12).hex()
+
+
+@dataclass(slots=True)
+class ChunkFactory:
+    """Stamps id, created and model on every chunk of one response."""
+    model: str
+    id: str = ""
+    created: int = 0
+
+    def __post_init__(self):
+        self.id = self.id or new_completion_id()
+        self.created = self.created or int(time.time())
+
+    def chunk(self, delta: dict, finish_reason: str | None = None) -> dict:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+    def usage_chunk(self, usage: Usage) -> dict:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model, "choices": [], "usage": usage.as_dict()}
+
+    def completion(self, message: dict, finish_reason: str, usage: Usage) -> dict:
+        return {"id": self.id, "object": "chat.completion", "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+                "usage": usage.as_dict()}
+
+
+def models_list(names: list[str], owner: str, created: int) -> dict:
+    return {"object": "list",
+            "data": [{"id": n, "object": "model", "created": created, "owned_by": owner} for n in names]}

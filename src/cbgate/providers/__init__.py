@@ -1,0 +1,1 @@
+"""Provider adapters: where a model call actually goes (embedded engine or an upstream)."""

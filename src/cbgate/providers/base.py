@@ -1,0 +1,59 @@
+"""The contract every provider adapter keeps.
+
+`complete(call)` returns one finished answer; `stream(call, outcome)` yields OpenAI chunks (dicts, or
+ready JSON bytes for pass-through) and fills `outcome` as it goes, so the caller can meter usage
+however the stream ends. Adapters never emit usage chunks themselves: the chat service does, once.
+Failures are raised as errors of `cbgate.errors`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Protocol
+
+from cbgate.protocol.chat_request import ChatRequest
+from cbgate.protocol.chat_response import ChunkFactory, Usage
+
+
+@dataclass(slots=True)
+class ModelCall:
+    request: ChatRequest
+    chunks: ChunkFactory  # stamps the public model name, id and created time
+    request_id: str
+    upstream_model: str = ""  # the deployment's own name for the model, when it differs
+
+
+@dataclass(slots=True)
+class Completion:
+    body: dict
+    usage: Usage
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+
+    def mark_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    tools: bool = False
+    images: bool = False
+    reasoning: bool = False
+
+
+class Provider(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    async def complete(self, call: ModelCall) -> Completion: ...
+
+    def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]: ...
+
+    async def close(self) -> None: ...

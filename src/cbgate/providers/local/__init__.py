@@ -1,0 +1,1 @@
+"""The embedded llama.cpp engine: model files, chat templates, the generation thread."""

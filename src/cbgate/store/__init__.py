@@ -1,0 +1,1 @@
+"""Persistent state: tables, migrations, and the only module that knows SQL."""

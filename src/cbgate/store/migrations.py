@@ -1,0 +1,35 @@
+"""Append-only named migrations: each runs once per database, in order, and is recorded."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from cbgate.store import schema
+
+
+def _v1_core_tables(conn: Connection) -> None:
+    for table in (schema.meta, schema.envs, schema.api_keys, schema.model_switches):
+        table.create(conn, checkfirst=True)
+    conn.execute(insert(schema.meta).values(name="revision", value=1))
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("0001_core_tables", _v1_core_tables),
+]
+
+
+def migrate(conn: Connection) -> list[str]:
+    """Apply the migrations this database lacks; return their names."""
+    schema.migrations.create(conn, checkfirst=True)
+    done = set(conn.execute(select(schema.migrations.c.name)).scalars())
+    applied = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        step(conn)
+        conn.execute(insert(schema.migrations).values(name=name, applied_at=time.time()))
+        applied.append(name)
+    return applied
