@@ -23,7 +23,8 @@ class Deployment:
 
     @property
     def label(self) -> str:
-        return self.options.get("name") or f"{self.kind}:{self.options.get('source') or self.options.get('base_url', '')}"
+        where = self.options.get("source") or self.options.get("base_url", "")
+        return self.options.get("name") or f"{self.kind}:{where}"
 
 
 @dataclass(frozen=True)

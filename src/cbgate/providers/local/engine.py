@@ -46,8 +46,9 @@ class LocalEngine:
     completion_tokens) or ("error", CloudBaseError)."""
 
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 queue_limit: int = 16):
+                 queue_limit: int = 16, llama_factory=None):
         self.model_path = model_path
+        self.llama_factory = llama_factory  # tests swap llama.cpp for a scripted fake
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2))
         self.queue_limit = queue_limit
@@ -58,10 +59,12 @@ class LocalEngine:
         self.llm = None
 
     def load(self) -> None:
-        from llama_cpp import Llama
-
+        if self.llama_factory is None:
+            from llama_cpp import Llama as llama_factory
+        else:
+            llama_factory = self.llama_factory
         print(f"cbgate: loading {self.model_path.name} into the embedded engine ...", file=sys.stderr, flush=True)
-        self.llm = Llama(str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+        self.llm = llama_factory(str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
         eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "ignore")
         bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", "ignore")
         self.render, stop_texts = choose_template(self.llm.metadata, eos, bos)

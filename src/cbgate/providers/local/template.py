@@ -42,7 +42,10 @@ def gemma_prompt(messages: list[dict]) -> str:
     return "".join(parts)
 
 
-def choose_template(metadata: dict[str, str], eos: str, bos: str) -> tuple[Callable[[list[dict]], str], tuple[str, ...]]:
+Render = Callable[[list[dict]], str]
+
+
+def choose_template(metadata: dict[str, str], eos: str, bos: str) -> tuple[Render, tuple[str, ...]]:
     """Return (render, stop strings) for a model from its GGUF metadata."""
     jinja_source = metadata.get("tokenizer.chat_template")
     if jinja_source:

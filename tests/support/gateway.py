@@ -1,0 +1,121 @@
+"""Run a real cbgate server for a test: in a thread of this process (with fakes injected), or as the
+`cbgate serve` command in a subprocess (the real embedded model)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import uvicorn
+
+from cbgate.config import load_settings
+from cbgate.core.admin import Admin
+from cbgate.http.app import App
+from cbgate.providers.local.engine import LocalEngine
+from cbgate.providers.local.provider import LocalProvider
+from cbgate.store.db import Store
+from tests.support.fake_llama import FakeLlama
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Gateway:
+    url: str
+    data_dir: Path
+    env_id: str
+    key: str
+    admin: Admin
+    stop: callable = field(repr=False, default=None)
+
+    def chat_url(self, group: str = "cloudbase") -> str:
+        return f"{self.url}/v1/ai/{group}/chat/completions"
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    def chat(self, body: dict, key: str | None = None, group: str = "cloudbase", **kwargs) -> requests.Response:
+        return requests.post(self.chat_url(group), json=body, headers=self.headers(key), timeout=60, **kwargs)
+
+
+def make_admin(data_dir: Path, env: dict[str, str] | None = None) -> Admin:
+    settings = load_settings(str(data_dir), env=env)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url)
+    store.migrate()
+    return Admin(store, settings)
+
+
+def fake_local_provider(queue_limit: int = 16) -> LocalProvider:
+    engine = LocalEngine(Path("fake.gguf"), n_ctx=4096, queue_limit=queue_limit, llama_factory=FakeLlama)
+    engine.load()
+    return LocalProvider("embedded-gemma", engine, max_tokens=512)
+
+
+def start_in_thread(data_dir: Path, env: dict[str, str] | None = None, overrides=None) -> Gateway:
+    """The gateway app in a uvicorn server on a thread; the embedded model is faked unless overridden."""
+    env = {"CBGATE_DATA_DIR": str(data_dir), **(env or {})}
+    admin = make_admin(data_dir, env)
+    env_id = admin.create_env()
+    _, key = admin.create_key(env_id)
+    settings = load_settings(str(data_dir), env=env)
+    overrides = overrides if overrides is not None else {"embedded-gemma": fake_local_provider()}
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(App(settings, overrides), host="127.0.0.1", port=port,
+                                           log_level="warning", http="httptools", lifespan="on"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not start")
+        time.sleep(0.02)
+
+    def stop():
+        server.should_exit = True
+        thread.join(timeout=30)
+        admin.store.close()
+
+    return Gateway(f"http://127.0.0.1:{port}", data_dir, env_id, key, admin, stop)
+
+
+@dataclass
+class ServeProcess:
+    """`cbgate serve` as a user runs it."""
+    proc: subprocess.Popen
+    url: str
+    output: Path
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+def start_serve(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 120) -> ServeProcess:
+    port = free_port()
+    output = data_dir.parent / f"serve-{port}.log"
+    full_env = {**os.environ, "CBGATE_DATA_DIR": str(data_dir), **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "cbgate", "serve", "--port", str(port)],
+                            stdout=output.open("w"), stderr=subprocess.STDOUT, env=full_env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"cbgate serve exited with {proc.returncode}:\n{output.read_text()}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).ok:
+                return ServeProcess(proc, url, output)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"cbgate serve did not come up:\n{output.read_text()}")
