@@ -1,0 +1,80 @@
+"""The CLI contract scripts rely on: arguments, last line of stdout, exit codes, clear errors."""
+import subprocess
+import sys
+
+import pytest
+
+
+def cbgate(data_dir, *args, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "cbgate", *args, "--data-dir", str(data_dir)],
+                            capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def last_line(result) -> str:
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_env_and_key_lifecycle(tmp_path):
+    env_id = last_line(cbgate(tmp_path, "env", "create", "team-a"))
+    assert env_id == "team-a"
+    generated = last_line(cbgate(tmp_path, "env", "create"))
+    assert generated.startswith("env-")
+    listed = cbgate(tmp_path, "env", "list").stdout
+    assert "team-a" in listed and generated in listed
+
+    key = last_line(cbgate(tmp_path, "key", "create", "--env", "team-a", "--expires-days", "30"))
+    assert key.startswith("cbsk_") and len(key) >= 5 + 43  # 256 random bits
+    listing = cbgate(tmp_path, "key", "list", "--env", "team-a").stdout
+    assert key not in listing and key[:12] in listing  # only the prefix is ever shown again
+    key_id = listing.splitlines()[1].split("\t")[0]
+    assert cbgate(tmp_path, "key", "revoke", key_id).returncode == 0
+    again = cbgate(tmp_path, "key", "revoke", key_id, check=False)
+    assert again.returncode == 1 and "no live key" in again.stderr
+
+
+def test_keys_are_stored_as_digests_only(tmp_path):
+    cbgate(tmp_path, "env", "create", "team-a")
+    key = last_line(cbgate(tmp_path, "key", "create", "--env", "team-a"))
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("cbgate.db*"))
+    assert key.encode() not in stored and key[5:].encode() not in stored
+
+
+def test_model_switch(tmp_path):
+    cbgate(tmp_path, "env", "create", "team-a")
+    assert cbgate(tmp_path, "model", "list", "--env", "team-a").stdout.split() == ["cloudbase", "gemma-3-270m",
+                                                                                  "enabled"]
+    cbgate(tmp_path, "model", "disable", "--env", "team-a", "--group", "cloudbase", "gemma-3-270m")
+    assert "disabled" in cbgate(tmp_path, "model", "list", "--env", "team-a", "--group", "cloudbase").stdout
+    cbgate(tmp_path, "model", "enable", "--env", "team-a", "--group", "cloudbase", "gemma-3-270m")
+    assert "enabled" in cbgate(tmp_path, "model", "list", "--env", "team-a").stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (("env", "create", "Bad_Id"), "environment id"),
+    (("key", "create", "--env", "nope"), "does not exist"),
+    (("model", "enable", "--env", "team-a", "--group", "cloudbase", "gpt-9"), "gpt-9"),
+    (("key", "create", "--env", "team-a", "--expires-days", "-1"), "positive"),
+])
+def test_errors_are_one_clear_line(tmp_path, args, message):
+    cbgate(tmp_path, "env", "create", "team-a")
+    result = cbgate(tmp_path, *args, check=False)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_duplicate_env(tmp_path):
+    cbgate(tmp_path, "env", "create", "team-a")
+    result = cbgate(tmp_path, "env", "create", "team-a", check=False)
+    assert result.returncode == 1 and "already exists" in result.stderr
+
+
+def test_data_dir_from_the_environment(tmp_path):
+    import os
+
+    env = {**os.environ, "CBGATE_DATA_DIR": str(tmp_path / "d")}
+    out = subprocess.run([sys.executable, "-m", "cbgate", "env", "create", "from-env"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and (tmp_path / "d" / "cbgate.db").exists()

@@ -1,0 +1,152 @@
+"""The chat API's shapes as clients see them, over the scripted engine (fast, deterministic)."""
+import json
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.support.fake_llama import FakeLlama
+from tests.support.sse import deltas, read_events
+
+MODEL = "gemma-3-270m"
+
+
+def fake_tokens(text: str) -> int:
+    return (len(text.encode()) + 1) // 2  # the fake engine's tokens are two bytes
+
+
+def ask(text: str, **extra) -> dict:
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.mark.parametrize("path", ["/v1/ai/cloudbase/chat/completions", "/v1/ai/cloudbase/v1/chat/completions"])
+def test_non_streaming_body_has_exactly_the_seed_shape(gateway, path):
+    r = requests.post(gateway.url + path, json=ask("介绍一下李白"), headers=gateway.headers())
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"id", "object", "created", "model", "choices", "usage"}
+    assert body["id"].startswith("chatcmpl-") and body["object"] == "chat.completion"
+    assert isinstance(body["created"], int) and body["model"] == MODEL
+    assert body["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "echo: 介绍一下李白"},
+                                "finish_reason": "stop"}]
+    usage = body["usage"]
+    assert usage["completion_tokens"] == fake_tokens("echo: 介绍一下李白")
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > usage["completion_tokens"]
+
+
+def test_stream_sends_role_deltas_finish_usage_and_done(gateway):
+    r = gateway.chat(ask("hello world", stream=True, stream_options={"include_usage": True}), stream=True)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = read_events(r)
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == MODEL for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1 and len({c["created"] for c in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert "".join(deltas(chunks)) == "echo: hello world"
+    finish = chunks[-2]["choices"][0]
+    assert finish["delta"] == {} and finish["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == fake_tokens("echo: hello world")
+
+
+def test_stream_without_include_usage_has_no_usage_chunk(gateway):
+    events = read_events(gateway.chat(ask("hi", stream=True), stream=True))
+    assert events[-1] == "[DONE]"
+    assert not any("usage" in e for e in events[:-1])
+
+
+def test_chinese_is_never_split_inside_a_delta(gateway):
+    # The fake emits two-byte tokens, so every 3-byte character arrives split across tokens.
+    text = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
+    events = read_events(gateway.chat(ask(text, stream=True), stream=True))
+    pieces = deltas(events)
+    assert "".join(pieces) == "echo: " + text
+    assert not any("\ufffd" in p for p in pieces)
+    assert len(pieces) > 10  # streamed as it came, not in one piece
+
+
+def test_max_tokens_ends_with_length(gateway):
+    body = gateway.chat(ask("a long question that has many words", max_tokens=3)).json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["choices"][0]["message"]["content"] == "echo: "
+    assert body["usage"]["completion_tokens"] == 3
+
+
+def test_stop_string_cuts_the_answer(gateway):
+    body = gateway.chat(ask("one, two, three", stop=[", t"])).json()
+    assert body["choices"][0]["message"]["content"] == "echo: one"
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("prefix", ["/v1/ai/cloudbase/v1", "/v1/ai/cloudbase"])
+def test_models_listing_in_openai_shape(gateway, prefix):
+    r = requests.get(gateway.url + prefix + "/models", headers=gateway.headers())
+    assert r.status_code == 200
+    assert r.json()["object"] == "list"
+    assert [m["id"] for m in r.json()["data"]] == [MODEL]
+
+
+@pytest.mark.parametrize("suffix", ["/v1", ""])
+def test_openai_sdk_works_with_both_base_urls(gateway, suffix):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1/ai/cloudbase{suffix}", api_key=gateway.key)
+    assert [m.id for m in client.models.list()] == [MODEL]
+    answer = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "echo: hi"
+    stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "yo"}],
+                                            stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: yo"
+    assert chunks[-1].usage.total_tokens > 0
+
+
+def test_openai_sdk_shows_the_cloudbase_message(gateway):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1/ai/cloudbase/v1", api_key=gateway.key)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], temperature=3)
+    assert "temperature" in str(caught.value)
+    assert caught.value.body["code"] == "AI_MODEL_PARAM_INVALID"
+
+
+def test_client_disconnect_stops_generation_at_once(gateway):
+    FakeLlama.token_delay = 0.05
+    prompt = "word " * 100  # a 300-token echo: 15 s if nobody stopped it
+    r = gateway.chat(ask(prompt, stream=True), stream=True)
+    lines = r.iter_lines()
+    assert next(line for line in lines if line.startswith(b"data: "))
+    r.close()  # the client goes away
+    time.sleep(0.5)
+    produced = FakeLlama.generated
+    time.sleep(0.5)
+    assert FakeLlama.generated == produced < 30
+    # The engine is free again for the next caller.
+    FakeLlama.token_delay = 0
+    assert gateway.chat(ask("next")).json()["choices"][0]["message"]["content"] == "echo: next"
+
+
+def test_engine_queue_is_bounded(tmp_path):
+    from tests.support.gateway import fake_local_provider, start_in_thread
+
+    gw = start_in_thread(tmp_path / "data", overrides={"embedded-gemma": fake_local_provider(queue_limit=1)})
+    try:
+        FakeLlama.token_delay = 0.05
+        first = threading.Thread(target=gw.chat, args=(ask("word " * 10),))
+        first.start()
+        time.sleep(0.2)
+        r = gw.chat(ask("second"))
+        assert r.status_code == 429 and r.json()["code"] == "EXCEED_CONCURRENT_REQUEST_LIMIT"
+        first.join()
+    finally:
+        gw.stop()
+
+
+def test_streaming_accepts_the_seed_headers(gateway):
+    r = requests.post(gateway.chat_url(), data=json.dumps(ask("你好", stream=True)).encode(),
+                      headers={**gateway.headers(), "Content-Type": "application/json",
+                               "Accept": "text/event-stream"}, stream=True)
+    assert "".join(deltas(read_events(r))) == "echo: 你好"
