@@ -43,9 +43,7 @@ class ChatRoutes:
         await ex.reply_json(found)
 
     async def chat(self, ex: Exchange, group: str) -> None:
-        declared = ex.headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await ex.read_body(self.max_body_bytes)  # raises PayloadTooLarge before reading anything
+        ex.refuse_declared_size_over(self.max_body_bytes)
         principal = self.service.authenticate(ex.header(b"authorization"), ex.header(b"host"))
         self.service.check_group(principal, group)
         req = parse_chat_request(await ex.read_json_object(self.max_body_bytes))

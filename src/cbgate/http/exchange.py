@@ -27,11 +27,15 @@ class Exchange:
         value = self.headers.get(name)
         return value.decode("latin-1") if value is not None else None
 
-    async def read_body(self, limit: int) -> bytes:
-        """Refuse a body over `limit` from its Content-Length before reading it, or as soon as it grows past."""
+    def refuse_declared_size_over(self, limit: int) -> None:
+        """Refuse a body whose Content-Length is over `limit` before reading any of it."""
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"the request body is {int(declared)} bytes, over the limit of {limit}")
+
+    async def read_body(self, limit: int) -> bytes:
+        """The whole body, refused as soon as it is known or grows to be over `limit`."""
+        self.refuse_declared_size_over(limit)
         parts, size = [], 0
         while True:
             message = await self.receive()
