@@ -16,8 +16,13 @@ def _v1_core_tables(conn: Connection) -> None:
     conn.execute(insert(schema.meta).values(name="revision", value=1))
 
 
+def _v4_usage_ledger(conn: Connection) -> None:
+    schema.usage_ledger.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
+    ("0004_usage_ledger", _v4_usage_ledger),
 ]
 
 

@@ -1,7 +1,8 @@
 """Table definitions shared by SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, MetaData, PrimaryKeyConstraint, String, Table
+from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, String,
+                        Table)
 
 metadata = MetaData()
 
@@ -44,4 +45,29 @@ model_switches = Table(
     Column("model", String(128), nullable=False),
     Column("enabled", Boolean, nullable=False),
     PrimaryKeyConstraint("env_id", "group_name", "model"),
+)
+
+# One row per chat request (the usage ledger). `request_id` is unique so a replayed spool cannot count
+# a request twice; `day` (UTC, YYYY-MM-DD) lets SQLite and PostgreSQL group by day the same way.
+usage_ledger = Table(
+    "usage_ledger", metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("env_id", String(64), nullable=False),
+    Column("key_id", String(32)),
+    Column("group_name", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("deployment", String(256), nullable=False, default=""),
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("prompt_tokens", BigInteger, nullable=False, default=0),
+    Column("completion_tokens", BigInteger, nullable=False, default=0),
+    Column("estimated", Boolean, nullable=False, default=False),
+    Column("status", Integer, nullable=False),
+    Column("code", String(64)),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttft_ms", Float),
+    Column("disconnected", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("day", String(10), nullable=False),
+    Index("ix_usage_ledger_env_created", "env_id", "created_at"),
+    Index("ix_usage_ledger_created", "created_at"),
 )
