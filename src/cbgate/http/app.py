@@ -34,6 +34,7 @@ class App:
         directory = await asyncio.to_thread(TenantDirectory, self.store, self.settings.refresh_interval)
         self.registry = ProviderRegistry(self.settings, self.overrides)
         await asyncio.to_thread(self.registry.build)
+        await self.registry.start()  # upstream sessions belong to this loop
         service = ChatService(directory, Resolver(self.registry))
         self.chat = ChatRoutes(service, self.settings.max_body_bytes)
         self._tasks.append(asyncio.create_task(directory.run()))

@@ -4,10 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from cbgate.config import CatalogModel, Deployment, Settings
+from cbgate.providers.anthropic import AnthropicAdapter
 from cbgate.providers.base import Provider
 from cbgate.providers.local.engine import LocalEngine
 from cbgate.providers.local.provider import LocalProvider
 from cbgate.providers.local.source import resolve_model_file
+from cbgate.providers.netguard import EgressPolicy
+from cbgate.providers.openai_compat import OpenAICompatAdapter
+from cbgate.providers.token_estimate import TokenEstimator
+from cbgate.providers.upstream_http import Timeouts, UpstreamClient
+
+UPSTREAM_PROTOCOLS = ("openai", "anthropic")
 
 
 class ProviderRegistry:
@@ -18,6 +25,9 @@ class ProviderRegistry:
         self.overrides = overrides or {}
         self.by_model: dict[str, list[Provider]] = {}
         self._engines: dict[Path, LocalEngine] = {}
+        # one pooled client for every upstream adapter; its sessions open in start(), on the running loop
+        self.upstream = UpstreamClient(EgressPolicy.parse(settings.env_vars.get("CBGATE_UPSTREAM_ALLOW")))
+        self.estimator = TokenEstimator()
 
     def build(self) -> None:
         """Create every adapter; loads local model files (slow, so call it off the event loop)."""
@@ -29,6 +39,8 @@ class ProviderRegistry:
             return self.overrides[deployment.label]
         if deployment.kind == "local":
             return self._local(deployment)
+        if deployment.kind in UPSTREAM_PROTOCOLS:
+            return self._catalog_upstream(model, deployment)
         raise ValueError(f"model {model.name}: deployment kind {deployment.kind} is not available yet")
 
     def _local(self, deployment: Deployment) -> LocalProvider:
@@ -43,6 +55,39 @@ class ProviderRegistry:
         return LocalProvider(deployment.label, engine, temperature=float(opts.get("temperature", 0.7)),
                              top_p=float(opts.get("top_p", 0.95)), max_tokens=int(opts.get("max_tokens", 512)))
 
+    def _catalog_upstream(self, model: CatalogModel, deployment: Deployment) -> Provider:
+        """An operator's upstream: trusted URL, secret read from the environment variable it names."""
+        opts = deployment.options
+        key_env = opts.get("api_key_env")
+        api_key = self.settings.env_vars.get(key_env) if key_env else None
+        if key_env and not api_key:
+            raise ValueError(f"model {model.name}: environment variable {key_env} (api_key_env) is not set")
+        try:
+            timeouts = Timeouts.from_options(opts.get("timeouts"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model {model.name}: {exc}") from None
+        return self.build_upstream(deployment.kind, name=deployment.label, base_url=opts["base_url"], api_key=api_key,
+                                   upstream_model=opts.get("model"), timeouts=timeouts)
+
+    def build_upstream(self, protocol: str, *, name: str, base_url: str, api_key: str | None,
+                       upstream_model: str | None = None, timeouts: Timeouts | None = None,
+                       guarded: bool = False) -> Provider:
+        """An adapter for one upstream (cheap: it shares this registry's pooled sessions; nothing to close).
+
+        `guarded=True` for tenant-configured URLs: the egress policy (CBGATE_UPSTREAM_ALLOW) is enforced
+        at every connect. Operator URLs (catalog, CLI) are trusted.
+        """
+        kinds = {"openai": OpenAICompatAdapter, "anthropic": AnthropicAdapter}
+        if protocol not in kinds:
+            raise ValueError(f"unknown upstream protocol {protocol!r}; use openai or anthropic")
+        return kinds[protocol](name, base_url=base_url, api_key=api_key, client=self.upstream,
+                               estimator=self.estimator, upstream_model=upstream_model, timeouts=timeouts,
+                               guarded=guarded)
+
+    async def start(self) -> None:
+        """Open the upstream sessions on the running loop (call once, in the app's startup)."""
+        await self.upstream.start()
+
     def deployments(self, model: str) -> list[Provider]:
         return self.by_model.get(model, [])
 
@@ -54,3 +99,4 @@ class ProviderRegistry:
                     closed.add(id(provider))
                     await provider.close()
         self._engines.clear()
+        await self.upstream.close()

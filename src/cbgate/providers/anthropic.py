@@ -1,0 +1,76 @@
+"""Anthropic-protocol upstreams (the Messages API): requests and answers translated both ways."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import orjson
+
+from cbgate.errors import ModelRequestFailed
+from cbgate.providers import anthropic_wire
+from cbgate.providers.base import Completion, ModelCall, StreamOutcome
+from cbgate.providers.token_estimate import TokenEstimator
+from cbgate.providers.upstream_base import UpstreamAdapter
+from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096  # Messages requires max_tokens; OpenAI clients often leave it out
+
+
+def messages_url(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    if base.endswith("/messages"):
+        return base
+    return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+
+
+class AnthropicAdapter(UpstreamAdapter):
+    def __init__(self, name: str, *, base_url: str, api_key: str | None, client: UpstreamClient,
+                 estimator: TokenEstimator, upstream_model: str | None = None, timeouts: Timeouts | None = None,
+                 guarded: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, api_version: str = API_VERSION):
+        headers = {"Content-Type": "application/json", "anthropic-version": api_version}
+        if api_key:
+            headers["x-api-key"] = api_key
+        endpoint = Endpoint(name, messages_url(base_url), headers, api_key, guarded)
+        super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts)
+        self.max_tokens = max_tokens
+
+    def _payload(self, call: ModelCall, stream: bool) -> bytes:
+        model = self.upstream_model or call.upstream_model or call.request.model
+        return orjson.dumps(anthropic_wire.to_request(call.request.raw, model, self.max_tokens, stream))
+
+    async def complete(self, call: ModelCall) -> Completion:
+        body = await self._call_json(self._payload(call, stream=False))
+        if body.get("type") not in (None, "message") or "content" not in body:
+            raise self.failure_from(body)
+        completion, usage, pieces = anthropic_wire.from_message(body, call.chunks)
+        if usage is None:
+            usage = await self.estimator.usage(call.request.messages, pieces)
+            completion["usage"] = usage.as_dict()
+        return Completion(completion, usage)
+
+    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict]:
+        response, batches = await self._open_stream(self._payload(call, stream=True))
+        translator = anthropic_wire.StreamTranslator(call.chunks)
+        try:
+            async for events in batches:
+                for name, data in events:
+                    event = self.decode_event(data)
+                    if name == b"error" or event.get("type") == "error":
+                        raise self.failure_from(event)
+                    chunk = translator.feed(event)
+                    if chunk is not None:
+                        delta = chunk["choices"][0]["delta"]
+                        if outcome.first_token_at is None and delta and "role" not in delta:
+                            outcome.mark_token()
+                        yield chunk
+                if translator.finished:
+                    break
+            if not translator.finished and translator.finish_reason is None:
+                raise ModelRequestFailed(f"upstream {self.name} ended the stream before it finished")
+            await self.finish_response(response)
+            if translator.usage() is None:
+                await self.estimator.load()
+        finally:
+            response.close()
+            outcome.finish_reason = translator.finish_reason
+            outcome.usage = translator.usage() or self.estimator.usage_now(call.request.messages, translator.parts)

@@ -1,0 +1,132 @@
+"""OpenAI-compatible upstreams (OpenAI, DeepSeek, Hunyuan, vLLM, SGLang, Ollama, llama.cpp server...).
+
+The client's body goes on as received (unknown fields included) with only `model` and the stream
+usage request changed; stream events pass through as bytes unless `model` must be renamed, and each
+is decoded once to read usage, finish reasons and error objects.
+"""
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import orjson
+
+from cbgate.errors import ModelRequestFailed
+from cbgate.protocol.chat_response import Usage
+from cbgate.providers.base import Completion, ModelCall, StreamOutcome
+from cbgate.providers.token_estimate import TokenEstimator
+from cbgate.providers.upstream_base import UpstreamAdapter
+from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient
+
+
+def chat_url(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    return base if base.endswith("/chat/completions") else base + "/chat/completions"
+
+
+def reported_usage(body: dict) -> Usage | None:
+    usage = body.get("usage")
+    if not isinstance(usage, dict) or "prompt_tokens" not in usage:
+        return None
+    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+def _delta_text(delta: dict, parts: list[str]) -> bool:
+    """Collect what an estimate would count; True when the delta carries generated output."""
+    found = False
+    for key in ("content", "reasoning_content"):
+        text = delta.get(key)
+        if text:
+            parts.append(text)
+            found = True
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.append((function.get("name") or "") + (function.get("arguments") or ""))
+            found = True
+    return found
+
+
+class OpenAICompatAdapter(UpstreamAdapter):
+    def __init__(self, name: str, *, base_url: str, api_key: str | None, client: UpstreamClient,
+                 estimator: TokenEstimator, upstream_model: str | None = None, timeouts: Timeouts | None = None,
+                 guarded: bool = False):
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        endpoint = Endpoint(name, chat_url(base_url), headers, api_key, guarded)
+        super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts)
+
+    def _payload(self, call: ModelCall, stream: bool) -> bytes:
+        raw = call.request.raw
+        body = dict(raw)  # shallow: the client's own dict stays as it came, for a fallback deployment
+        body["model"] = self.upstream_model or call.upstream_model or raw["model"]
+        if stream:
+            body["stream_options"] = {**(raw.get("stream_options") or {}), "include_usage": True}
+        return orjson.dumps(body)
+
+    async def complete(self, call: ModelCall) -> Completion:
+        body = await self._call_json(self._payload(call, stream=False))
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ModelRequestFailed(f"upstream {self.name} answered without choices")
+        body["model"] = call.chunks.model
+        usage = reported_usage(body)
+        if usage is None:
+            parts: list[str] = []
+            for choice in choices:
+                message = choice.get("message") if isinstance(choice, dict) else None
+                if isinstance(message, dict):
+                    _delta_text(message, parts)
+            usage = await self.estimator.usage(call.request.messages, parts)
+            body["usage"] = usage.as_dict()
+        return Completion(body, usage)
+
+    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
+        response, batches = await self._open_stream(self._payload(call, stream=True))
+        public = call.chunks.model
+        parts: list[str] = []
+        usage: Usage | None = None
+        done = False
+        try:
+            async for events in batches:
+                for name, data in events:
+                    if data == b"[DONE]":
+                        done = True
+                        break
+                    chunk = self.decode_event(data)
+                    if name == b"error" or chunk.get("error"):
+                        raise self.failure_from(chunk)
+                    if chunk.get("usage"):
+                        usage = reported_usage(chunk) or usage
+                    choices = chunk.get("choices")
+                    if not choices:
+                        continue  # the usage chunk: the chat service sends the client its own, once
+                    if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
+                        call.chunks.id = chunk["id"]  # so the usage chunk the chat service adds matches
+                    self._note_choices(choices, outcome, parts)
+                    if chunk.get("model") != public:
+                        chunk["model"] = public
+                        yield chunk
+                    else:
+                        yield data
+                if done:
+                    break
+            if not done and outcome.finish_reason is None:
+                raise ModelRequestFailed(f"upstream {self.name} ended the stream before it finished")
+            await self.finish_response(response)
+            if usage is None:
+                await self.estimator.load()
+        finally:
+            response.close()  # a no-op after finish_response; otherwise stops the upstream at once
+            # billed even when the stream broke off or the client left: what was produced so far
+            outcome.usage = usage or self.estimator.usage_now(call.request.messages, parts)
+
+    @staticmethod
+    def _note_choices(choices: Any, outcome: StreamOutcome, parts: list[str]) -> None:
+        for choice in choices:
+            delta = choice.get("delta")
+            if delta and _delta_text(delta, parts) and outcome.first_token_at is None:
+                outcome.mark_token()
+            finish = choice.get("finish_reason")
+            if finish:
+                outcome.finish_reason = finish

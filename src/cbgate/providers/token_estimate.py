@@ -1,0 +1,53 @@
+"""Token counts for upstreams that report no usage: cl100k (offline, from `bpe-openai`), marked estimated.
+
+The encoding takes about half a second to load, so it is loaded once, off the event loop, on first need.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from cbgate.protocol.chat_response import Usage
+
+MESSAGE_OVERHEAD = 4  # tokens OpenAI's chat format adds around each message
+
+
+class TokenEstimator:
+    def __init__(self, encoding_name: str = "cl100k_base"):
+        self.encoding_name = encoding_name
+        self._encoding = None
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        if self._encoding is None:
+            async with self._lock:
+                if self._encoding is None:
+                    import bpe_openai
+                    self._encoding = await asyncio.to_thread(bpe_openai.get_encoding, self.encoding_name)
+
+    def _count(self, text: str) -> int:
+        if not text:
+            return 0
+        if self._encoding is None:  # not loaded yet (a stream cut short early): a rough count
+            return max(1, len(text.encode()) // 4)
+        return len(self._encoding.encode_ordinary(text))
+
+    def usage_now(self, messages: list[dict], completion_parts: list[str]) -> Usage:
+        """Estimated usage of a call: the prompt's messages and the pieces of text the upstream produced."""
+        prompt = sum(MESSAGE_OVERHEAD + self._count(_message_text(m)) for m in messages) + 3
+        return Usage(prompt, self._count("".join(completion_parts)), estimated=True)
+
+    async def usage(self, messages: list[dict], completion_parts: list[str]) -> Usage:
+        await self.load()
+        return self.usage_now(messages, completion_parts)
+
+
+def _message_text(message: dict) -> str:
+    content: Any = message.get("content")
+    parts = [content] if isinstance(content, str) else [
+        p.get("text", "") for p in content or () if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts += [str(function.get("name", "")), str(function.get("arguments", ""))]
+    return "\n".join(parts)

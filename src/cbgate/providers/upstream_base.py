@@ -1,0 +1,112 @@
+"""What the OpenAI-compatible and Anthropic adapters share: the endpoint, the egress check, the
+non-streaming call under its total timeout, and opening a stream."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator
+
+import aiohttp
+import orjson
+
+from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
+from cbgate.providers.base import Capabilities
+from cbgate.providers.netguard import EgressRefused
+from cbgate.providers.token_estimate import TokenEstimator
+from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient, object_reason, read_failure
+from cbgate.providers.upstream_sse import Event, read_events
+
+
+class UpstreamAdapter:
+    capabilities = Capabilities(tools=True, images=True, reasoning=True)
+
+    def __init__(self, name: str, endpoint: Endpoint, client: UpstreamClient, estimator: TokenEstimator, *,
+                 upstream_model: str | None = None, timeouts: Timeouts | None = None):
+        self.name = name
+        self.endpoint = endpoint
+        self.client = client
+        self.estimator = estimator
+        self.upstream_model = upstream_model or None
+        self.timeouts = timeouts or Timeouts()
+        self.refusal: str | None = None
+        if endpoint.guarded:
+            try:  # an address literal never reaches the resolver, so it is checked here, once
+                client.policy.check_literal(endpoint.url)
+            except EgressRefused as exc:
+                self.refusal = str(exc)
+
+    def _check_allowed(self) -> None:
+        if self.refusal is not None:
+            raise ModelRequestFailed(f"upstream {self.name} refused: {self.refusal}")
+
+    async def _call_json(self, payload: bytes) -> dict:
+        """POST and return the decoded 200 body, all within the total timeout."""
+        self._check_allowed()
+        timeouts = self.timeouts
+        try:
+            async with asyncio.timeout(timeouts.total):
+                response = await self.client.open(self.endpoint, payload, timeouts,
+                                                  deadline=time.monotonic() + timeouts.total)
+                try:
+                    raw = await response.read()
+                except aiohttp.ClientError as exc:
+                    raise read_failure(self.endpoint, exc) from None
+                finally:
+                    response.release()
+        except TimeoutError:
+            raise ModelRequestTimeout(f"upstream {self.name} did not answer within {timeouts.total:g}s") from None
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ModelRequestFailed(f"upstream {self.name} answered with a body that is not JSON: "
+                                     f"{self.endpoint.scrub(raw[:200].decode('utf-8', 'replace'))}") from None
+        if not isinstance(body, dict) or body.get("error") or body.get("type") == "error":
+            raise self.failure_from(body)
+        return body
+
+    def failure_from(self, body: Any) -> ModelRequestFailed:
+        """An error object the upstream sent with a 200 status, in a body or a stream event."""
+        return ModelRequestFailed(f"upstream {self.name} failed: {self.endpoint.scrub(object_reason(body))}")
+
+    def decode_event(self, data: bytes) -> dict:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ModelRequestFailed(f"upstream {self.name} sent a malformed stream event: "
+                                     f"{self.endpoint.scrub(data[:200].decode('utf-8', 'replace'))}") from None
+        if not isinstance(chunk, dict):
+            raise ModelRequestFailed(f"upstream {self.name} sent a stream event that is not an object")
+        return chunk
+
+    async def _open_stream(self, payload: bytes) -> tuple[aiohttp.ClientResponse, AsyncIterator[list[Event]]]:
+        """POST a streaming request; the caller closes the response however the stream ends."""
+        self._check_allowed()
+        first_byte_at = asyncio.get_running_loop().time() + self.timeouts.first_byte
+        response = await self.client.open(self.endpoint, payload, self.timeouts)
+        if response.content_type == "application/json":  # an error object instead of a stream
+            try:
+                raw = await response.read()
+            except aiohttp.ClientError as exc:
+                raise read_failure(self.endpoint, exc) from None
+            finally:
+                response.release()
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                body = raw.decode("utf-8", "replace")
+            raise self.failure_from(body)
+        return response, read_events(response, self.endpoint, first_byte_at, self.timeouts.idle)
+
+    @staticmethod
+    async def finish_response(response: aiohttp.ClientResponse) -> None:
+        """Read a finished stream's last bytes so its connection goes back to the pool."""
+        try:
+            async with asyncio.timeout(1.0):
+                await response.content.read()
+        except (TimeoutError, aiohttp.ClientError):
+            response.close()
+            return
+        response.release()
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the pooled sessions belong to the registry's UpstreamClient."""
