@@ -5,6 +5,7 @@ The encoding takes about half a second to load, so it is loaded once, off the ev
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 
 from cbgate.protocol.chat_response import Usage
@@ -22,8 +23,7 @@ class TokenEstimator:
         if self._encoding is None:
             async with self._lock:
                 if self._encoding is None:
-                    import bpe_openai
-                    self._encoding = await asyncio.to_thread(bpe_openai.get_encoding, self.encoding_name)
+                    self._encoding = await asyncio.to_thread(_load_encoding, self.encoding_name)
 
     def _count(self, text: str) -> int:
         if not text:
@@ -40,6 +40,14 @@ class TokenEstimator:
     async def usage(self, messages: list[dict], completion_parts: list[str]) -> Usage:
         await self.load()
         return self.usage_now(messages, completion_parts)
+
+
+def _load_encoding(name: str):
+    import bpe_openai
+
+    with warnings.catch_warnings():  # the package reads its data with a deprecated importlib call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return bpe_openai.get_encoding(name)
 
 
 def _message_text(message: dict) -> str:

@@ -127,7 +127,7 @@ class UpstreamClient:
             if wait is None or attempt >= self.retry.attempts or (
                     deadline is not None and time.monotonic() + wait >= deadline):
                 raise failure
-            log.warning("upstream %s: %s; retrying in %.2fs", endpoint.name, failure.message, wait)
+            log.warning("%s; retrying in %.2fs", failure.message, wait)
             await asyncio.sleep(wait)
 
     async def _post(self, endpoint: Endpoint, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
