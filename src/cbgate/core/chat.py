@@ -6,6 +6,7 @@ import time
 from typing import AsyncIterator
 
 from cbgate.core.auth import Principal, authenticate
+from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import ModelRequestFailed
@@ -15,9 +16,10 @@ from cbgate.providers.base import ModelCall, Provider, StreamOutcome
 
 
 class ChatService:
-    def __init__(self, directory: TenantDirectory, resolver: Resolver):
+    def __init__(self, directory: TenantDirectory, resolver: Resolver, metering: Metering | None = None):
         self.directory = directory
         self.resolver = resolver
+        self.metering = metering or Metering()
         self.started = int(time.time())
 
     def authenticate(self, authorization: str | None, host: str | None) -> Principal:
@@ -36,24 +38,40 @@ class ChatService:
         return self.resolver.resolve(self.directory.snapshot, principal.env_id, group, req.model).providers
 
     async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
-        providers = self._route(principal, group, req)
-        call = ModelCall(req, ChunkFactory(req.model), request_id)
-        failure: ModelRequestFailed | None = None
-        for provider in providers:
-            try:
-                return (await provider.complete(call)).body
-            except ModelRequestFailed as exc:  # the next deployment may still answer
-                failure = exc
-        raise failure
+        with self.metering.start(principal, group, req, request_id) as meter:  # records however it ends
+            providers = self._route(principal, group, req)
+            call = ModelCall(req, ChunkFactory(req.model), request_id)
+            failure: ModelRequestFailed | None = None
+            for provider in providers:
+                meter.serving(provider.name)
+                try:
+                    completion = await provider.complete(call)
+                except ModelRequestFailed as exc:  # the next deployment may still answer
+                    failure = exc
+                    continue
+                meter.usage = completion.usage
+                return completion.body
+            raise failure
 
     async def open_stream(self, principal: Principal, group: str, req: ChatRequest,
                           request_id: str) -> AsyncIterator[dict | bytes]:
-        """Start the stream and wait for its first chunk, so any failure up to here is a JSON error."""
+        """Start the stream and wait for its first chunk, so any failure up to here is a JSON error.
+        The stream returned records the request when it is closed (ended, failed or dropped)."""
+        meter = self.metering.start(principal, group, req, request_id)
+        try:
+            return await self._open_stream(principal, group, req, request_id, meter)
+        except BaseException as exc:
+            meter.finish(exc)
+            raise
+
+    async def _open_stream(self, principal: Principal, group: str, req: ChatRequest, request_id: str,
+                           meter: Meter) -> MeteredStream:
         providers = self._route(principal, group, req)
         call = ModelCall(req, ChunkFactory(req.model), request_id)
         failure: ModelRequestFailed | None = None
         for provider in providers:
             outcome = StreamOutcome()
+            meter.serving(provider.name, outcome)
             chunks = provider.stream(call, outcome)
             try:
                 first = await anext(chunks)
@@ -67,7 +85,7 @@ class ChatService:
             except BaseException:
                 await chunks.aclose()
                 raise
-            return self._rest(first, chunks, call, outcome)
+            return MeteredStream(self._rest(first, chunks, call, outcome), meter, also_close=chunks)
         raise failure
 
     async def _rest(self, first, chunks, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:

@@ -7,6 +7,8 @@ import os
 
 from cbgate.config import Settings, load_settings
 from cbgate.core.chat import ChatService
+from cbgate.core.metering import Metering
+from cbgate.core.metrics import Metrics
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import CloudBaseError, InternalError, InvalidPath
@@ -15,6 +17,7 @@ from cbgate.http.exchange import Exchange
 from cbgate.providers.base import Provider
 from cbgate.providers.registry import ProviderRegistry
 from cbgate.store.db import Store
+from cbgate.store.ledger import LedgerWriter
 
 log = logging.getLogger("cbgate")
 
@@ -27,6 +30,8 @@ class App:
         self.registry: ProviderRegistry | None = None
         self.chat: ChatRoutes | None = None
         self._tasks: list[asyncio.Task] = []
+        self.metrics = Metrics()
+        self.ledger: LedgerWriter | None = None
 
     async def startup(self) -> None:
         self.store = Store(self.settings.database_url)
@@ -35,14 +40,19 @@ class App:
         self.registry = ProviderRegistry(self.settings, self.overrides)
         await asyncio.to_thread(self.registry.build)
         await self.registry.start()  # upstream sessions belong to this loop
-        service = ChatService(directory, Resolver(self.registry))
+        self.ledger = LedgerWriter(self.store, self.settings.data_dir / "spool")
+        await asyncio.to_thread(self.ledger.replay_orphans)  # what a killed run left behind
+        service = ChatService(directory, Resolver(self.registry), Metering(self.ledger, self.metrics))
         self.chat = ChatRoutes(service, self.settings.max_body_bytes)
         self._tasks.append(asyncio.create_task(directory.run()))
+        self._tasks.append(asyncio.create_task(self.ledger.run()))
 
     async def shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.ledger:  # uvicorn has drained the requests by now, so every record is in
+            await self.ledger.close()
         if self.registry:
             await self.registry.close()
         if self.store:
@@ -75,6 +85,8 @@ class App:
         try:
             await self.dispatch(ex)
         except CloudBaseError as err:
+            if not getattr(err, "metered", False):
+                self.metrics.rejected(err.code)
             if not ex.started:
                 await ex.reply_error(err)
         except (ConnectionAbortedError, asyncio.CancelledError):
@@ -90,6 +102,8 @@ class App:
         parts = ex.scope["path"].strip("/").split("/")
         if len(parts) >= 4 and parts[0] == "v1" and parts[1] == "ai" and parts[2]:
             return await self.chat.handle(ex, parts[2], tuple(parts[3:]))
+        if parts == ["metrics"]:
+            return await ex.reply(200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
         if parts == ["healthz"]:
             return await ex.reply_json({"status": "ok"})
         raise InvalidPath(f"no such path: {ex.scope['path']}")

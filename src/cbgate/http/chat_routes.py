@@ -52,8 +52,8 @@ class ChatRoutes:
             body = await self.service.complete(principal, group, req, ex.request_id)
             return await ex.reply_json(body)
         chunks = await self.service.open_stream(principal, group, req, ex.request_id)
-        await ex.start(200, sse.SSE_HEADERS)
         try:
+            await ex.start(200, sse.SSE_HEADERS)  # in the try: the stream is closed (and metered) come what may
             async for chunk in chunks:
                 await ex.send({"type": "http.response.body", "body": sse.event(chunk), "more_body": True})
             tail = sse.DONE

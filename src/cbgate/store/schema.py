@@ -1,8 +1,7 @@
 """Table definitions shared by SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, String,
-                        Table)
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table
 
 metadata = MetaData()
 

@@ -1,0 +1,147 @@
+"""Metering one chat request: its ledger record and its metrics, however the request ends.
+
+The chat service opens a `Meter` per request; `finish()` runs exactly once (normal end, error, or the
+client's disconnect cancelling the task) and only appends to the spool and updates counters in memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import AsyncIterator
+
+from cbgate.core.auth import Principal
+from cbgate.core.metrics import Metrics
+from cbgate.errors import CloudBaseError
+from cbgate.protocol.chat_request import ChatRequest
+from cbgate.protocol.chat_response import Usage
+from cbgate.providers.base import StreamOutcome
+from cbgate.store.ledger import LedgerWriter
+from cbgate.store.usage import UsageRecord
+
+INTERRUPTED = "GATEWAY_INTERRUPTED"  # the code of a request whose process died before it ended
+CLIENT_CLOSED_STATUS = 499  # nginx's "client closed request": the client left before the answer
+
+
+def rough_prompt_tokens(messages: list[dict]) -> int:
+    """About four characters a token: only for a request whose process died before it was counted."""
+    chars = sum(len(m["content"]) if isinstance(m.get("content"), str) else 256 for m in messages)
+    return max(1, chars // 4)
+
+
+def _client_left(error: BaseException | None) -> bool:
+    if isinstance(error, (asyncio.CancelledError, ConnectionError)):
+        return True
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+class Meter:
+    __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done")
+
+    def __init__(self, metering: Metering, principal: Principal, group: str, req: ChatRequest,
+                 request_id: str):
+        self.metering = metering
+        self.req = req
+        self.record = UsageRecord(request_id=request_id, env_id=principal.env_id, key_id=principal.key_id,
+                                  group_name=group, model=req.model[:128], stream=req.stream,
+                                  created_at=time.time())
+        self.routed = False  # model and group are labels only once they resolved to a real route
+        self.answered = False  # a stream's 200 went out, so later failures travel inside it
+        self.usage: Usage | None = None
+        self.outcome: StreamOutcome | None = None
+        self.started = time.monotonic()
+        self.done = False
+
+    def serving(self, deployment: str, outcome: StreamOutcome | None = None) -> None:
+        """A deployment is about to serve: journal the request so even `kill -9` cannot lose it."""
+        self.record.deployment = deployment
+        self.outcome = outcome
+        if not self.routed:
+            self.routed = True
+            if self.metering.ledger is not None:
+                r = self.record
+                self.metering.ledger.begin(UsageRecord(
+                    r.request_id, r.env_id, r.key_id, r.group_name, r.model, deployment, r.stream,
+                    prompt_tokens=rough_prompt_tokens(self.req.messages), estimated=True, status=500,
+                    code=INTERRUPTED, created_at=r.created_at))
+
+    def __enter__(self) -> Meter:
+        return self
+
+    def __exit__(self, _type, error, _tb) -> bool:
+        self.finish(error)
+        return False
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        r = self.record
+        usage = self.usage or (self.outcome.usage if self.outcome is not None else None)
+        if usage is not None:
+            r.prompt_tokens, r.completion_tokens, r.estimated = (
+                usage.prompt_tokens, usage.completion_tokens, usage.estimated)
+        elapsed = time.monotonic() - self.started
+        r.latency_ms = round(elapsed * 1000, 3)
+        first = self.outcome.first_token_at if self.outcome is not None else None
+        ttft = first - self.started if first is not None else None
+        r.ttft_ms = round(ttft * 1000, 3) if ttft is not None else None
+        if isinstance(error, CloudBaseError):
+            r.status, r.code = (200 if self.answered else error.status), error.code
+            error.metered = True  # counted here; the HTTP layer must not count it again
+        elif _client_left(error):
+            r.disconnected = True
+            r.status = 200 if self.answered else CLIENT_CLOSED_STATUS
+        elif error is not None:
+            r.status, r.code = (200 if self.answered else 500), "SYS_ERR"
+        self.metering.finished(self, elapsed, ttft)
+
+
+class Metering:
+    def __init__(self, ledger: LedgerWriter | None = None, metrics: Metrics | None = None):
+        self.ledger = ledger
+        self.metrics = metrics or Metrics()
+
+    def start(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
+        self.metrics.started(principal.env_id, group)
+        return Meter(self, principal, group, req, request_id)
+
+    def finished(self, meter: Meter, elapsed: float, ttft: float | None) -> None:
+        r = meter.record
+        code = r.code or ("CLIENT_CLOSED" if r.disconnected else "OK")
+        model = r.model if meter.routed else ""
+        self.metrics.finished(r.env_id, r.group_name, model, code, r.prompt_tokens, r.completion_tokens,
+                              elapsed, ttft)
+        if self.ledger is not None:
+            self.ledger.finish(r)
+
+
+class MeteredStream:
+    """The chunks of a stream whose first chunk arrived (its 200 is out), metered however it ends."""
+
+    def __init__(self, chunks: AsyncIterator, meter: Meter, also_close: AsyncIterator | None = None):
+        self.chunks = chunks
+        self.also_close = also_close  # the provider's stream, in case `chunks` was never started
+        self.meter = meter
+        self.error: BaseException | None = None
+        meter.answered = True
+
+    def __aiter__(self) -> MeteredStream:
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.chunks.__anext__()
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self.chunks.aclose()
+            if self.also_close is not None:
+                await self.also_close.aclose()
+        finally:
+            self.meter.finish(self.error)

@@ -1,0 +1,117 @@
+"""The usage ledger's rows: idempotent batch inserts and the queries the CLI and the admin API share.
+
+Queries (all per environment, `since` in epoch seconds):
+- `usage_summary(store, env_id, since, by)`: totals, plus one row per model, key or day when `by` is given;
+- `usage_series(store, env_id, since)`: tokens and requests per day and model (for charts);
+- `recent_requests(store, env_id, limit)`: the newest ledger records.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cbgate.store import schema
+
+GROUPINGS = ("model", "key", "day")
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    """One chat request as the ledger keeps it. `code` is None for success."""
+    request_id: str
+    env_id: str
+    key_id: str | None
+    group_name: str
+    model: str
+    deployment: str = ""
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+    status: int = 200
+    code: str | None = None
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    disconnected: bool = False
+    created_at: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> UsageRecord:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    def row(self) -> dict:
+        return {**asdict(self), "day": time.strftime("%Y-%m-%d", time.gmtime(self.created_at))}
+
+
+def insert_records(store, records: list[UsageRecord]) -> None:
+    """Insert a batch; a request id already in the ledger is skipped, so replays never double-count."""
+    if not records:
+        return
+    dialect_insert = sqlite.insert if store.is_sqlite else postgresql.insert
+    unique = {r.request_id: r.row() for r in records}  # one statement must not name an id twice
+    stmt = dialect_insert(schema.usage_ledger).on_conflict_do_nothing(index_elements=["request_id"])
+    with store.engine.begin() as conn:
+        conn.execute(stmt, list(unique.values()))
+
+
+def _totals(t):
+    prompt = func.coalesce(func.sum(t.c.prompt_tokens), 0)
+    completion = func.coalesce(func.sum(t.c.completion_tokens), 0)
+    errors = func.coalesce(func.sum(case((t.c.code.is_not(None), 1), else_=0)), 0)
+    return (func.count().label("requests"), errors.label("errors"), prompt.label("prompt_tokens"),
+            completion.label("completion_tokens"))
+
+
+def _counts(row) -> dict:
+    prompt, completion = int(row.prompt_tokens), int(row.completion_tokens)
+    return {"requests": int(row.requests), "errors": int(row.errors), "prompt_tokens": prompt,
+            "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _where(query, env_id: str, since: float | None):
+    t = schema.usage_ledger
+    query = query.where(t.c.env_id == env_id)
+    return query.where(t.c.created_at >= since) if since is not None else query
+
+
+def usage_summary(store, env_id: str, since: float | None = None, by: str | None = None) -> dict:
+    """{"env", "since", "by", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+    "rows": [{<by>: value, ...the same counts}]} (rows empty when `by` is None)."""
+    if by is not None and by not in GROUPINGS:
+        raise ValueError(f"usage can be grouped by {', '.join(GROUPINGS)}, not {by!r}")
+    t = schema.usage_ledger
+    with store.engine.connect() as conn:
+        total = conn.execute(_where(select(*_totals(t)), env_id, since)).one()
+        rows = []
+        if by is not None:
+            column = {"model": t.c.model, "key": t.c.key_id, "day": t.c.day}[by]
+            query = _where(select(column.label("value"), *_totals(t)), env_id, since).group_by(column)
+            rows = [{by: r.value, **_counts(r)} for r in conn.execute(query.order_by(column))]
+    return {"env": env_id, "since": since, "by": by, **_counts(total), "rows": rows}
+
+
+def usage_series(store, env_id: str, since: float | None = None) -> list[dict]:
+    """[{"day", "model", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"}] by day."""
+    t = schema.usage_ledger
+    query = _where(select(t.c.day, t.c.model, *_totals(t)), env_id, since).group_by(t.c.day, t.c.model)
+    with store.engine.connect() as conn:
+        return [{"day": r.day, "model": r.model, **_counts(r)}
+                for r in conn.execute(query.order_by(t.c.day, t.c.model))]
+
+
+def recent_requests(store, env_id: str, limit: int = 50) -> list[UsageRecord]:
+    t = schema.usage_ledger
+    columns = [t.c[f.name] for f in fields(UsageRecord)]
+    query = select(*columns).where(t.c.env_id == env_id).order_by(t.c.created_at.desc()).limit(limit)
+    with store.engine.connect() as conn:
+        return [UsageRecord(**r._mapping) for r in conn.execute(query)]
