@@ -8,8 +8,9 @@ from tests.providers.conftest import SECRET
 from tests.support.fake_upstream import Reply
 from tests.support.sse import read_events
 
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "weather of a city",
-                                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+                                           "parameters": CITY}}]
 TOOL_CALLS = [{"id": "call_1", "type": "function",
                "function": {"name": "get_weather", "arguments": json.dumps({"city": "Shenzhen"})}}]
 

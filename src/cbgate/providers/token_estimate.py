@@ -43,10 +43,9 @@ class TokenEstimator:
 
 
 def _load_encoding(name: str):
-    import bpe_openai
-
     with warnings.catch_warnings():  # the package reads its data with a deprecated importlib call
         warnings.simplefilter("ignore", DeprecationWarning)
+        import bpe_openai
         return bpe_openai.get_encoding(name)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 
 from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
 from cbgate.providers.netguard import EgressPolicy, EgressRefused, GuardedResolver
@@ -74,17 +75,19 @@ class Endpoint:
 class UpstreamClient:
     """The pooled sessions: `trusted` for operator URLs, `guarded` (egress policy at connect) for tenants'."""
 
-    def __init__(self, policy: EgressPolicy, retry: RetryPolicy | None = None, pool_size: int = 256):
+    def __init__(self, policy: EgressPolicy, retry: RetryPolicy | None = None, pool_size: int = 256,
+                 resolver: AbstractResolver | None = None):
         self.policy = policy
         self.retry = retry or RetryPolicy()
         self.pool_size = pool_size
+        self.resolver = resolver  # the name service under the guard (tests put a scripted one here)
         self._trusted: aiohttp.ClientSession | None = None
         self._guarded: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         """Create the sessions on the running loop (aiohttp binds them to it)."""
         self._trusted = self._session(None)
-        self._guarded = self._session(GuardedResolver(self.policy))
+        self._guarded = self._session(GuardedResolver(self.policy, self.resolver))
 
     def _session(self, resolver) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self.pool_size, limit_per_host=0, resolver=resolver,
