@@ -92,3 +92,4 @@ def test_a_name_that_resolves_to_loopback_at_connect_time_is_refused(tmp_path, f
     assert fake.chat_requests == []
     assert call_through(tmp_path, url, allow="upstream.example.com", resolver=rebinding)["choices"]
     assert call_through(tmp_path, url, allow="127.0.0.0/8", resolver=rebinding)["choices"]
+

@@ -33,6 +33,7 @@ class AnthropicAdapter(UpstreamAdapter):
         endpoint = Endpoint(name, messages_url(base_url), headers, api_key, guarded)
         super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts)
         self.max_tokens = max_tokens
+        self.models_url = endpoint.url[:-len("/messages")] + "/models"
 
     def _payload(self, call: ModelCall, stream: bool) -> bytes:
         model = self.upstream_model or call.upstream_model or call.request.model

@@ -55,6 +55,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
             headers["Authorization"] = f"Bearer {api_key}"
         endpoint = Endpoint(name, chat_url(base_url), headers, api_key, guarded)
         super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts)
+        self.models_url = endpoint.url[:-len("/chat/completions")] + "/models"
 
     def _payload(self, call: ModelCall, stream: bool) -> bytes:
         raw = call.request.raw

@@ -13,7 +13,7 @@ from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
 from cbgate.providers.base import Capabilities
 from cbgate.providers.netguard import EgressRefused
 from cbgate.providers.token_estimate import TokenEstimator
-from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient, object_reason, read_failure
+from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient, error_reason, object_reason, read_failure
 from cbgate.providers.upstream_sse import Event, read_events
 
 
@@ -96,6 +96,29 @@ class UpstreamAdapter:
                 body = raw.decode("utf-8", "replace")
             raise self.failure_from(body)
         return response, read_events(response, self.endpoint, first_byte_at, self.timeouts.idle)
+
+    models_url: str = ""  # set by each protocol: where `check()` asks for the model list
+
+    async def check(self) -> None:
+        """Ask the upstream for its model list with our secret (a group's creation check): returns when
+        it answers 200, else raises ModelRequestFailed / ModelRequestTimeout saying why."""
+        self._check_allowed()
+        session = self.client.session(self.endpoint.guarded)
+        headers = {k: v for k, v in self.endpoint.headers.items() if k != "Content-Type"}
+        try:
+            async with asyncio.timeout(min(self.timeouts.total, 15.0)):
+                async with session.get(self.models_url, headers=headers, allow_redirects=False) as response:
+                    raw = await response.read()
+        except TimeoutError:
+            raise ModelRequestTimeout(f"upstream {self.name} did not answer in time") from None
+        except EgressRefused as exc:
+            raise ModelRequestFailed(f"upstream {self.name} refused: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise ModelRequestFailed(f"upstream {self.name} could not be reached: "
+                                     f"{self.endpoint.scrub(str(exc) or type(exc).__name__)}") from None
+        if response.status != 200:
+            raise ModelRequestFailed(f"upstream {self.name} answered {response.status}: "
+                                     f"{self.endpoint.scrub(error_reason(raw))}")
 
     @staticmethod
     async def finish_response(response: aiohttp.ClientResponse) -> None:
