@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cbgate.cli import serve, tenants
+from cbgate.cli import serve, tenants, usage
 from cbgate.cli.common import DATA_HELP, data_dir_option
 from cbgate.config import ConfigError
 from cbgate.errors import CloudBaseError
 from cbgate.providers.local.source import ModelSourceError
 
-COMMANDS = [serve, tenants]
+COMMANDS = [serve, tenants, usage]
 
 
 def build_parser() -> argparse.ArgumentParser:

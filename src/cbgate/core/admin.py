@@ -10,6 +10,7 @@ from cbgate.config import Settings
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidEnv, InvalidParam, ModelGroupNotFound, ModelNotSupported
+from cbgate.store import usage
 from cbgate.store.db import KeyRow, Store, StoreConflict
 
 ENV_ID = re.compile(r"^[a-z][a-z0-9-]{2,47}$")
@@ -83,3 +84,20 @@ class Admin:
         if self.settings.catalog_model(model) is None:
             raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
         self.store.set_model_switch(env_id, group, model, enabled)
+
+    # Usage (the ledger): the CLI's `cbgate usage` and the admin API's usage views and charts.
+    def usage_summary(self, env_id: str, since: float | None = None, by: str | None = None) -> dict:
+        """Totals (with `total_tokens`) and, when `by` is model|key|day, one row per value."""
+        self.require_env(env_id)
+        if by not in (None, *usage.GROUPINGS):
+            raise InvalidParam(f"usage can be grouped by {', '.join(usage.GROUPINGS)}, not {by!r}")
+        return usage.usage_summary(self.store, env_id, since, by)
+
+    def usage_series(self, env_id: str, since: float | None = None) -> list[dict]:
+        """Requests and tokens per day and model, oldest first."""
+        self.require_env(env_id)
+        return usage.usage_series(self.store, env_id, since)
+
+    def recent_requests(self, env_id: str, limit: int = 50) -> list[usage.UsageRecord]:
+        self.require_env(env_id)
+        return usage.recent_requests(self.store, env_id, max(1, min(limit, 1000)))

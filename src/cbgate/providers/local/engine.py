@@ -36,6 +36,10 @@ class Job:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Written by the engine thread, so a caller that stopped listening can still bill what was generated.
+    started: bool = False
+    produced: int = 0
+    finished: threading.Event = field(default_factory=threading.Event)
 
     def emit(self, *event) -> None:
         self.loop.call_soon_threadsafe(self.events.put_nowait, event)
@@ -103,6 +107,7 @@ class LocalEngine:
             finally:
                 with self._lock:
                     self._pending -= 1
+                job.finished.set()
 
     def _generate(self, job: Job) -> None:
         llm, sampling = self.llm, job.sampling
@@ -114,19 +119,21 @@ class LocalEngine:
                 f"invalid parameter `messages`: the prompt is {len(tokens)} tokens, over the model's "
                 f"context of {self.n_ctx}")
         max_tokens = min(sampling.max_tokens, room)
+        job.started = True
         job.emit("start", len(tokens))
         llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         scanner = StopScanner(sampling.stop)
         produced, finish, context = 0, "length", list(tokens)
         for token in llm.generate(tokens, temp=sampling.temperature, top_p=sampling.top_p, reset=True):
-            if job.cancel.is_set():
-                finish = "cancelled"
-                break
             if token in self.stop_ids:
                 finish = "stop"
                 break
-            produced += 1
+            produced += 1  # generated, so billed, even if the client left while it was computed
+            job.produced = produced
+            if job.cancel.is_set():
+                finish = "cancelled"
+                break
             # The incremental decoder keeps a split multi-byte character until its last byte arrives.
             text, hit = scanner.feed(decoder.decode(llm.detokenize([token], prev_tokens=context)))
             if text:

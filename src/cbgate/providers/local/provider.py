@@ -60,13 +60,28 @@ class LocalProvider:
 
     async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict]:
         job = self._job(call)
-        async for kind, *rest in self._events(job, outcome):
-            if kind == "start":
-                yield call.chunks.chunk({"role": "assistant", "content": ""})
-            else:
-                outcome.mark_token()
-                yield call.chunks.chunk({"content": rest[0]})
+        try:
+            async for kind, *rest in self._events(job, outcome):
+                if kind == "start":
+                    yield call.chunks.chunk({"role": "assistant", "content": ""})
+                else:
+                    outcome.mark_token()
+                    yield call.chunks.chunk({"content": rest[0]})
+        finally:
+            await _settle_cancelled(job, outcome)
         yield call.chunks.chunk({}, outcome.finish_reason)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.engine.close)
+
+
+async def _settle_cancelled(job: Job, outcome: StreamOutcome, wait: float = 2.0) -> None:
+    """A stream closed before its end event (client gone): stop the engine, wait the token it may be
+    computing, and bill every token it generated."""
+    if outcome.finish_reason is not None:  # the end event came: its counts are exact
+        return
+    job.cancel.set()
+    deadline = asyncio.get_running_loop().time() + wait
+    while job.started and not job.finished.is_set() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
+    outcome.usage.completion_tokens = max(outcome.usage.completion_tokens, job.produced)

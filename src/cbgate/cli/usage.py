@@ -1,0 +1,62 @@
+"""`cbgate usage`: what an environment used, from the ledger (scripts read `--json`)."""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from datetime import datetime, timezone
+
+import orjson
+
+from cbgate.cli.common import open_admin
+from cbgate.errors import InvalidParam
+from cbgate.store.usage import GROUPINGS
+
+RELATIVE = re.compile(r"^(\d+)([hd])$")
+
+
+def parse_since(value: str | None, now: float | None = None) -> float | None:
+    """`2026-11-01`, `2026-11-01T12:00` (UTC unless an offset is given), or `24h` / `7d` ago."""
+    if value is None:
+        return None
+    match = RELATIVE.match(value.strip())
+    if match:
+        hours = int(match.group(1)) * (24 if match.group(2) == "d" else 1)
+        return (now if now is not None else time.time()) - hours * 3600
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidParam(f"--since {value!r}: use a date (2026-11-01), a time (2026-11-01T12:00) "
+                           "or a span (24h, 7d)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def _table(summary: dict, by: str | None) -> str:
+    head = ["requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"]
+    lines = []
+    if by is not None:
+        lines.append("\t".join([by, *head]))
+        lines += ["\t".join(str(row[c] if row[c] is not None else "-") for c in [by, *head])
+                  for row in summary["rows"]]
+    lines.append("\t".join(["total", *(str(summary[c]) for c in head)]))
+    return "\n".join(lines)
+
+
+def cmd_usage(args) -> None:
+    admin = open_admin(args)
+    summary = admin.usage_summary(args.env, parse_since(args.since), args.by)
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        print(_table(summary, args.by))
+
+
+def register(sub, common) -> None:
+    usage = sub.add_parser("usage", parents=[common], help="tokens and requests of an environment")
+    usage.add_argument("--env", required=True)
+    usage.add_argument("--since", metavar="DATE", help="from this date, time (UTC) or span ago (24h, 7d)")
+    usage.add_argument("--by", choices=GROUPINGS, help="one row per model, key or day")
+    usage.add_argument("--json", action="store_true", help="one JSON object with `total_tokens` and `rows`")
+    usage.set_defaults(func=cmd_usage)
