@@ -102,6 +102,11 @@ def test_no_first_byte_in_time_is_a_504(upstream_gateway, fake, stream):
     fake.wait_for(lambda s: s["requests"] >= 1)
 
 
+def test_headers_without_a_first_event_in_time_is_a_504(upstream_gateway, fake):
+    fake.script(Reply(chunk_delay=1.5))  # the status line comes at once, the first event does not
+    assert_failed(upstream_gateway.chat(chat_body("up-quick", stream=True)), 504, "first event")
+
+
 def test_an_idle_stream_ends_with_a_timeout_event_and_the_upstream_is_closed(upstream_gateway, fake):
     fake.script(Reply(events=5, stall_after=2))
     events = read_events(upstream_gateway.chat(chat_body("up-quick", stream=True), stream=True))

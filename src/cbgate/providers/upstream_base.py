@@ -45,8 +45,8 @@ class UpstreamAdapter:
         timeouts = self.timeouts
         try:
             async with asyncio.timeout(timeouts.total):
-                response = await self.client.open(self.endpoint, payload, timeouts,
-                                                  deadline=time.monotonic() + timeouts.total)
+                response, _ = await self.client.open(self.endpoint, payload, timeouts,
+                                                     deadline=time.monotonic() + timeouts.total)
                 try:
                     raw = await response.read()
                 except aiohttp.ClientError as exc:
@@ -81,8 +81,8 @@ class UpstreamAdapter:
     async def _open_stream(self, payload: bytes) -> tuple[aiohttp.ClientResponse, AsyncIterator[list[Event]]]:
         """POST a streaming request; the caller closes the response however the stream ends."""
         self._check_allowed()
-        first_byte_at = asyncio.get_running_loop().time() + self.timeouts.first_byte
-        response = await self.client.open(self.endpoint, payload, self.timeouts)
+        response, started = await self.client.open(self.endpoint, payload, self.timeouts)
+        first_byte_at = started + self.timeouts.first_byte  # headers and the first event, together
         if response.content_type == "application/json":  # an error object instead of a stream
             try:
                 raw = await response.read()

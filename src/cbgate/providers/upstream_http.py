@@ -109,15 +109,18 @@ class UpstreamClient:
         self._trusted = self._guarded = None
 
     async def open(self, endpoint: Endpoint, body: bytes, timeouts: Timeouts,
-                   deadline: float | None = None) -> aiohttp.ClientResponse:
-        """POST `body` and return a 200 response whose headers have arrived (the caller releases it).
+                   deadline: float | None = None) -> tuple[aiohttp.ClientResponse, float]:
+        """POST `body` and return a 200 response whose headers have arrived (the caller releases it),
+        with the loop time its successful try began (first-byte deadlines count from there).
 
         Retries 429/5xx and connect failures with backoff while nothing has reached the client; every
         other failure, and the last retryable one, raises ModelRequestFailed or ModelRequestTimeout.
         """
+        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             attempt += 1
+            started = loop.time()
             try:
                 response = await self._post(endpoint, body, timeouts)
             except _Retryable as exc:
@@ -125,7 +128,7 @@ class UpstreamClient:
                 failure = exc.failure
             else:
                 if response.status == 200:
-                    return response
+                    return response, started
                 failure, wait = await self._refusal(endpoint, response, attempt)
             if wait is None or attempt >= self.retry.attempts or (
                     deadline is not None and time.monotonic() + wait >= deadline):
