@@ -1,0 +1,129 @@
+"""The ledger writer and its spool: batches reach the database, a dead process's spool is replayed once,
+and a database outage loses nothing."""
+import asyncio
+import os
+import shutil
+import time
+
+import pytest
+
+from cbgate.store.db import Store
+from cbgate.store.ledger import LedgerWriter
+from cbgate.store.usage import UsageRecord, recent_requests
+from tests.support.postgres import set_reachable
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(str(tmp_path / "cbgate.db"))
+    s.migrate()
+    yield s
+    s.close()
+
+
+def record(i: int = 0, env_id: str = "team-a") -> UsageRecord:
+    return UsageRecord(os.urandom(12).hex(), env_id, "key-a", "cloudbase", "m1", "dep",
+                       prompt_tokens=10 + i, completion_tokens=i, created_at=time.time())
+
+
+def ids(store, env_id: str = "team-a") -> list[str]:
+    return sorted(r.request_id for r in recent_requests(store, env_id, limit=100_000))
+
+
+def die(writer: LedgerWriter) -> None:
+    """What `kill -9` leaves: the spool files as they are, and the lock released by the kernel."""
+    os.close(writer.spool.fd)
+    os.close(writer.spool.lock_fd)
+
+
+def test_flush_writes_the_batch_and_rotation_keeps_the_spool_small(store, tmp_path):
+    writer = LedgerWriter(store, tmp_path / "spool", rotate_bytes=2000)
+    records = [record(i) for i in range(50)]
+    writer.begin(records[0])  # one still in flight: carried across rotations, not inserted
+
+    async def go():
+        for r in records[1:]:
+            writer.begin(r)
+            writer.finish(r)
+            if r.prompt_tokens % 10 == 0:
+                assert await writer.flush()
+        assert await writer.flush()
+    asyncio.run(go())
+    assert ids(store) == sorted(r.request_id for r in records[1:])
+    segments = list((tmp_path / "spool").glob("*.jsonl"))
+    assert len(segments) == 1 and segments[0].stat().st_size < 4000
+    assert records[0].request_id.encode() in segments[0].read_bytes()
+    writer.finish(records[0])
+    asyncio.run(writer.close())
+    assert len(ids(store)) == 50 and list((tmp_path / "spool").iterdir()) == []
+
+
+def test_a_dead_process_spool_is_replayed_once_without_duplicates(store, tmp_path):
+    spool_dir = tmp_path / "spool"
+    writer = LedgerWriter(store, spool_dir)
+    done = [record(i) for i in range(5)]
+    for r in done:
+        writer.begin(r)
+        writer.finish(r)
+    asyncio.run(writer.flush())  # these reached the database ...
+    more = [record(i) for i in range(5, 8)]
+    for r in more:
+        writer.begin(r)
+        writer.finish(r)  # ... these only the spool
+    in_flight = record(99)
+    writer.begin(in_flight)
+    die(writer)
+    copy = tmp_path / "copy"
+    shutil.copytree(spool_dir, copy)
+
+    successor = LedgerWriter(store, spool_dir)
+    assert successor.replay_orphans() == 9  # all, again: replaying what is already in is harmless
+    assert successor.replay_orphans() == 0
+    shutil.copytree(copy, spool_dir, dirs_exist_ok=True)  # the same spool replayed a second time
+    successor.replay_orphans()
+    rows = {r.request_id: r for r in recent_requests(store, "team-a", limit=100)}
+    assert sorted(rows) == sorted(r.request_id for r in done + more + [in_flight])
+    assert rows[in_flight.request_id] == in_flight  # as journalled when it began: billed, not lost
+    assert [p.name for p in spool_dir.iterdir()] == [f"ledger-{successor.spool.owner}.lock",
+                                                     successor.spool.path.name]
+
+
+def test_a_live_process_spool_is_left_alone(store, tmp_path):
+    first = LedgerWriter(store, tmp_path / "spool")
+    first.finish(record())
+    second = LedgerWriter(store, tmp_path / "spool")
+    assert second.replay_orphans() == 0 and ids(store) == []
+
+
+def test_a_torn_last_line_is_skipped(store, tmp_path):
+    writer = LedgerWriter(store, tmp_path / "spool")
+    writer.finish(record())
+    os.write(writer.spool.fd, b'{"k":"done","r":{"request_id":"to')  # power lost mid-write
+    die(writer)
+    assert LedgerWriter(store, tmp_path / "spool").replay_orphans() == 1
+
+
+def test_database_outage_keeps_records_in_the_spool_until_it_returns(fresh_postgres_url, tmp_path):
+    store = Store(fresh_postgres_url)
+    store.migrate()
+    writer = LedgerWriter(store, tmp_path / "spool")
+    before = [record(i) for i in range(3)]
+    during = [record(i) for i in range(3, 10)]
+
+    async def go():
+        for r in before:
+            writer.finish(r)
+        assert await writer.flush()
+        set_reachable(fresh_postgres_url, False)
+        try:
+            for r in during:
+                writer.begin(r)
+                writer.finish(r)
+            assert not await writer.flush() and not await writer.flush()
+        finally:
+            set_reachable(fresh_postgres_url, True)
+        assert await writer.flush()
+        assert await writer.flush()  # nothing new: nothing written twice
+    asyncio.run(go())
+    assert ids(store) == sorted(r.request_id for r in before + during)
+    store.close()
