@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.catalog import write_catalog
-from tests.support.fake_upstream import Reply, start_fake_upstream
+from tests.support.fake_upstream import Counters, Reply, start_fake_upstream
 from tests.support.gateway import free_port, start_in_thread
 
 SECRET = "sk-group-secret-0123456789abcdef"  # the deployment's key: must reach the upstream
@@ -52,10 +52,11 @@ def upstream_gateway(tmp_path_factory, fakes):
 
 @pytest.fixture
 def fake(fakes):
-    """The main fake, reset for each test: empty script, default reply, no recorded requests."""
+    """The main fake, reset for each test: empty script, default reply, no recorded requests or counts."""
     for each in fakes:
         each.server.queue.clear()
         each.server.requests.clear()
+        each.server.stats = Counters()
         each.default = Reply()
         each.require_key = None
     yield fakes[0]

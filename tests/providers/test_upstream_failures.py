@@ -6,6 +6,7 @@ import logging
 import time
 
 import pytest
+import requests
 
 from tests.providers.conftest import SECRET
 from tests.support.fake_upstream import Reply
@@ -156,3 +157,10 @@ def test_secrets_never_reach_error_bodies_logs_or_the_upstream(upstream_gateway,
     assert SECRET not in caplog.text and canary not in caplog.text  # ... without either key
     assert canary.encode() not in fake.all_traffic()
     assert all(r.headers.get("authorization") == f"Bearer {SECRET}" for r in fake.chat_requests)
+
+
+def test_a_client_leaving_a_non_streaming_call_closes_the_upstream_request(upstream_gateway, fake):
+    fake.script(Reply(first_byte_delay=3))
+    with pytest.raises(requests.Timeout):
+        requests.post(upstream_gateway.chat_url(), json=chat_body(), headers=upstream_gateway.headers(), timeout=0.3)
+    fake.wait_for(lambda s: s["requests_aborted"] >= 1, timeout=1.5)

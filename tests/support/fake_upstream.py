@@ -83,6 +83,7 @@ class Counters:
         self.streams_completed = 0
         self.streams_aborted = 0  # the client went away mid-stream
         self.streams_broken = 0  # a scripted failure ended the stream
+        self.requests_aborted = 0  # chat requests (streamed or not) whose client left before the end
 
     def as_dict(self) -> dict:
         return dict(vars(self))
@@ -157,7 +158,11 @@ class FakeUpstreamServer:
             return web.json_response({"object": "list", "data": [
                 {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]})
         if request.method == "POST" and (path.endswith("/chat/completions") or path.endswith("/messages")):
-            return await self.chat(request, body, anthropic=path.endswith("/messages"))
+            try:
+                return await self.chat(request, body, anthropic=path.endswith("/messages"))
+            except (asyncio.CancelledError, ConnectionError):
+                self.stats.requests_aborted += 1
+                raise
         return web.json_response(openai_error(f"no route {request.path}", "not_found"), status=404)
 
     async def chat(self, request: web.Request, raw: bytes, anthropic: bool) -> web.StreamResponse:
