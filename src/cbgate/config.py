@@ -42,6 +42,7 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     engine_queue: int = 16
     refresh_interval: float = 0.5
+    snapshot_max_age: float = 30.0  # seconds without a store answer before authentication fails closed
     catalog: tuple[CatalogModel, ...] = ()
     env_vars: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -109,6 +110,7 @@ def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None
         redis_url=env.get("CBGATE_REDIS_URL") or server.get("redis_url"),
         max_body_bytes=_int(env, "CBGATE_MAX_BODY_BYTES", server.get("max_body_bytes", 8 * 1024 * 1024)),
         engine_queue=_int(env, "CBGATE_ENGINE_QUEUE", server.get("engine_queue", 16)),
+        snapshot_max_age=float(_int(env, "CBGATE_SNAPSHOT_MAX_AGE", server.get("snapshot_max_age", 30))),
         catalog=catalog,
         env_vars=env,
     )

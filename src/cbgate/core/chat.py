@@ -23,7 +23,7 @@ class ChatService:
         self.started = int(time.time())
 
     def authenticate(self, authorization: str | None, host: str | None) -> Principal:
-        principal = authenticate(self.directory.snapshot, authorization, host)
+        principal = authenticate(self.directory.current(), authorization, host)
         self.directory.note_key_used(principal.key_id)
         return principal
 

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from cbgate.errors import ServiceUnavailable
 from cbgate.store.db import KeyRow, Store
 
 log = logging.getLogger("cbgate.tenants")
@@ -40,12 +41,21 @@ def load_snapshot(store: Store) -> TenantSnapshot:
 
 
 class TenantDirectory:
-    def __init__(self, store: Store, refresh_interval: float):
+    def __init__(self, store: Store, refresh_interval: float, max_age: float = 30.0):
         self.store = store
         self.refresh_interval = refresh_interval
+        self.max_age = max_age
         self.snapshot = load_snapshot(store)
         self.loaded_at = time.monotonic()
         self._last_used: dict[str, float] = {}
+
+    def current(self) -> TenantSnapshot:
+        """The snapshot to authenticate with. A store that has not answered for `max_age` seconds may
+        hide a revoked key, so past that the gateway fails closed (503) instead of guessing."""
+        if time.monotonic() - self.loaded_at > self.max_age:
+            raise ServiceUnavailable("the gateway cannot reach its database to check API keys; try again shortly",
+                                     headers={"Retry-After": "5"})
+        return self.snapshot
 
     def note_key_used(self, key_id: str) -> None:
         self._last_used[key_id] = time.time()

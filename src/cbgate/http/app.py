@@ -36,7 +36,8 @@ class App:
     async def startup(self) -> None:
         self.store = Store(self.settings.database_url)
         await asyncio.to_thread(self.store.migrate)
-        directory = await asyncio.to_thread(TenantDirectory, self.store, self.settings.refresh_interval)
+        directory = await asyncio.to_thread(TenantDirectory, self.store, self.settings.refresh_interval,
+                                            self.settings.snapshot_max_age)
         self.registry = ProviderRegistry(self.settings, self.overrides)
         await asyncio.to_thread(self.registry.build)
         await self.registry.start()  # upstream sessions belong to this loop

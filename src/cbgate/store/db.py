@@ -58,7 +58,8 @@ class Store:
         self.url = sqlalchemy_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs = {"connect_args": {"check_same_thread": False}} if self.is_sqlite else {
-            "pool_size": 5, "max_overflow": 5, "pool_pre_ping": True}
+            "pool_size": 5, "max_overflow": 5, "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": 5}}  # an unreachable host fails fast: auth fails closed on time
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
