@@ -1,0 +1,82 @@
+"""GET /metrics as a Prometheus scraper reads it: counts that add up, and never a key in it."""
+import re
+import threading
+
+import requests
+
+from tests.support.fake_llama import FakeLlama
+from tests.support.gateway import fake_local_provider, start_in_thread
+from tests.support.sse import read_events
+
+MODEL = "gemma-3-270m"
+
+
+def ask(text: str, **extra) -> dict:
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def scrape(gw) -> dict[str, float]:
+    r = requests.get(gw.url + "/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for line in r.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_requests_tokens_errors_and_histograms_add_up(gateway):
+    usages = [gateway.chat(ask("one two three")).json()["usage"]]
+    events = read_events(gateway.chat(ask("four five", stream=True, stream_options={"include_usage": True}),
+                                      stream=True))
+    usages.append(events[-2]["usage"])
+    assert gateway.chat(ask("x") | {"model": "no-such-model"}).status_code == 400
+    assert gateway.chat(ask("x"), key="cbsk_wrong").status_code == 401
+    m = scrape(gateway)
+    route = f'env="{gateway.env_id}",group="cloudbase",model="{MODEL}"'
+    assert m[f'cbgate_requests_total{{{route},code="OK"}}'] == 2
+    assert m[f'cbgate_prompt_tokens_total{{{route}}}'] == sum(u["prompt_tokens"] for u in usages)
+    assert m[f'cbgate_completion_tokens_total{{{route}}}'] == sum(u["completion_tokens"] for u in usages)
+    unresolved = f'env="{gateway.env_id}",group="cloudbase",model=""'  # a client's model name is no label
+    assert m[f'cbgate_errors_total{{{unresolved},code="AI_MODEL_NOT_SUPPORTED"}}'] == 1
+    assert m['cbgate_errors_total{env="",group="",model="",code="INVALID_ACCESS_TOKEN"}'] == 1
+    assert m[f'cbgate_request_duration_seconds_count{{{route}}}'] == 2
+    assert m[f'cbgate_request_duration_seconds_bucket{{{route},le="+Inf"}}'] == 2
+    assert m[f'cbgate_time_to_first_token_seconds_count{{{route}}}'] == 1  # only the stream has a first token
+    assert m[f'cbgate_in_flight_requests{{env="{gateway.env_id}",group="cloudbase"}}'] == 0
+
+
+def test_in_flight_and_admission_refusals(tmp_path):
+    gw = start_in_thread(tmp_path / "data", overrides={"embedded-gemma": fake_local_provider(queue_limit=1)})
+    FakeLlama.token_delay = 0.05
+    slow = gw.chat(ask("word " * 30, stream=True), stream=True)
+    lines = slow.iter_lines()
+    next(lines)
+    m = scrape(gw)
+    assert m[f'cbgate_in_flight_requests{{env="{gw.env_id}",group="cloudbase"}}'] == 1
+    refused = gw.chat(ask("me too"))  # the engine's queue is full
+    assert refused.status_code == 429 and refused.json()["code"] == "EXCEED_CONCURRENT_REQUEST_LIMIT"
+    b"".join(lines)
+    m = scrape(gw)
+    assert m[f'cbgate_admission_refusals_total{{env="{gw.env_id}",code="EXCEED_CONCURRENT_REQUEST_LIMIT"}}'] == 1
+    assert m[f'cbgate_in_flight_requests{{env="{gw.env_id}",group="cloudbase"}}'] == 0
+    gw.stop()
+
+
+def test_no_key_or_client_string_ever_becomes_a_label(gateway):
+    canary = "cbsk_CANARY" + "x" * 40
+    threads = [
+        threading.Thread(target=gateway.chat, args=(ask("hi"),), kwargs={"key": canary}),
+        threading.Thread(target=gateway.chat, args=(ask("hi") | {"model": canary},)),
+        threading.Thread(target=gateway.chat, args=(ask(canary),)),
+        threading.Thread(target=requests.post, args=(gateway.url + f"/v1/ai/{canary}/chat/completions",),
+                         kwargs={"json": ask("hi"), "headers": gateway.headers()}),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    text = requests.get(gateway.url + "/metrics").text
+    assert canary not in text and "CANARY" not in text and gateway.key not in text
+    assert re.search(r'cbgate_requests_total\{[^}]*code="OK"\} 1', text)
