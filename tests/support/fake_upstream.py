@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from tests.support import fake_upstream_anthropic as anthropic_wire
+from tests.support.fake_upstream_openai import openai_completion, openai_error, openai_stream_events
 
 STALL_SECONDS = 3600.0  # an idle stall lasts until the client gives up (the handler is then cancelled)
 
@@ -102,10 +103,6 @@ def prompt_tokens(body: dict) -> int:
     if isinstance(system, str):
         count += len(system.split())
     return max(count, 1)
-
-
-def openai_error(message: str, kind: str = "upstream_error") -> dict:
-    return {"error": {"message": message, "type": kind, "code": kind}}
 
 
 class FakeUpstreamServer:
@@ -227,70 +224,6 @@ class FakeUpstreamServer:
             self.stats.streams_aborted += 1
             raise
         return response
-
-
-def sse(obj: dict) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-def openai_completion(reply: Reply, model: str, prompt: int, pieces: list[str]) -> dict:
-    if reply.error:
-        return openai_error(reply.error)
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces) if pieces or not reply.tool_calls
-                               else None}
-    if reply.reasoning is not None:
-        message["reasoning_content"] = reply.reasoning
-    if reply.tool_calls:
-        message["tool_calls"] = reply.tool_calls
-    body = {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}]}
-    if reply.usage:
-        body["usage"] = {"prompt_tokens": prompt, "completion_tokens": len(pieces),
-                         "total_tokens": prompt + len(pieces)}
-    return body
-
-
-def openai_stream_events(reply: Reply, model: str, prompt: int, include_usage: bool):
-    """(kind, bytes) pairs: kind "piece" counts a served token; "stall"/"reset" are actions."""
-    created = int(time.time())
-
-    def chunk(delta: dict, finish: str | None = None) -> bytes:
-        return sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-    yield "head", chunk({"role": "assistant", "content": ""})
-    if reply.reasoning:
-        for part in reply.reasoning.split(" "):
-            yield "head", chunk({"reasoning_content": part + " "})
-    pieces = reply.pieces()
-    for i, piece in enumerate(pieces):
-        yield from _stream_failure(reply, i)
-        yield "piece", chunk({"content": piece})
-    yield from _stream_failure(reply, len(pieces))
-    for n, call in enumerate(reply.tool_calls or []):
-        args = call["function"]["arguments"]
-        half = len(args) // 2
-        yield "head", chunk({"tool_calls": [{"index": n, "id": call["id"], "type": "function", "function": {
-            "name": call["function"]["name"], "arguments": args[:half]}}]})
-        yield "head", chunk({"tool_calls": [{"index": n, "function": {"arguments": args[half:]}}]})
-    yield "head", chunk({}, reply.finish())
-    if include_usage:
-        yield "head", sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
-                           "model": model, "choices": [], "usage": {
-                               "prompt_tokens": prompt, "completion_tokens": len(pieces),
-                               "total_tokens": prompt + len(pieces)}})
-    yield "done", b"data: [DONE]\n\n"
-
-
-def _stream_failure(reply: Reply, sent: int):
-    if reply.error_after == sent:
-        yield "broken", sse(openai_error(reply.error or "upstream failed mid-stream"))
-    if reply.malformed_after == sent:
-        yield "broken", b"data: {not json at all\n\n"
-    if reply.reset_after == sent:
-        yield "reset", b""
-    if reply.stall_after == sent:
-        yield "stall", b""
 
 
 class FakeUpstream:

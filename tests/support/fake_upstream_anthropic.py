@@ -5,6 +5,8 @@ from typing import Any
 
 import orjson
 
+from tests.support.fake_upstream_openai import stream_failure
+
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
@@ -40,8 +42,6 @@ def event(name: str, data: dict) -> bytes:
 
 def stream_events(reply, model: str, prompt: int):
     """(kind, bytes) pairs in the Messages streaming format; kinds as in the OpenAI rendering."""
-    from tests.support.fake_upstream import _stream_failure  # the same scripted failure points
-
     usage_in = prompt if reply.usage else 0
     yield "head", event("message_start", {"type": "message_start", "message": {
         "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
@@ -62,12 +62,12 @@ def stream_events(reply, model: str, prompt: int):
     yield "head", event("content_block_start", {"type": "content_block_start", "index": index,
                                                 "content_block": {"type": "text", "text": ""}})
     for i, piece in enumerate(pieces):
-        for kind, payload in _stream_failure(reply, i):
+        for kind, payload in stream_failure(reply, i):
             yield kind, (event("error", error(reply.error or "overloaded", "overloaded_error"))
                          if kind == "broken" and reply.error_after == i else payload)
         yield "piece", event("content_block_delta", {"type": "content_block_delta", "index": index,
                                                      "delta": {"type": "text_delta", "text": piece}})
-    for kind, payload in _stream_failure(reply, len(pieces)):
+    for kind, payload in stream_failure(reply, len(pieces)):
         yield kind, (event("error", error(reply.error or "overloaded", "overloaded_error"))
                      if kind == "broken" and reply.error_after == len(pieces) else payload)
     yield "head", event("content_block_stop", {"type": "content_block_stop", "index": index})

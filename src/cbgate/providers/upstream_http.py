@@ -81,6 +81,7 @@ class UpstreamClient:
         self.retry = retry or RetryPolicy()
         self.pool_size = pool_size
         self.resolver = resolver  # the name service under the guard (tests put a scripted one here)
+        self._connect_timeouts: dict[float, aiohttp.ClientTimeout] = {}  # one per configured value, reused
         self._trusted: aiohttp.ClientSession | None = None
         self._guarded: aiohttp.ClientSession | None = None
 
@@ -138,10 +139,13 @@ class UpstreamClient:
 
     async def _post(self, endpoint: Endpoint, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
         session = self.session(endpoint.guarded)
+        connect = self._connect_timeouts.get(timeouts.connect)
+        if connect is None:
+            connect = self._connect_timeouts[timeouts.connect] = aiohttp.ClientTimeout(sock_connect=timeouts.connect)
         try:
             async with asyncio.timeout(timeouts.first_byte):
                 return await session.post(endpoint.url, data=body, headers=endpoint.headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect))
+                                          timeout=connect)
         except EgressRefused as exc:
             raise ModelRequestFailed(f"upstream {endpoint.name} refused: {exc}") from None
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
