@@ -30,7 +30,7 @@ class LedgerWriter:
         self.batch_size = batch_size
         self.rotate_bytes = rotate_bytes
         self.orphan_scan_interval = orphan_scan_interval
-        self.open: dict[str, dict] = {}  # request id -> its open entry, carried over on rotation
+        self.open: dict[str, UsageRecord] = {}  # request id -> its open entry, carried over on rotation
         self.drained = 0  # offset in the current segment up to which the database has every record
         self.pending = 0  # records journalled since the last flush started
         self.written = 0  # records handed to the database (a replayed duplicate counts, and is skipped)
@@ -41,22 +41,21 @@ class LedgerWriter:
     # The request path: one write() each, never an await.
     def begin(self, record: UsageRecord) -> None:
         """A deployment starts serving: if this process dies now, the request is still billed."""
-        entry = record.as_dict()
-        self.open[record.request_id] = entry
-        self._journal(OPEN, entry)
+        self.open[record.request_id] = record
+        self._journal(OPEN, record)
 
     def finish(self, record: UsageRecord) -> None:
         self.open.pop(record.request_id, None)
-        self._journal(DONE, record.as_dict())
+        self._journal(DONE, record)
         self.pending += 1
         if self.pending >= self.batch_size:
             self._wake.set()
 
-    def _journal(self, kind: str, entry: dict) -> None:
+    def _journal(self, kind: str, record: UsageRecord) -> None:
         try:
-            self.spool.append(kind, entry)
+            self.spool.append(kind, record)
         except OSError as exc:  # a full disk must not fail the request; say so loudly
-            log.error("could not write the ledger spool (%s); record %s is lost", exc, entry["request_id"])
+            log.error("could not write the ledger spool (%s); record %s is lost", exc, record.request_id)
 
     # The drain.
     async def flush(self) -> bool:

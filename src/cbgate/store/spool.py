@@ -84,7 +84,8 @@ class Spool:
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self.fd).st_size
 
-    def append(self, kind: str, record: dict) -> None:
+    def append(self, kind: str, record) -> None:
+        """One line per entry; `record` is a dataclass or dict (orjson writes both natively, fast)."""
         line = orjson.dumps({"k": kind, "r": record}) + b"\n"
         os.write(self.fd, line)
         self.size += len(line)
@@ -92,7 +93,7 @@ class Spool:
     def sync(self) -> None:
         os.fsync(self.fd)
 
-    def rotate(self, still_open: list[dict]) -> None:
+    def rotate(self, still_open: list) -> None:
         """Start a new segment (carrying the entries still open) and drop the old, fully drained one."""
         old_fd, old_path = self.fd, self.path
         self.seq += 1
