@@ -49,7 +49,9 @@ TokenQuotaExceeded = _error("TokenQuotaExceeded", "EXCEED_TOKEN_QUOTA_LIMIT", 42
 
 # Upstream and internal.
 ModelRequestFailed = _error("ModelRequestFailed", "AI_MODEL_REQUEST_FAILED", 502, "api_error")
-ModelRequestTimeout = _error("ModelRequestTimeout", "AI_MODEL_REQUEST_FAILED", 504, "timeout_error")
+# A timeout is a failed model request too, so the chat service falls back to the next deployment on it.
+ModelRequestTimeout = type("ModelRequestTimeout", (ModelRequestFailed,),
+                           {"status": 504, "openai_type": "timeout_error"})
 ServiceUnavailable = _error("ServiceUnavailable", "SYS_ERR", 503, "server_error")
 InternalError = _error("InternalError", "SYS_ERR", 500, "server_error")
 

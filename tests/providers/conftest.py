@@ -2,6 +2,7 @@
 
 - `up-openai`, `up-anthropic`: the fake, over each protocol (upstream model name differs from ours);
 - `up-fallback`: a second fake first, then the main one; `up-dead`: a closed port, then the main fake;
+  `up-slow-fallback`: the second fake with short timeouts, then the main one;
 - `up-quick`: short first-byte and idle timeouts; `up-total`: a short total for non-streaming calls;
 - `gemma-3-270m`: the embedded engine over the scripted FakeLlama.
 """
@@ -41,6 +42,9 @@ def upstream_gateway(tmp_path_factory, fakes):
                                                 upstream("openai", main.url, name="openai-main")]},
         {"name": "up-dead", "deployments": [upstream("openai", f"http://127.0.0.1:{free_port()}/v1", name="dead"),
                                             upstream("openai", main.url, name="openai-main")]},
+        {"name": "up-slow-fallback", "deployments": [
+            upstream("openai", other.url, name="openai-other-quick", timeouts=QUICK),
+            upstream("openai", main.url, name="openai-main")]},
         {"name": "up-quick", "deployments": [upstream("openai", main.url, name="openai-quick", timeouts=QUICK)]},
         {"name": "up-total", "deployments": [upstream("openai", main.url, name="openai-total",
                                                       timeouts={"first_byte": 5, "total": 0.5})]},

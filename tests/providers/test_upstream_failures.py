@@ -132,6 +132,13 @@ def test_a_failing_deployment_falls_back_to_the_next(upstream_gateway, fake, oth
     assert len(other_fake.chat_requests) == 1 and len(fake.chat_requests) == 1
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_deployment_that_times_out_falls_back_to_the_next(upstream_gateway, fake, other_fake, stream):
+    other_fake.default = Reply(first_byte_delay=2)
+    r = upstream_gateway.chat(chat_body("up-slow-fallback", stream=stream), stream=stream)
+    assert r.status_code == 200 and len(fake.chat_requests) == 1
+
+
 def test_an_unreachable_deployment_is_retried_then_falls_back(upstream_gateway, fake):
     r = upstream_gateway.chat(chat_body("up-dead"))
     assert r.status_code == 200 and len(fake.chat_requests) == 1
