@@ -21,10 +21,8 @@ def gateway(tmp_path):
 @pytest.fixture(scope="session")
 def postgres_url():
     """A fresh PostgreSQL database for this test session (CREATE DATABASE), dropped at the end."""
-    from tests.support.postgres import create_database, drop_database
-    url = create_database()
-    yield url
-    drop_database(url)
+    from tests.support.postgres import session_database
+    return session_database()
 
 
 @pytest.fixture

@@ -1,17 +1,19 @@
 """`cbgate usage`, as scripts call it, over what a running gateway recorded."""
 import json
+import os
 import subprocess
 import sys
 import time
 
 from tests.support.ledger import wait_for_records
+from tests.support.postgres import store_env_for_tests
 
 MODEL = "gemma-3-270m"
 
 
 def usage(gateway, *args, check=True) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "cbgate", "usage", *args, "--data-dir", str(gateway.data_dir)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env={**os.environ, **store_env_for_tests()})
     if check:
         assert result.returncode == 0, result.stderr
     return result

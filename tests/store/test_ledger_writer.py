@@ -84,8 +84,8 @@ def test_a_dead_process_spool_is_replayed_once_without_duplicates(store, tmp_pat
     rows = {r.request_id: r for r in recent_requests(store, "team-a", limit=100)}
     assert sorted(rows) == sorted(r.request_id for r in done + more + [in_flight])
     assert rows[in_flight.request_id] == in_flight  # as journalled when it began: billed, not lost
-    assert [p.name for p in spool_dir.iterdir()] == [f"ledger-{successor.spool.owner}.lock",
-                                                     successor.spool.path.name]
+    assert sorted(p.name for p in spool_dir.iterdir()) == sorted([f"ledger-{successor.spool.owner}.lock",
+                                                                  successor.spool.path.name])
 
 
 def test_a_live_process_spool_is_left_alone(store, tmp_path):

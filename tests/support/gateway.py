@@ -22,6 +22,7 @@ from cbgate.providers.local.engine import LocalEngine
 from cbgate.providers.local.provider import LocalProvider
 from cbgate.store.db import Store
 from tests.support.fake_llama import FakeLlama
+from tests.support.postgres import store_env_for_tests
 
 
 def free_port() -> int:
@@ -50,6 +51,7 @@ class Gateway:
 
 
 def make_admin(data_dir: Path, env: dict[str, str] | None = None) -> Admin:
+    env = {**store_env_for_tests(), **(os.environ if env is None else env)}
     settings = load_settings(str(data_dir), env=env)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url)
@@ -65,7 +67,7 @@ def fake_local_provider(queue_limit: int = 16) -> LocalProvider:
 
 def start_in_thread(data_dir: Path, env: dict[str, str] | None = None, overrides=None) -> Gateway:
     """The gateway app in a uvicorn server on a thread; the embedded model is faked unless overridden."""
-    env = {"CBGATE_DATA_DIR": str(data_dir), **(env or {})}
+    env = {"CBGATE_DATA_DIR": str(data_dir), **store_env_for_tests(), **(env or {})}
     admin = make_admin(data_dir, env)
     env_id = admin.create_env()
     _, key = admin.create_key(env_id)

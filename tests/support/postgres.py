@@ -5,6 +5,7 @@ must never pass by skipping the multi-replica store.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from urllib.parse import urlparse, urlunparse
 
@@ -54,3 +55,21 @@ def set_reachable(url: str, reachable: bool) -> None:
         conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if reachable else "false"}')
         if not reachable:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+_session_database: list[str] = []  # created on first use, dropped when the test process exits
+
+
+def session_database() -> str:
+    if not _session_database:
+        _session_database.append(create_database())
+        atexit.register(drop_database, _session_database[0])
+    return _session_database[0]
+
+
+def store_env_for_tests() -> dict[str, str]:
+    """With CBGATE_TEST_STORE=postgresql every test gateway and admin runs on this session's database,
+    so the whole suite can be run against PostgreSQL; otherwise each uses its SQLite file."""
+    if os.environ.get("CBGATE_TEST_STORE", "").lower() in ("postgresql", "postgres"):
+        return {"CBGATE_DATABASE_URL": session_database()}
+    return {}
