@@ -6,8 +6,9 @@ client's disconnect cancelling the task) and only appends to the spool and updat
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from cbgate.core.auth import Principal
 from cbgate.core.metrics import Metrics
@@ -17,6 +18,8 @@ from cbgate.protocol.chat_response import Usage
 from cbgate.providers.base import StreamOutcome
 from cbgate.store.ledger import LedgerWriter
 from cbgate.store.usage import UsageRecord
+
+log = logging.getLogger("cbgate.metering")
 
 INTERRUPTED = "GATEWAY_INTERRUPTED"  # the code of a request whose process died before it ended
 CLIENT_CLOSED_STATUS = 499  # nginx's "client closed request": the client left before the answer
@@ -36,7 +39,8 @@ def _client_left(error: BaseException | None) -> bool:
 
 
 class Meter:
-    __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done")
+    __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done",
+                 "finishers")
 
     def __init__(self, metering: Metering, principal: Principal, group: str, req: ChatRequest,
                  request_id: str):
@@ -51,6 +55,12 @@ class Meter:
         self.outcome: StreamOutcome | None = None
         self.started = time.monotonic()
         self.done = False
+        self.finishers: list[Callable[[UsageRecord], None]] = []
+
+    def on_finish(self, callback: Callable[[UsageRecord], None]) -> None:
+        """Run `callback(record)` once the request ended, however it ended (e.g. settle a quota
+        reservation to the real usage, release a concurrency slot); it must not block."""
+        self.finishers.append(callback)
 
     def serving(self, deployment: str, outcome: StreamOutcome | None = None) -> None:
         """A deployment is about to serve: journal the request so even `kill -9` cannot lose it."""
@@ -95,6 +105,11 @@ class Meter:
         elif error is not None:
             r.status, r.code = (200 if self.answered else 500), "SYS_ERR"
         self.metering.finished(self, elapsed, ttft)
+        for callback in self.finishers:
+            try:
+                callback(r)
+            except Exception:  # one failing settlement must not hide the request's own outcome
+                log.exception("a finish callback of request %s failed", r.request_id)
 
 
 class Metering:
