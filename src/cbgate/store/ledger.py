@@ -118,7 +118,11 @@ class LedgerWriter:
             except TimeoutError:
                 pass
             self._wake.clear()
-            ok = await self.flush()
+            try:
+                ok = await asyncio.shield(self.flush())  # cancelled at shutdown, a batch still completes first
+            except OSError as exc:  # the spool's disk; the records stay where they are, so try again later
+                log.error("could not rotate or sync the ledger spool: %s", exc)
+                ok = False
             wait = self.interval if ok else min(wait * 2, 5.0)
             if ok and time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + self.orphan_scan_interval
