@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 
@@ -32,6 +33,7 @@ class App:
         self._tasks: list[asyncio.Task] = []
         self.metrics = Metrics()
         self.ledger: LedgerWriter | None = None
+        self.settle_gc = False  # create_app (real serving) turns it on; in-process tests keep the defaults
 
     async def startup(self) -> None:
         self.store = Store(self.settings.database_url)
@@ -75,6 +77,8 @@ class App:
                     log.error("startup failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self.settle_gc:
+                    settle_garbage_collector()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
@@ -113,4 +117,15 @@ class App:
 def create_app() -> App:
     """Factory for uvicorn (also with --workers): settings come from the CBGATE_* environment."""
     logging.basicConfig(level=os.environ.get("CBGATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
-    return App(load_settings())
+    app = App(load_settings())
+    app.settle_gc = True
+    return app
+
+
+def settle_garbage_collector() -> None:
+    """What startup built (modules, catalog, pools) lives as long as the process:
+    freeze it out of every collection, and collect young objects less often, so that collections
+    rarely stall requests (bench/: p99 at 32 clients from ~55 to ~35 ms, same throughput)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
