@@ -10,6 +10,9 @@ def cmd_env(args) -> None:
     admin = open_admin(args)
     if args.action == "create":
         print(admin.create_env(args.env_id))
+    elif args.action == "set-origins":  # browser pages that may use the env's publishable keys
+        origins = admin.set_env_origins(args.env_id, args.origins.split(",") if args.origins else [])
+        print(",".join(origins) or "(no origins: publishable keys work from no browser page)")
     else:
         for env_id, created in admin.list_envs():
             print(f"{env_id}\t{when(created)}")
@@ -48,6 +51,9 @@ def register(sub, common) -> None:
     create = env.add_parser("create", parents=[common])
     create.add_argument("env_id", nargs="?")
     env.add_parser("list", parents=[common])
+    origins = env.add_parser("set-origins", parents=[common], help="origins allowed to use publishable keys")
+    origins.add_argument("env_id")
+    origins.add_argument("origins", help="comma-separated, e.g. https://app.example.com,http://localhost:3000")
     for p in env.choices.values():
         p.set_defaults(func=cmd_env)
 

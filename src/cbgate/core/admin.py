@@ -7,10 +7,12 @@ import string
 import time
 
 from cbgate.config import Settings
+from cbgate.core.access import new_operator_token, normalise_origins
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidEnv, InvalidParam, ModelGroupNotFound, ModelNotSupported
-from cbgate.store import usage
+from cbgate.store import access, usage
+from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import KeyRow, Store, StoreConflict
 
 ENV_ID = re.compile(r"^[a-z][a-z0-9-]{2,47}$")
@@ -64,7 +66,10 @@ class Admin:
         self.require_env(env_id)
         return self.store.list_keys(env_id)
 
-    def revoke_key(self, key_id: str) -> None:
+    def revoke_key(self, key_id: str, env_id: str | None = None) -> None:
+        """With `env_id`, only a key of that environment (the admin API scopes every call to one env)."""
+        if env_id is not None and key_id not in {k.id for k in self.list_keys(env_id)}:
+            raise InvalidParam(f"no live key with id {key_id!r} in environment {env_id!r}")
         if not self.store.revoke_key(key_id):
             raise InvalidParam(f"no live key with id {key_id!r}")
 
@@ -101,3 +106,28 @@ class Admin:
     def recent_requests(self, env_id: str, limit: int = 50) -> list[usage.UsageRecord]:
         self.require_env(env_id)
         return usage.recent_requests(self.store, env_id, max(1, min(limit, 1000)))
+
+    # The admin plane: operator tokens and the browser origins an environment allows (CORS).
+    def create_operator_token(self, name: str = "") -> tuple[OperatorTokenRow, str]:
+        """Return the stored row and the plain token, shown once."""
+        row, plain = new_operator_token(name)
+        access.insert_operator_token(self.store, row)
+        return row, plain
+
+    def list_operator_tokens(self) -> list[OperatorTokenRow]:
+        return access.list_operator_tokens(self.store)
+
+    def revoke_operator_token(self, token_id: str) -> None:
+        if not access.revoke_operator_token(self.store, token_id):
+            raise InvalidParam(f"no live operator token with id {token_id!r}")
+
+    def env_origins(self, env_id: str) -> list[str]:
+        self.require_env(env_id)
+        return access.env_origins(self.store, env_id).get(env_id, [])
+
+    def set_env_origins(self, env_id: str, origins: list[str]) -> list[str]:
+        """Replace the origins whose pages may call the chat API with this env's publishable keys."""
+        self.require_env(env_id)
+        origins = normalise_origins(origins)
+        access.set_env_origins(self.store, env_id, origins)
+        return origins

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 from cbgate.errors import ServiceUnavailable
+from cbgate.store import access
+from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import KeyRow, Store
 
 log = logging.getLogger("cbgate.tenants")
@@ -22,6 +24,8 @@ class TenantSnapshot:
     envs: frozenset[str] = frozenset()
     keys: dict[str, KeyRow] = field(default_factory=dict)  # digest -> live (unrevoked) key
     switches: dict[tuple[str, str], dict[str, bool]] = field(default_factory=dict)  # (env, group) -> model -> on
+    operators: dict[str, OperatorTokenRow] = field(default_factory=dict)  # digest -> live operator token
+    origins: dict[str, frozenset[str]] = field(default_factory=dict)  # env -> browser origins it allows
 
     def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
         return self.switches.get((env_id, group), {}).get(model)
@@ -37,6 +41,8 @@ def load_snapshot(store: Store) -> TenantSnapshot:
         envs=frozenset(env_id for env_id, _ in store.list_envs()),
         keys={k.digest: k for k in store.list_keys() if k.revoked_at is None},
         switches=switches,
+        operators={t.digest: t for t in access.list_operator_tokens(store) if t.revoked_at is None},
+        origins={env: frozenset(found) for env, found in access.env_origins(store).items()},
     )
 
 

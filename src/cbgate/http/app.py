@@ -7,13 +7,17 @@ import logging
 import os
 
 from cbgate.config import Settings, load_settings
+from cbgate.core.admin import Admin
 from cbgate.core.chat import ChatService
 from cbgate.core.metering import Metering
 from cbgate.core.metrics import Metrics
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import CloudBaseError, InternalError, InvalidPath
+from cbgate.http.admin_routes import AdminRoutes
 from cbgate.http.chat_routes import ChatRoutes
+from cbgate.http.console_files import ConsoleFiles
+from cbgate.http.cors import CorsPolicy
 from cbgate.http.exchange import Exchange
 from cbgate.providers.base import Provider
 from cbgate.providers.registry import ProviderRegistry
@@ -47,6 +51,9 @@ class App:
         await asyncio.to_thread(self.ledger.replay_orphans)  # what a killed run left behind
         service = ChatService(directory, Resolver(self.registry), Metering(self.ledger, self.metrics))
         self.chat = ChatRoutes(service, self.settings.max_body_bytes)
+        self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
+        self.cors = CorsPolicy(directory)
+        self.console = ConsoleFiles()
         self._tasks.append(asyncio.create_task(directory.run()))
         self._tasks.append(asyncio.create_task(self.ledger.run()))
 
@@ -106,7 +113,13 @@ class App:
     async def dispatch(self, ex: Exchange) -> None:
         parts = ex.scope["path"].strip("/").split("/")
         if len(parts) >= 4 and parts[0] == "v1" and parts[1] == "ai" and parts[2]:
+            if await self.cors.handle(ex):  # a browser's preflight, answered
+                return
             return await self.chat.handle(ex, parts[2], tuple(parts[3:]))
+        if parts[:2] == ["admin", "v1"]:
+            return await self.admin_api.handle(ex)
+        if parts[0] == "console":
+            return await self.console.handle(ex, parts[1:])
         if parts == ["metrics"]:
             return await ex.reply(200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
         if parts == ["healthz"]:

@@ -20,9 +20,15 @@ def _v4_usage_ledger(conn: Connection) -> None:
     schema.usage_ledger.create(conn, checkfirst=True)
 
 
+def _admin_plane(conn: Connection) -> None:
+    schema.operator_tokens.create(conn, checkfirst=True)
+    schema.env_origins.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
     ("0004_usage_ledger", _v4_usage_ledger),
+    ("0007_admin_plane", _admin_plane),
 ]
 
 

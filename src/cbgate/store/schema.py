@@ -70,3 +70,22 @@ usage_ledger = Table(
     Index("ix_usage_ledger_env_created", "env_id", "created_at"),
     Index("ix_usage_ledger_created", "created_at"),
 )
+
+# The admin plane: operator tokens (see every environment; SHA-256 digest only) and the browser origins
+# each environment lets its publishable keys be used from (CORS).
+operator_tokens = Table(
+    "operator_tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("prefix", String(32), nullable=False),
+    Column("name", String(128), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+env_origins = Table(
+    "env_origins", metadata,
+    Column("env_id", String(64), nullable=False),
+    Column("origin", String(255), nullable=False),
+    PrimaryKeyConstraint("env_id", "origin"),
+)

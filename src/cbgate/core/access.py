@@ -1,0 +1,90 @@
+"""Who may use the admin API, and which browser origins may use an environment's keys.
+
+An operator token sees every environment and the operator's own settings; a server API key manages its
+own environment only; a publishable key may not use the admin API at all.
+"""
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from cbgate.core.auth import authenticate, bearer_token
+from cbgate.core.keys import SHOWN_PREFIX_LEN, key_digest
+from cbgate.core.tenants import TenantSnapshot
+from cbgate.errors import InvalidAccessToken, InvalidParam, PermissionDenied
+from cbgate.store.access import OperatorTokenRow
+
+OPERATOR_PREFIX = "cbop_"
+
+
+def new_operator_token(name: str = "") -> tuple[OperatorTokenRow, str]:
+    """The stored row and the plain token, which is never stored and cannot be shown again."""
+    plain = OPERATOR_PREFIX + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()  # 256 bits
+    row = OperatorTokenRow(id="op-" + os.urandom(6).hex(), digest=key_digest(plain), prefix=plain[:SHOWN_PREFIX_LEN],
+                           name=name, created_at=time.time(), revoked_at=None)
+    return row, plain
+
+
+@dataclass(frozen=True, slots=True)
+class AdminPrincipal:
+    operator: bool
+    env_id: str | None  # the one environment a server key may manage; None for an operator
+    token_id: str
+
+    @property
+    def kind(self) -> str:
+        return "operator" if self.operator else "server"
+
+    def require_env(self, env_id: str) -> None:
+        if not self.operator and env_id != self.env_id:
+            raise PermissionDenied("this API key may manage its own environment only")
+
+    def require_operator(self) -> None:
+        if not self.operator:
+            raise PermissionDenied("only an operator token may do this")
+
+    def visible_envs(self, all_envs: list[str]) -> list[str]:
+        return all_envs if self.operator else [e for e in all_envs if e == self.env_id]
+
+
+def authenticate_admin(snapshot: TenantSnapshot, authorization: str | None, host: str | None) -> AdminPrincipal:
+    token = bearer_token(authorization)
+    if token.startswith(OPERATOR_PREFIX):
+        digest = key_digest(token)
+        row = snapshot.operators.get(digest)
+        if row is None or not hmac.compare_digest(row.digest, digest):
+            raise InvalidAccessToken("the operator token is not valid")
+        return AdminPrincipal(True, None, row.id)
+    principal = authenticate(snapshot, authorization, host)  # expiry, revocation and the Host's env
+    if principal.kind != "server":
+        raise PermissionDenied("a publishable key may not use the admin API")
+    return AdminPrincipal(False, principal.env_id, principal.key_id)
+
+
+def normalise_origins(origins: list[str]) -> list[str]:
+    """`scheme://host[:port]` only (what a browser sends as Origin), lower-cased, deduplicated."""
+    result = []
+    for raw in origins:
+        origin = raw.strip().rstrip("/").lower()
+        if not origin:
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query \
+                or parts.fragment or parts.username is not None or len(origin) > 255:
+            raise InvalidParam(f"origin {raw!r} must look like https://app.example.com[:port], with no path")
+        if origin not in result:
+            result.append(origin)
+    return sorted(result)
+
+
+def is_same_origin(origin: str, host: str | None) -> bool:
+    """The console calls the gateway from the gateway's own origin; that needs no allow list."""
+    return bool(host) and urlsplit(origin).netloc == host.lower()
+
+
+def origin_allowed(snapshot: TenantSnapshot, env_id: str, origin: str) -> bool:
+    return origin.lower() in snapshot.origins.get(env_id, ())

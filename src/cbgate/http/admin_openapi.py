@@ -1,0 +1,143 @@
+"""The admin API's OpenAPI 3.1 document, served at `/admin/v1/openapi.json`. A test checks that every
+route in admin_routes.py is described here and that nothing here is unrouted."""
+from __future__ import annotations
+
+from copy import deepcopy
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: list[str] | None = None, **props) -> dict:
+    schema = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _list_of(name: str) -> dict:
+    return _obj(["data"], data={"type": "array", "items": _ref(name)})
+
+
+STR, NUM, INT, BOOL = {"type": "string"}, {"type": "number"}, {"type": "integer"}, {"type": "boolean"}
+NULLABLE_NUM = {"type": ["number", "null"]}
+NULLABLE_STR = {"type": ["string", "null"]}
+COUNTS = {"requests": INT, "errors": INT, "prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT}
+
+SCHEMAS = {
+    "Error": _obj(["code", "message", "requestId"], code=STR, message=STR, requestId=STR),
+    "Me": _obj(["kind", "envs"], kind={"enum": ["operator", "server"]}, env=NULLABLE_STR,
+               envs={"type": "array", "items": STR}),
+    "Env": _obj(["id"], id=STR, created_at=NULLABLE_NUM, origins={"type": "array", "items": STR}),
+    "Key": _obj(["id", "env_id", "prefix", "kind"], id=STR, env_id=STR, prefix=STR,
+                kind={"enum": ["server", "publishable"]}, name=STR, created_at=NUM, expires_at=NULLABLE_NUM,
+                revoked_at=NULLABLE_NUM, last_used_at=NULLABLE_NUM),
+    "KeyCreated": {"allOf": [_ref("Key"), _obj(["key"], key={"type": "string", "description": "shown only once"})]},
+    "Model": _obj(["name", "enabled"], name=STR, enabled=BOOL),
+    "ModelGroup": _obj(["name", "models"], name=STR, type={"enum": ["builtin", "custom"]}, enabled=BOOL,
+                       models={"type": "array", "items": _ref("Model")}),
+    "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
+                  rows={"type": "array", "items": {"type": "object", "properties": {
+                      "model": STR, "key": NULLABLE_STR, "day": STR, **COUNTS}}}),
+    "UsagePoint": _obj(["day", "model"], day=STR, model=STR, **COUNTS),
+    "RequestRecord": _obj(
+        ["request_id", "model", "status"], request_id=STR, env_id=STR, key_id=NULLABLE_STR, group_name=STR,
+        model=STR, deployment=STR, stream=BOOL, prompt_tokens=INT, completion_tokens=INT, estimated=BOOL,
+        status=INT, code=NULLABLE_STR, latency_ms=NUM, ttft_ms=NULLABLE_NUM, disconnected=BOOL, created_at=NUM),
+    "OperatorToken": _obj(["id", "prefix"], id=STR, prefix=STR, name=STR, created_at=NUM, revoked_at=NULLABLE_NUM),
+    "OperatorTokenCreated": {"allOf": [_ref("OperatorToken"),
+                                       _obj(["token"], token={"type": "string", "description": "shown only once"})]},
+}
+
+ERRORS = {
+    "400": "bad input (INVALID_PARAM, AI_MODEL_NOT_SUPPORTED)",
+    "401": "no credentials (MISSING_CREDENTIALS), unknown, revoked or expired token (INVALID_ACCESS_TOKEN, "
+           "ACCESS_TOKEN_EXPIRED)",
+    "403": "PERMISSION_DENIED: another environment, an operator setting, or a publishable key; INVALID_ENV",
+}
+
+
+def _param(name: str, where: str = "path", schema: dict = STR, description: str = "") -> dict:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema, "description": description}
+
+
+ENV = _param("env", description="environment id")
+SINCE = [_param("since", "query", NUM, "epoch seconds"), _param("days", "query", NUM, "the last N days")]
+
+
+def _op(summary: str, reply: dict | None, status: str = "200", params: list | None = None,
+        body: dict | None = None, auth: bool = True) -> dict:
+    op = {"summary": summary, "responses": {status: {"description": "OK"}}}
+    if reply is not None:
+        op["responses"][status]["content"] = {"application/json": {"schema": reply}}
+    if auth:
+        for code, text in ERRORS.items():
+            op["responses"][code] = {"description": text,
+                                     "content": {"application/json": {"schema": _ref("Error")}}}
+    else:
+        op["security"] = []
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+PATHS = {
+    "/admin/v1/openapi.json": {"get": _op("This document", {"type": "object"}, auth=False)},
+    "/admin/v1/me": {"get": _op("Who the token is and which environments it sees", _ref("Me"))},
+    "/admin/v1/envs": {
+        "get": _op("Environments (an operator sees all, a server key its own)", _list_of("Env")),
+        "post": _op("Create an environment (operator only)", _ref("Env"), "201",
+                    body=_obj(id={"type": "string", "description": "optional; generated when absent"})),
+    },
+    "/admin/v1/envs/{env}": {"get": _op("One environment with its allowed origins", _ref("Env"), params=[ENV])},
+    "/admin/v1/envs/{env}/origins": {
+        "put": _op("Replace the browser origins that may use this environment's publishable keys", _ref("Env"),
+                   params=[ENV], body=_obj(["origins"], origins={"type": "array", "items": STR}))},
+    "/admin/v1/envs/{env}/keys": {
+        "get": _op("API keys: prefix, name, kind, created, last used, expiry", _list_of("Key"), params=[ENV]),
+        "post": _op("Create an API key; the plain key is in this reply only", _ref("KeyCreated"), "201",
+                    params=[ENV], body=_obj(kind={"enum": ["server", "publishable"]}, name=STR,
+                                            expires_days={"type": ["number", "null"]})),
+    },
+    "/admin/v1/envs/{env}/keys/{key_id}": {
+        "delete": _op("Revoke a key", _obj(id=STR, revoked=BOOL), params=[ENV, _param("key_id")])},
+    "/admin/v1/envs/{env}/groups": {
+        "get": _op("Model groups with their models and switches", _list_of("ModelGroup"), params=[ENV])},
+    "/admin/v1/envs/{env}/groups/{group}/models/{model}": {
+        "put": _op("Switch a model on or off", _obj(group=STR, name=STR, enabled=BOOL),
+                   params=[ENV, _param("group"), _param("model")], body=_obj(["enabled"], enabled=BOOL))},
+    "/admin/v1/envs/{env}/usage": {
+        "get": _op("Usage totals, optionally one row per model, key or day", _ref("Usage"),
+                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day"]})])},
+    "/admin/v1/envs/{env}/usage/series": {
+        "get": _op("Requests, errors and tokens per day and model (charts)", _list_of("UsagePoint"),
+                   params=[ENV, *SINCE])},
+    "/admin/v1/envs/{env}/requests": {
+        "get": _op("The newest requests from the ledger (no message contents)", _list_of("RequestRecord"),
+                   params=[ENV, _param("limit", "query", INT, "at most 1000; default 50")])},
+    "/admin/v1/operator/tokens": {
+        "get": _op("Operator tokens (operator only)", _list_of("OperatorToken")),
+        "post": _op("Create an operator token; the plain token is in this reply only",
+                    _ref("OperatorTokenCreated"), "201", body=_obj(name=STR)),
+    },
+    "/admin/v1/operator/tokens/{token_id}": {
+        "delete": _op("Revoke an operator token", _obj(id=STR, revoked=BOOL), params=[_param("token_id")])},
+}
+
+
+def openapi_document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "cbgate admin API", "version": "1",
+                 "description": "Manage environments, API keys, model groups, limits and usage. Send "
+                                "`Authorization: Bearer <operator token or server API key>`; errors are "
+                                "CloudBase bodies `{code, message, requestId}`."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                       "schemas": deepcopy(SCHEMAS)},
+        "paths": deepcopy(PATHS),
+    }

@@ -1,0 +1,244 @@
+"""`/admin/v1/...`: the admin API (JSON). Every action is one call into core.admin.Admin, the same
+operations the CLI runs, so the CLI, this API and the console always agree. Described by
+`admin_openapi.py`, served at `/admin/v1/openapi.json`."""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from urllib.parse import parse_qs, unquote
+
+from cbgate.core.access import AdminPrincipal, authenticate_admin
+from cbgate.core.admin import Admin
+from cbgate.core.tenants import TenantDirectory
+from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed
+from cbgate.http.admin_openapi import openapi_document
+from cbgate.http.exchange import Exchange
+
+PREFIX = ("admin", "v1")
+MAX_ADMIN_BODY = 64 * 1024
+
+
+@dataclass
+class Call:
+    ex: Exchange
+    principal: AdminPrincipal
+    params: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)
+
+    async def body(self) -> dict:
+        """The JSON object sent; an empty body counts as `{}` (POST /envs needs no fields)."""
+        if self.ex.header(b"content-length") == "0":
+            return {}
+        return await self.ex.read_json_object(MAX_ADMIN_BODY)
+
+    def number(self, name: str, default: float | None = None) -> float | None:
+        raw = self.query.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise InvalidParam(f"query parameter {name!r} must be a number") from None
+
+
+def key_view(row) -> dict:
+    """A key as listings show it: never its digest, and the plain key only once, at creation."""
+    view = asdict(row)
+    view.pop("digest", None)
+    return view
+
+
+def _since(call: Call) -> float | None:
+    days = call.number("days")
+    if days is not None:
+        if days <= 0:
+            raise InvalidParam("days must be positive")
+        return time.time() - days * 86400
+    return call.number("since")
+
+
+def _enabled(body: dict) -> bool:
+    if not isinstance(body.get("enabled"), bool):
+        raise InvalidParam("the body must be {\"enabled\": true|false}")
+    return body["enabled"]
+
+
+class AdminRoutes:
+    def __init__(self, admin: Admin, directory: TenantDirectory):
+        self.admin = admin
+        self.directory = directory
+        self.openapi = openapi_document()
+        # (method, path template under /admin/v1, handler, changes env-level state)
+        self.routes = [
+            ("GET", "/me", self.me, False),
+            ("GET", "/envs", self.list_envs, False),
+            ("POST", "/envs", self.create_env, True),
+            ("GET", "/envs/{env}", self.get_env, False),
+            ("PUT", "/envs/{env}/origins", self.set_origins, True),
+            ("GET", "/envs/{env}/keys", self.list_keys, False),
+            ("POST", "/envs/{env}/keys", self.create_key, True),
+            ("DELETE", "/envs/{env}/keys/{key_id}", self.revoke_key, True),
+            ("GET", "/envs/{env}/groups", self.list_groups, False),
+            ("PUT", "/envs/{env}/groups/{group}/models/{model}", self.switch_model, True),
+            ("GET", "/envs/{env}/usage", self.usage, False),
+            ("GET", "/envs/{env}/usage/series", self.usage_series, False),
+            ("GET", "/envs/{env}/requests", self.recent_requests, False),
+            ("GET", "/operator/tokens", self.list_operator_tokens, False),
+            ("POST", "/operator/tokens", self.create_operator_token, True),
+            ("DELETE", "/operator/tokens/{token_id}", self.revoke_operator_token, True),
+        ]
+
+    def route_templates(self) -> list[tuple[str, str]]:
+        return [(method, "/admin/v1" + path) for method, path, _, _ in self.routes] + \
+            [("GET", "/admin/v1/openapi.json")]
+
+    async def handle(self, ex: Exchange) -> None:
+        raw = ex.scope.get("raw_path") or ex.scope["path"].encode()
+        segments = tuple(unquote(s) for s in raw.decode("latin-1").split("?", 1)[0].strip("/").split("/"))[2:]
+        method = ex.scope["method"]
+        if segments == ("openapi.json",):
+            if method != "GET":
+                raise MethodNotAllowed(f"{method} is not allowed here; use GET")
+            return await ex.reply_json(self.openapi)
+        matches = [(m, handler, changes, params) for m, path, handler, changes in self.routes
+                   if (params := _match(path, segments)) is not None]
+        if not matches:
+            raise InvalidPath(f"no such path: {ex.scope['path']}")
+        chosen = next((m for m in matches if m[0] == method), None)
+        if chosen is None:
+            raise MethodNotAllowed(f"{method} is not allowed here; use {' or '.join(m[0] for m in matches)}")
+        _, handler, changes, params = chosen
+        principal = authenticate_admin(self.directory.current(), ex.header(b"authorization"), ex.header(b"host"))
+        if not principal.operator:
+            self.directory.note_key_used(principal.token_id)
+        if "env" in params:
+            principal.require_env(params["env"])
+        query = {k: v[-1] for k, v in parse_qs(ex.scope.get("query_string", b"").decode("latin-1")).items()}
+        status, result = await handler(Call(ex, principal, params, query))
+        if changes:
+            await self.directory.refresh()  # this replica sees its own change at once
+        await ex.reply_json(result, status)
+
+    async def run(self, fn, *args, **kwargs):
+        """Admin operations query the database: off the event loop."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # Who am I (the console's sign-in).
+    async def me(self, call: Call):
+        envs = [e for e, _ in await self.run(self.admin.list_envs)]
+        return 200, {"kind": call.principal.kind, "env": call.principal.env_id,
+                     "envs": call.principal.visible_envs(envs)}
+
+    # Environments.
+    async def list_envs(self, call: Call):
+        envs = await self.run(self.admin.list_envs)
+        visible = set(call.principal.visible_envs([e for e, _ in envs]))
+        return 200, {"data": [{"id": e, "created_at": created} for e, created in envs if e in visible]}
+
+    async def create_env(self, call: Call):
+        call.principal.require_operator()
+        body = await call.body()
+        if body.get("id") is not None and not isinstance(body["id"], str):
+            raise InvalidParam("id must be a string")
+        env_id = await self.run(self.admin.create_env, body.get("id"))
+        return 201, {"id": env_id}
+
+    async def get_env(self, call: Call):
+        env_id = call.params["env"]
+        created = dict(await self.run(self.admin.list_envs)).get(env_id)
+        origins = await self.run(self.admin.env_origins, env_id)  # refuses an unknown env
+        return 200, {"id": env_id, "created_at": created, "origins": origins}
+
+    async def set_origins(self, call: Call):
+        origins = (await call.body()).get("origins")
+        if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+            raise InvalidParam("the body must be {\"origins\": [\"https://app.example.com\", ...]}")
+        saved = await self.run(self.admin.set_env_origins, call.params["env"], origins)
+        return 200, {"id": call.params["env"], "origins": saved}
+
+    # API keys.
+    async def list_keys(self, call: Call):
+        rows = await self.run(self.admin.list_keys, call.params["env"])
+        return 200, {"data": [key_view(r) for r in rows]}
+
+    async def create_key(self, call: Call):
+        body = await call.body()
+        kind = body.get("kind", "server")
+        if kind not in ("server", "publishable"):
+            raise InvalidParam("kind must be server or publishable")
+        name, days = body.get("name") or "", body.get("expires_days")
+        if not isinstance(name, str) or len(name) > 128:
+            raise InvalidParam("name must be a string of at most 128 characters")
+        if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float))):
+            raise InvalidParam("expires_days must be a number")
+        row, plain = await self.run(self.admin.create_key, call.params["env"], kind, days, name)
+        return 201, {**key_view(row), "key": plain}
+
+    async def revoke_key(self, call: Call):
+        await self.run(self.admin.revoke_key, call.params["key_id"], call.params["env"])
+        return 200, {"id": call.params["key_id"], "revoked": True}
+
+    # Model groups and the model switch.
+    async def list_groups(self, call: Call):
+        models = await self.run(self.admin.list_models, call.params["env"])
+        groups: dict[str, dict] = {}
+        for group, model, enabled in models:
+            entry = groups.setdefault(group, {"name": group, "type": "builtin", "enabled": True, "models": []})
+            entry["models"].append({"name": model, "enabled": bool(enabled)})
+        return 200, {"data": list(groups.values())}
+
+    async def switch_model(self, call: Call):
+        enabled = _enabled(await call.body())
+        p = call.params
+        await self.run(self.admin.set_model, p["env"], p["group"], p["model"], enabled)
+        return 200, {"group": p["group"], "name": p["model"], "enabled": enabled}
+
+    # Usage, from the ledger.
+    async def usage(self, call: Call):
+        by = call.query.get("by") or None
+        return 200, await self.run(self.admin.usage_summary, call.params["env"], _since(call), by)
+
+    async def usage_series(self, call: Call):
+        rows = await self.run(self.admin.usage_series, call.params["env"], _since(call))
+        return 200, {"env": call.params["env"], "data": rows}
+
+    async def recent_requests(self, call: Call):
+        limit = int(call.number("limit", 50))
+        records = await self.run(self.admin.recent_requests, call.params["env"], limit)
+        # The ledger holds no message contents, so none can leak from here.
+        return 200, {"data": [r.as_dict() for r in records]}
+
+    # Operator settings.
+    async def list_operator_tokens(self, call: Call):
+        call.principal.require_operator()
+        rows = await self.run(self.admin.list_operator_tokens)
+        return 200, {"data": [key_view(r) for r in rows]}
+
+    async def create_operator_token(self, call: Call):
+        call.principal.require_operator()
+        name = (await call.body()).get("name") or ""
+        if not isinstance(name, str) or len(name) > 128:
+            raise InvalidParam("name must be a string of at most 128 characters")
+        row, plain = await self.run(self.admin.create_operator_token, name)
+        return 201, {**key_view(row), "token": plain}
+
+    async def revoke_operator_token(self, call: Call):
+        call.principal.require_operator()
+        await self.run(self.admin.revoke_operator_token, call.params["token_id"])
+        return 200, {"id": call.params["token_id"], "revoked": True}
+
+
+def _match(template: str, segments: tuple[str, ...]) -> dict[str, str] | None:
+    parts = template.strip("/").split("/")
+    if len(parts) != len(segments):
+        return None
+    params = {}
+    for part, segment in zip(parts, segments):
+        if part.startswith("{"):
+            if not segment:
+                return None
+            params[part[1:-1]] = segment
+        elif part != segment:
+            return None
+    return params
