@@ -1,0 +1,155 @@
+// The console's pages. Each is an async function (ctx) -> element; every action is one admin API call.
+import { api, envPath, h, table, when } from "./api.js";
+import { lines, stackedBars } from "./charts.js";
+import { t } from "./i18n.js";
+
+function notice(text, kind = "ok") {
+  return h("p", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status", "data-test": `notice-${kind}` },
+    text);
+}
+
+// Run an action; on failure show the CloudBase code and message in `where`.
+async function attempt(where, action) {
+  try {
+    return await action();
+  } catch (err) {
+    where.replaceChildren(notice(`${t("error")}: ${err.code} ${err.message}`, "error"));
+    return undefined;
+  }
+}
+
+export async function envsPage(ctx) {
+  const { data } = await api("GET", "/envs");
+  const status = h("div");
+  const page = h("section", {}, h("h1", {}, t("envs")),
+    table([t("id"), t("created")], data.map((e) => [e.id, when(e.created_at)]), "env-table"), status);
+  if (ctx.me.kind === "operator") {
+    const id = h("input", { placeholder: t("newEnvId"), "data-test": "new-env-id" });
+    page.append(h("form", { class: "row", onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (await attempt(status, () => api("POST", "/envs", { id: id.value.trim() || null }))) ctx.refresh();
+    } }, id, h("button", { "data-test": "create-env" }, t("createEnv"))));
+  }
+  const env = await api("GET", envPath(ctx.env));
+  const origins = h("textarea", { rows: 3, "data-test": "origins", value: env.origins.join("\n") });
+  page.append(h("h2", {}, `${t("origins")} · ${ctx.env}`), h("p", { class: "help" }, t("originsHelp")),
+    h("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      const list = origins.value.split(/[\s,]+/).filter(Boolean);
+      const saved = await attempt(status, () => api("PUT", envPath(ctx.env, "/origins"), { origins: list }));
+      if (saved) { origins.value = saved.origins.join("\n"); status.replaceChildren(notice(t("saved"))); }
+    } }, origins, h("button", { "data-test": "save-origins" }, t("save"))));
+  return page;
+}
+
+export async function keysPage(ctx) {
+  const { data } = await api("GET", envPath(ctx.env, "/keys"));
+  const status = h("div", { "data-test": "key-status" });
+  const rows = data.map((k) => [k.prefix + "…", k.name || "-", t(k.kind), when(k.created_at), when(k.last_used_at),
+    when(k.expires_at), k.revoked_at ? when(k.revoked_at) : h("button", { class: "danger", "data-test": "revoke",
+      onclick: async () => {
+        if (!confirm(t("confirmRevoke"))) return;
+        if (await attempt(status, () => api("DELETE", envPath(ctx.env, `/keys/${k.id}`)))) ctx.refresh();
+      } }, t("revoke"))]);
+  const name = h("input", { placeholder: t("name"), "data-test": "key-name" });
+  const kind = h("select", { "data-test": "key-kind" },
+    h("option", { value: "server" }, t("server")), h("option", { value: "publishable" }, t("publishable")));
+  const days = h("input", { type: "number", min: "1", placeholder: t("expiresDays"), "data-test": "key-days" });
+  const form = h("form", { class: "row", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const body = { name: name.value, kind: kind.value, expires_days: days.value ? Number(days.value) : null };
+    const made = await attempt(status, () => api("POST", envPath(ctx.env, "/keys"), body));
+    if (!made) return;
+    await ctx.refresh();  // the new row in the list; the plain key only in the box below, this once
+    const box = h("code", { "data-test": "new-key" }, made.key);
+    document.querySelector("[data-test=key-status]").replaceChildren(h("div", { class: "once" },
+      h("p", {}, t("keyOnce")), box, h("button", { type: "button", onclick: async (ev2) => {
+        await navigator.clipboard?.writeText(made.key).catch(() => {});
+        ev2.target.textContent = t("copied");
+      } }, t("copy"))));
+  } }, name, kind, days, h("button", { "data-test": "create-key" }, t("createKey")));
+  return h("section", {}, h("h1", {}, `${t("keys")} · ${ctx.env}`), form, status,
+    table([t("prefix"), t("name"), t("kind"), t("created"), t("lastUsed"), t("expires"), t("revoked")], rows,
+      "key-table"));
+}
+
+export async function modelsPage(ctx) {
+  const { data } = await api("GET", envPath(ctx.env, "/groups"));
+  const status = h("div");
+  const groups = data.map((g) => h("div", { class: "group", "data-group": g.name },
+    h("h2", {}, `${g.name} `, h("small", {}, t(g.type === "custom" ? "custom" : "builtin"))),
+    table([t("model"), t("enabled")], g.models.map((m) => [m.name, h("label", { class: "switch" },
+      h("input", { type: "checkbox", role: "switch", checked: m.enabled, "data-model": m.name,
+        onchange: async (ev) => {
+          const wanted = ev.target.checked;
+          const path = envPath(ctx.env, `/groups/${encodeURIComponent(g.name)}/models/${encodeURIComponent(m.name)}`);
+          const done = await attempt(status, () => api("PUT", path, { enabled: wanted }));
+          if (!done) ev.target.checked = !wanted;
+          else ev.target.nextSibling.textContent = t(wanted ? "on" : "off");
+        } }), h("span", {}, t(m.enabled ? "on" : "off")))]), `models-${g.name}`)));
+  return h("section", {}, h("h1", {}, `${t("models")} · ${ctx.env}`), status, ...groups);
+}
+
+export async function limitsPage(ctx) {
+  const status = h("div");
+  let limits;
+  try {
+    limits = await api("GET", envPath(ctx.env, "/limits"));
+  } catch (err) {
+    if (err.code !== "INVALID_PATH") throw err;
+    return h("section", {}, h("h1", {}, t("limits")), notice(t("noLimits"), "info"));
+  }
+  // Shown as the API gives them: one number field per limit; empty means no limit.
+  const fields = Object.entries(limits).filter(([, v]) => v === null || typeof v === "number");
+  const inputs = fields.map(([name, value]) => h("input", { type: "number", min: "0", name, value: value ?? "",
+    "data-limit": name }));
+  return h("section", {}, h("h1", {}, `${t("limits")} · ${ctx.env}`), status,
+    h("form", { class: "grid", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = Object.fromEntries(inputs.map((i) => [i.name, i.value === "" ? null : Number(i.value)]));
+      if (await attempt(status, () => api("PUT", envPath(ctx.env, "/limits"), body))) {
+        status.replaceChildren(notice(t("saved")));
+      }
+    } }, fields.map(([name], i) => h("label", {}, h("span", {}, name), inputs[i])),
+    h("button", { "data-test": "save-limits" }, t("save"))));
+}
+
+function countsRow(label, c) {
+  return [label ?? "-", c.requests, c.errors, c.prompt_tokens, c.completion_tokens, c.total_tokens];
+}
+
+export async function usagePage(ctx) {
+  const days = Number(sessionStorage.getItem("cbgate.usageDays") || 30);
+  const q = `?days=${days}`;
+  const [total, byModel, byKey, series, recent] = await Promise.all([
+    api("GET", envPath(ctx.env, `/usage${q}`)), api("GET", envPath(ctx.env, `/usage${q}&by=model`)),
+    api("GET", envPath(ctx.env, `/usage${q}&by=key`)), api("GET", envPath(ctx.env, `/usage/series${q}`)),
+    api("GET", envPath(ctx.env, "/requests?limit=20"))]);
+  const picker = h("select", { "data-test": "usage-days", onchange: (ev) => {
+    sessionStorage.setItem("cbgate.usageDays", ev.target.value);
+    ctx.refresh();
+  } }, [7, 30, 90].map((d) => h("option", { value: d, selected: d === days }, `${d} ${t("days")}`)));
+  const head = [t("requests"), t("errors"), t("promptTokens"), t("completionTokens"), t("totalTokens")];
+  const page = h("section", {}, h("h1", {}, `${t("usage")} · ${ctx.env}`), picker,
+    h("div", { class: "cards" }, head.map((label, i) => h("div", { class: "card" }, h("span", {}, label),
+      h("strong", { "data-test": `total-${i}` }, countsRow("", total).slice(1)[i].toLocaleString())))));
+  if (!series.data.length) {
+    page.append(notice(t("noData"), "info"));
+    return page;
+  }
+  const dayList = [...new Set(series.data.map((p) => p.day))].sort();
+  const perDay = (field) => Object.fromEntries(dayList.map((d) => [d,
+    series.data.filter((p) => p.day === d).reduce((s, p) => s + p[field], 0)]));
+  page.append(
+    h("h2", {}, t("tokensPerDay")), stackedBars(series.data, t("tokensPerDay"), "chart-tokens"),
+    h("h2", {}, t("requestsOverTime")),
+    lines(dayList, { [t("requests")]: perDay("requests"), [t("errors")]: perDay("errors") },
+      t("requestsOverTime"), "chart-requests"),
+    h("h2", {}, t("byModel")), table([t("model"), ...head], byModel.rows.map((r) => countsRow(r.model, r)), "by-model"),
+    h("h2", {}, t("byKey")), table(["key", ...head], byKey.rows.map((r) => countsRow(r.key, r)), "by-key"),
+    h("h2", {}, t("recent")),
+    table([t("time"), t("model"), t("status"), t("code"), t("totalTokens"), t("latency")],
+      recent.data.map((r) => [when(r.created_at), r.model, r.status, r.code || "-",
+        r.prompt_tokens + r.completion_tokens, Math.round(r.latency_ms)]), "recent"));
+  return page;
+}

@@ -1,0 +1,133 @@
+"""The web console end to end in headless Chromium: every click is an admin API call the gateway serves."""
+import re
+import time
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.support.admin_plane import make_cast
+from tests.support.fake_llama import FakeLlama
+
+HELLO = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def cast(gateway):
+    return make_cast(gateway)
+
+
+def sign_in(page, url: str, token: str, where: str = "envs") -> None:
+    page.goto(f"{url}/console/#/{where}")
+    page.fill("[data-test=token]", token)
+    page.click("[data-test=sign-in]")
+    page.wait_for_selector(f"main[data-page={where}]")
+
+
+def test_operator_signs_in_and_sees_every_environment(page, cast, shots):
+    sign_in(page, cast.gw.url, cast.operator)
+    rows = page.locator("[data-test=env-table] tbody tr")
+    assert sorted(rows.all_inner_texts()) == sorted(
+        page.locator("[data-test=env-table] tbody tr").all_inner_texts())
+    assert {r.split("\t")[0] for r in rows.all_inner_texts()} == {cast.gw.env_id, cast.other_env}
+    page.fill("[data-test=origins]", "https://shop.example.com")
+    page.click("[data-test=save-origins]")
+    page.wait_for_selector("[data-test=notice-ok]")
+    assert cast.gw.admin.env_origins(cast.gw.env_id) == ["https://shop.example.com"]
+    shots(page, "environments")
+
+
+def test_create_a_key_and_see_it_only_once(page, cast, shots):
+    sign_in(page, cast.gw.url, cast.operator, "keys")
+    page.fill("[data-test=key-name]", "from-console")
+    page.click("[data-test=create-key]")
+    key = page.inner_text("[data-test=new-key]").strip()
+    assert re.fullmatch(r"cbsk_[A-Za-z0-9_-]{43}", key)
+    assert "from-console" in page.inner_text("[data-test=key-table]")
+    shots(page, "keys-created")
+    time.sleep(0.6)  # the gateway's key snapshot
+    assert cast.gw.chat(HELLO, key=key).status_code == 200
+    page.reload()
+    page.wait_for_selector("main[data-page=keys]")
+    assert key not in page.content() and key[:12] in page.inner_text("[data-test=key-table]")
+    shots(page, "keys")
+
+
+def test_switching_a_model_off_makes_the_chat_api_refuse_it(page, cast, shots):
+    sign_in(page, cast.gw.url, cast.operator, "models")
+    switch = page.locator("input[data-model='gemma-3-270m']")
+    assert switch.is_checked()
+    switch.uncheck()
+    expect(page.locator("label.switch:has(input[data-model='gemma-3-270m']) span")).to_have_text("off")
+    refused = cast.gw.chat(HELLO)
+    assert refused.status_code == 403 and refused.json()["code"] == "AI_MODEL_DISABLED"
+    shots(page, "model-groups")
+    page.reload()
+    page.wait_for_selector("main[data-page=models]")
+    assert not page.locator("input[data-model='gemma-3-270m']").is_checked()
+    page.locator("input[data-model='gemma-3-270m']").check()
+    expect(page.locator("label.switch:has(input[data-model='gemma-3-270m']) span")).to_have_text("on")
+    assert cast.gw.chat(HELLO).status_code == 200
+
+
+def test_playground_streams_an_answer(page, cast, shots):
+    FakeLlama.token_delay = 0.05  # slow enough to watch the answer grow
+    sign_in(page, cast.gw.url, cast.operator, "playground")
+    page.click("[data-test=make-playground-key]")
+    page.wait_for_selector("[data-test=playground-prompt]")
+    page.fill("[data-test=playground-prompt]", "streaming from the console")
+    page.click("[data-test=playground-send]")
+    answer_box = page.locator("[data-test=playground-answer]")
+    expect(answer_box).to_have_attribute("data-state", "streaming")
+    expect(answer_box).to_have_text(re.compile(r"^echo"))
+    partial = page.inner_text("[data-test=playground-answer]")
+    page.wait_for_selector("[data-test=playground-answer][data-state=done]")
+    answer = page.inner_text("[data-test=playground-answer]")
+    assert answer == "echo: streaming from the console" and len(partial) < len(answer)
+    shots(page, "playground")
+
+
+def test_server_key_sees_its_own_env_and_the_usage_chart_after_traffic(page, cast, shots):
+    for text in ("one", "two", "three"):
+        assert cast.gw.chat({**HELLO, "messages": [{"role": "user", "content": text}]}).status_code == 200
+    assert cast.gw.chat({**HELLO, "model": "no-such-model"}).status_code == 400
+    deadline = time.monotonic() + 10
+    while cast.gw.admin.usage_summary(cast.gw.env_id)["requests"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the ledger drains every 0.5 s
+    sign_in(page, cast.gw.url, cast.server, "usage")
+    assert page.locator("#env-select option").all_inner_texts() == [cast.gw.env_id]
+    bars = page.locator("[data-test=chart-tokens] rect[data-model='gemma-3-270m']")
+    assert bars.count() == 1
+    assert page.locator("[data-test=chart-requests] polyline").count() == 2
+    assert page.inner_text("[data-test=total-0]") == "4" and page.inner_text("[data-test=total-1]") == "1"
+    recent = page.inner_text("[data-test=recent]")
+    assert "AI_MODEL_NOT_SUPPORTED" in recent and "three" not in recent  # no message contents
+    shots(page, "usage")
+    page.click("[data-test=lang]")
+    page.wait_for_selector("text=每日 Token（按模型）")
+    assert page.locator("nav a[data-page=usage]").inner_text() == "用量"
+    shots(page, "usage-zh")
+    page.click("nav a[data-page=limits]")
+    page.wait_for_selector("main[data-page=limits]")
+    shots(page, "limits-zh")
+
+
+@pytest.mark.parametrize("who,code", [("publishable", "PERMISSION_DENIED"), ("bad", "INVALID_ACCESS_TOKEN")])
+def test_sign_in_is_refused_for_keys_that_may_not_administer(page, cast, shots, who, code):
+    token = cast.publishable if who == "publishable" else "cbsk_" + "x" * 43
+    page.goto(f"{cast.gw.url}/console/")
+    page.fill("[data-test=token]", token)
+    page.click("[data-test=sign-in]")
+    assert code in page.inner_text("[data-test=notice-error]")
+    if who == "publishable":
+        shots(page, "sign-in-refused")
+
+
+def test_console_is_served_from_the_package_with_no_outside_resources(cast):
+    index = requests.get(f"{cast.gw.url}/console/", timeout=5)
+    assert index.status_code == 200 and "default-src 'self'" in index.headers["content-security-policy"]
+    assert not re.search(r"(src|href)=\"(https?:)?//", index.text)
+    for name in ("app.js", "api.js", "pages.js", "playground.js", "charts.js", "i18n.js", "style.css"):
+        resp = requests.get(f"{cast.gw.url}/console/{name}", timeout=5)
+        assert resp.status_code == 200 and "http://" not in resp.text.replace("http://www.w3.org", "")
+    assert requests.get(f"{cast.gw.url}/console/nope.js", timeout=5).json()["code"] == "INVALID_PATH"
