@@ -267,7 +267,7 @@ def preflight(args) -> None:
         sys.exit(f"no {CBGATE_BIN}: install cbgate into the repository's .venv first (see README)")
     if "litellm" in args.targets and not LITELLM_BIN.exists():
         sys.exit(f"no {LITELLM_BIN}: python3 -m venv bench/.venv-litellm && "
-                 "bench/.venv-litellm/bin/pip install 'litellm[proxy]'")
+                 "bench/.venv-litellm/bin/pip install 'litellm[proxy]' httptools")
 
 
 def start_targets(procs: Processes, args) -> list[Target]:

@@ -1,7 +1,7 @@
 -- wrk script for bench/run.py: POST one fixed chat body, check every reply, print one result line.
 -- Usage: wrk -t1 -cN -dS --latency -s chat.lua URL -- BODY_FILE [API_KEY] [MUST_CONTAIN]
 -- A reply counts as bad when its status is not 200 or it lacks MUST_CONTAIN (e.g. `data: [DONE]`).
--- `events` counts `data: ` lines, so a run shows how many SSE events each reply carried.
+-- `events` counts `data: {` lines (not [DONE]), so a run shows how many SSE events each reply carried.
 
 local threads = {}
 
@@ -33,7 +33,7 @@ function response(status, headers, body)
   end
   local start = 1
   while true do
-    local at = string.find(body, "data: ", start, true)
+    local at = string.find(body, "data: {", start, true)
     if not at then break end
     events = events + 1
     start = at + 6
