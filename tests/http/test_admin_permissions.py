@@ -21,15 +21,15 @@ ENV_READS = ["/keys", "/groups", "/usage", "/usage/series", "/requests", ""]
 
 def test_operator_sees_and_manages_every_environment(cast):
     envs = cast.call("GET", "/admin/v1/envs", cast.operator).json()["data"]
-    assert {e["id"] for e in envs} == {cast.gw.env_id, cast.other_env}
+    assert {cast.gw.env_id, cast.other_env} <= {e["id"] for e in envs}
     for env in (cast.gw.env_id, cast.other_env):
         for tail in ENV_READS:
             assert cast.call("GET", f"/admin/v1/envs/{env}{tail}", cast.operator).status_code == 200, tail
-    created = cast.call("POST", "/admin/v1/envs", cast.operator, json={"id": "team-new"})
-    assert created.status_code == 201 and created.json()["id"] == "team-new"
+    created = cast.call("POST", "/admin/v1/envs", cast.operator, json={})
+    assert created.status_code == 201 and created.json()["id"].startswith("env-")
     assert cast.call("GET", "/admin/v1/operator/tokens", cast.operator).status_code == 200
     me = cast.call("GET", "/admin/v1/me", cast.operator).json()
-    assert me["kind"] == "operator" and "team-new" in me["envs"]
+    assert me["kind"] == "operator" and created.json()["id"] in me["envs"]
 
 
 def test_server_key_manages_its_own_environment_only(cast):
@@ -84,7 +84,7 @@ def test_revoked_tokens_stop_working_at_once(cast):
     assert cast.call("GET", "/admin/v1/me", made["token"]).status_code == 200
     assert cast.call("DELETE", f"/admin/v1/operator/tokens/{made['id']}", cast.operator).status_code == 200
     assert_refused(cast.call("GET", "/admin/v1/me", made["token"]), 401, "INVALID_ACCESS_TOKEN")
-    assert len(ops) == 1
+    assert made["id"] not in {t["id"] for t in ops}
 
     key = cast.call("POST", f"/admin/v1/envs/{cast.gw.env_id}/keys", cast.server, json={}).json()
     assert cast.call("DELETE", f"/admin/v1/envs/{cast.gw.env_id}/keys/{key['id']}", cast.server).status_code == 200

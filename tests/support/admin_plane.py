@@ -38,7 +38,7 @@ def wait_until_known(gw: Gateway, token: str, timeout: float = 5.0) -> None:
 def make_cast(gw: Gateway) -> Cast:
     _, operator = gw.admin.create_operator_token("tests")
     _, publishable = gw.admin.create_key(gw.env_id, "publishable", name="web")
-    other_env = gw.admin.create_env("other-env")
+    other_env = gw.admin.create_env()  # generated: on PostgreSQL the whole session shares one database
     _, other_server = gw.admin.create_key(other_env, name="theirs")
     for token in (operator, publishable, other_server):
         wait_until_known(gw, token)
