@@ -21,7 +21,9 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in this thread while it is open, which
+# would break later tests that call asyncio.run().
+@pytest.fixture(scope="package")
 def browser():
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")

@@ -1,5 +1,7 @@
 """Who may do what on the admin API, over real HTTP: operator, own env, other env, publishable, no key,
 bad key. Every refusal is a CloudBase error body."""
+import time
+
 import pytest
 
 from tests.support.admin_plane import make_cast
@@ -75,6 +77,13 @@ def test_no_key_and_bad_keys_are_refused(cast):
     assert_refused(cast.call("GET", path, None), 401, "MISSING_CREDENTIALS")
     assert_refused(cast.call("GET", path, "cbsk_" + "x" * 43), 401, "INVALID_ACCESS_TOKEN")
     assert_refused(cast.call("GET", path, "cbop_" + "x" * 43), 401, "INVALID_ACCESS_TOKEN")
+
+
+def test_expired_key_is_refused(cast):
+    key = cast.call("POST", f"/admin/v1/envs/{cast.gw.env_id}/keys", cast.server,
+                    json={"expires_days": 1 / 86400}).json()  # one second
+    time.sleep(1.1)
+    assert_refused(cast.call("GET", "/admin/v1/me", key["key"]), 401, "ACCESS_TOKEN_EXPIRED")
 
 
 def test_revoked_tokens_stop_working_at_once(cast):

@@ -89,6 +89,9 @@ export async function playgroundPage(ctx) {
       output.dataset.state = "done";
     } catch (err) {
       output.dataset.state = "failed";
+      if (err.code === "INVALID_ACCESS_TOKEN" && ctx.me.kind === "operator") {
+        sessionStorage.removeItem(keyStore(ctx.env));  // revoked meanwhile: offer to make a new one
+      }
       if (err.name !== "AbortError") {
         status.replaceChildren(h("p", { class: "notice error", role: "alert", "data-test": "notice-error" },
           `${t("error")}: ${err.code} ${err.message}`));
