@@ -37,6 +37,7 @@ class Target:
     name: str
     urls: dict[str, str]  # mode (json|sse) -> URL to POST
     key: str = ""
+    note: str = ""  # what the report should say about how it was set up
     models: dict[str, str] = field(default_factory=lambda: {"json": configs.MODEL_JSON, "sse": configs.MODEL_SSE})
 
 
@@ -116,9 +117,24 @@ def start_fake_upstream(procs: Processes, port: int) -> Target:
 
 
 def cbgate_cli(data_dir: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CBGATE_")}  # the data dir alone decides
     out = subprocess.run([str(CBGATE_BIN), *args, "--data-dir", str(data_dir)], check=True,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     return out.stdout.strip().splitlines()[-1]
+
+
+# Every limit set, and high enough never to refuse: admission does all its checks, and refuses nothing.
+NEVER_REACHED_LIMITS = ("--concurrency", "4096", "--rpm", "100000000", "--tpm", "100000000000",
+                        "--token-quota", "1000000000000000")
+
+
+def switch_on_admission(data_dir: Path, env_id: str) -> str:
+    try:
+        cbgate_cli(data_dir, "limits", "set", "--env", env_id, *NEVER_REACHED_LIMITS)
+    except subprocess.CalledProcessError:
+        return "admission: not in this build (no `cbgate limits`)"
+    return ("admission on (in-process limiter; concurrency, rpm, tpm and token quota all set, none reached), "
+            "usage ledger on")
 
 
 def start_cbgate(procs: Processes, port: int, upstream_port: int, server_env: dict, workers: int) -> Target:
@@ -128,11 +144,12 @@ def start_cbgate(procs: Processes, port: int, upstream_port: int, server_env: di
     (data_dir / "cbgate.toml").write_text(configs.cbgate_toml(upstream_port))
     env_id = cbgate_cli(data_dir, "env", "create", "bench")
     key = cbgate_cli(data_dir, "key", "create", "--env", env_id)
+    note = switch_on_admission(data_dir, env_id)
     procs.start("cbgate", [str(CBGATE_BIN), "serve", "--data-dir", str(data_dir), "--port", str(port),
                            "--workers", str(workers)], env=server_env)
     wait_ready(procs, "cbgate", f"http://127.0.0.1:{port}/healthz", 60)
     url = f"http://127.0.0.1:{port}/v1/ai/cloudbase/chat/completions"
-    return Target("cbgate", {"json": url, "sse": url}, key)
+    return Target("cbgate", {"json": url, "sse": url}, key, note)
 
 
 def start_litellm(procs: Processes, port: int, upstream_port: int, server_env: dict) -> Target:
@@ -218,7 +235,7 @@ def clean_env() -> dict:
     return env
 
 
-def machine_header(args, argv: list[str]) -> list[str]:
+def machine_header(args, argv: list[str], targets: list[Target]) -> list[str]:
     def out(*cmd: str) -> str:
         try:
             return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO).stdout.strip()
@@ -234,6 +251,7 @@ def machine_header(args, argv: list[str]) -> list[str]:
             f"- command: `{' '.join(['python3', 'bench/run.py', *argv])}`",
             f"- cbgate {commit}, {args.workers} worker(s); LiteLLM {litellm}, 1 worker, no database; "
             f"fake upstream: nginx, 1 process",
+            *[f"- {t.name}: {t.note}" for t in targets if t.note],
             f"- machine: {os.cpu_count()} x {cpu}; wrk 1 thread, {args.seconds:g} s per cell after "
             f"{args.warmup:g} s warm-up; load average at start {load_average()}",
             "- every target gets the same body; streams ask for usage (`stream_options.include_usage`), "
@@ -310,7 +328,7 @@ def main(argv: list[str]) -> None:
                 check_once(target, mode)
         if args.hold:
             return hold(targets, procs)
-        header = machine_header(args, argv)
+        header = machine_header(args, argv, targets)
         print("\n".join(header), flush=True)
         cells = measure(targets, [int(c) for c in args.clients.split(",")], modes, args.seconds, args.warmup)
     finally:
