@@ -39,6 +39,8 @@ class Settings:
     data_dir: Path
     database_url: str
     redis_url: str | None = None
+    redis_prefix: str = "cbgate"  # the limiters' Redis keys start with it (replicas sharing limits share it)
+    ratelimit_failure: str = "fail-open"  # rate limits when Redis cannot answer; the quota always fails closed
     max_body_bytes: int = 8 * 1024 * 1024
     engine_queue: int = 16
     refresh_interval: float = 0.5
@@ -89,6 +91,12 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {env[name]!r}") from exc
 
 
+def _ratelimit_failure(value: str) -> str:
+    if value not in ("fail-open", "fail-closed"):
+        raise ConfigError(f"CBGATE_RATELIMIT_FAILURE must be fail-open or fail-closed, got {value!r}")
+    return value
+
+
 def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     root = Path(data_dir or env.get("CBGATE_DATA_DIR") or Path.home() / ".cbgate").expanduser().resolve()
@@ -108,6 +116,9 @@ def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None
         data_dir=root,
         database_url=env.get("CBGATE_DATABASE_URL") or server.get("database_url") or str(root / "cbgate.db"),
         redis_url=env.get("CBGATE_REDIS_URL") or server.get("redis_url"),
+        redis_prefix=env.get("CBGATE_REDIS_PREFIX") or server.get("redis_prefix", "cbgate"),
+        ratelimit_failure=_ratelimit_failure(env.get("CBGATE_RATELIMIT_FAILURE")
+                                             or server.get("ratelimit_failure", "fail-open")),
         max_body_bytes=_int(env, "CBGATE_MAX_BODY_BYTES", server.get("max_body_bytes", 8 * 1024 * 1024)),
         engine_queue=_int(env, "CBGATE_ENGINE_QUEUE", server.get("engine_queue", 16)),
         snapshot_max_age=float(_int(env, "CBGATE_SNAPSHOT_MAX_AGE", server.get("snapshot_max_age", 30))),

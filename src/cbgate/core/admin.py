@@ -11,7 +11,10 @@ from cbgate.core.access import new_operator_token, normalise_origins
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidEnv, InvalidParam, ModelGroupNotFound, ModelNotSupported
+from cbgate.limits.base import FIELDS as LIMIT_FIELDS
+from cbgate.limits.base import OFF, resolve_limits
 from cbgate.store import access, usage
+from cbgate.store import limits as stored_limits
 from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import KeyRow, Store, StoreConflict
 
@@ -131,3 +134,23 @@ class Admin:
         origins = normalise_origins(origins)
         access.set_env_origins(self.store, env_id, origins)
         return origins
+
+    # Admission limits: what `cbgate limits` and the admin API show and change.
+    def env_limits(self, env_id: str) -> dict[str, int | None]:
+        """The limits in force for the env's server keys: a number, or None for no limit."""
+        self.require_env(env_id)
+        limits = resolve_limits(stored_limits.env_limits(self.store, env_id).get(env_id))
+        return {name: getattr(limits, name) for name in LIMIT_FIELDS}
+
+    def set_env_limits(self, env_id: str, changes: dict[str, int | None]) -> dict[str, int | None]:
+        """Set the named limits (a non-negative number, or None for no limit); others stay as they are."""
+        self.require_env(env_id)
+        stored = {}
+        for name, value in changes.items():
+            if name not in LIMIT_FIELDS:
+                raise InvalidParam(f"unknown limit {name!r}; limits are {', '.join(LIMIT_FIELDS)}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise InvalidParam(f"{name} must be a whole number >= 0, or off")
+            stored[name] = OFF if value is None else value
+        stored_limits.set_env_limits(self.store, env_id, stored)
+        return self.env_limits(env_id)

@@ -10,16 +10,19 @@ from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import ModelRequestFailed
+from cbgate.limits.base import Limiter, estimate_cost
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import ChunkFactory, models_list
 from cbgate.providers.base import ModelCall, Provider, StreamOutcome
 
 
 class ChatService:
-    def __init__(self, directory: TenantDirectory, resolver: Resolver, metering: Metering | None = None):
+    def __init__(self, directory: TenantDirectory, resolver: Resolver, metering: Metering | None = None,
+                 limiter: Limiter | None = None):
         self.directory = directory
         self.resolver = resolver
         self.metering = metering or Metering()
+        self.limiter = limiter
         self.started = int(time.time())
 
     def authenticate(self, authorization: str | None, host: str | None) -> Principal:
@@ -37,9 +40,22 @@ class ChatService:
     def _route(self, principal: Principal, group: str, req: ChatRequest) -> list[Provider]:
         return self.resolver.resolve(self.directory.snapshot, principal.env_id, group, req.model).providers
 
+    async def _admit(self, principal: Principal, req: ChatRequest, meter: Meter) -> None:
+        """Take a slot and reserve the request's tokens, or raise a 429; the meter gives them back
+        (settled to the real usage) however the request ends: done, failed, or the client gone."""
+        if self.limiter is None:
+            return
+        limits = self.directory.snapshot.limits_for(principal.env_id, principal.kind)
+        if not limits.any:
+            return
+        scope = principal.env_id if principal.kind != "publishable" else principal.env_id + "/publishable"
+        ticket = await self.limiter.admit(scope, principal.env_id, limits, estimate_cost(req.messages, req.max_tokens))
+        meter.on_finish(lambda r: ticket.finish(r.prompt_tokens + r.completion_tokens))
+
     async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         with self.metering.start(principal, group, req, request_id) as meter:  # records however it ends
             providers = self._route(principal, group, req)
+            await self._admit(principal, req, meter)
             call = ModelCall(req, ChunkFactory(req.model), request_id)
             failure: ModelRequestFailed | None = None
             for provider in providers:
@@ -67,6 +83,7 @@ class ChatService:
     async def _open_stream(self, principal: Principal, group: str, req: ChatRequest, request_id: str,
                            meter: Meter) -> MeteredStream:
         providers = self._route(principal, group, req)
+        await self._admit(principal, req, meter)
         call = ModelCall(req, ChunkFactory(req.model), request_id)
         failure: ModelRequestFailed | None = None
         for provider in providers:

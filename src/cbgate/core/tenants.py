@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 
 from cbgate.errors import ServiceUnavailable
+from cbgate.limits.base import SERVER_DEFAULTS, EnvLimits, publishable_limits, resolve_limits
 from cbgate.store import access
+from cbgate.store import limits as stored_limits
 from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import KeyRow, Store
 
@@ -26,9 +28,27 @@ class TenantSnapshot:
     switches: dict[tuple[str, str], dict[str, bool]] = field(default_factory=dict)  # (env, group) -> model -> on
     operators: dict[str, OperatorTokenRow] = field(default_factory=dict)  # digest -> live operator token
     origins: dict[str, frozenset[str]] = field(default_factory=dict)  # env -> browser origins it allows
+    limits: dict[tuple[str, str], EnvLimits] = field(default_factory=dict)  # (env, key kind) -> its limits
 
     def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
         return self.switches.get((env_id, group), {}).get(model)
+
+    def limits_for(self, env_id: str, kind: str) -> EnvLimits:
+        found = self.limits.get((env_id, kind))
+        if found is not None:
+            return found
+        return PUBLISHABLE_OF_DEFAULTS if kind == "publishable" else SERVER_DEFAULTS
+
+
+PUBLISHABLE_OF_DEFAULTS = publishable_limits(SERVER_DEFAULTS)
+
+
+def _limits(store: Store) -> dict[tuple[str, str], EnvLimits]:
+    found = {}
+    for env_id, stored in stored_limits.env_limits(store).items():
+        env = resolve_limits(stored)
+        found[(env_id, "server")], found[(env_id, "publishable")] = env, publishable_limits(env)
+    return found
 
 
 def load_snapshot(store: Store) -> TenantSnapshot:
@@ -43,6 +63,7 @@ def load_snapshot(store: Store) -> TenantSnapshot:
         switches=switches,
         operators={t.digest: t for t in access.list_operator_tokens(store) if t.revoked_at is None},
         origins={env: frozenset(found) for env, found in access.env_origins(store).items()},
+        limits=_limits(store),
     )
 
 

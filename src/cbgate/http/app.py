@@ -19,6 +19,8 @@ from cbgate.http.chat_routes import ChatRoutes
 from cbgate.http.console_files import ConsoleFiles
 from cbgate.http.cors import CorsPolicy
 from cbgate.http.exchange import Exchange
+from cbgate.limits.memory import MemoryLimiter
+from cbgate.limits.redis import RedisLimiter
 from cbgate.providers.base import Provider
 from cbgate.providers.registry import ProviderRegistry
 from cbgate.store.db import Store
@@ -49,7 +51,9 @@ class App:
         await self.registry.start()  # upstream sessions belong to this loop
         self.ledger = LedgerWriter(self.store, self.settings.data_dir / "spool")
         await asyncio.to_thread(self.ledger.replay_orphans)  # what a killed run left behind
-        service = ChatService(directory, Resolver(self.registry), Metering(self.ledger, self.metrics))
+        self.limiter = make_limiter(self.settings)
+        await self.limiter.start()
+        service = ChatService(directory, Resolver(self.registry), Metering(self.ledger, self.metrics), self.limiter)
         self.chat = ChatRoutes(service, self.settings.max_body_bytes)
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
         self.cors = CorsPolicy(directory)
@@ -61,6 +65,8 @@ class App:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if getattr(self, "limiter", None):
+            await self.limiter.close()
         if self.ledger:  # uvicorn has drained the requests by now, so every record is in
             await self.ledger.close()
         if self.registry:
@@ -125,6 +131,14 @@ class App:
         if parts == ["healthz"]:
             return await ex.reply_json({"status": "ok"})
         raise InvalidPath(f"no such path: {ex.scope['path']}")
+
+
+def make_limiter(settings: Settings):
+    """Shared limits across replicas when Redis is configured, else this process's own counters."""
+    if settings.redis_url:
+        return RedisLimiter(settings.redis_url, settings.redis_prefix,
+                            fail_open=settings.ratelimit_failure == "fail-open")
+    return MemoryLimiter()
 
 
 def create_app() -> App:

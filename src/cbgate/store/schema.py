@@ -89,3 +89,13 @@ env_origins = Table(
     Column("origin", String(255), nullable=False),
     PrimaryKeyConstraint("env_id", "origin"),
 )
+
+# Admission limits per environment: NULL = the default, -1 = no limit (see cbgate.limits.base).
+env_limits = Table(
+    "env_limits", metadata,
+    Column("env_id", String(64), primary_key=True),
+    Column("concurrency", BigInteger),
+    Column("rpm", BigInteger),
+    Column("tpm", BigInteger),
+    Column("token_quota", BigInteger),
+)

@@ -1,0 +1,1 @@
+"""Admission control: concurrency, requests and tokens per minute, token quota (see base.py)."""

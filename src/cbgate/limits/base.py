@@ -1,0 +1,91 @@
+"""The limiter contract shared by the in-process and the Redis limiter.
+
+`admit()` checks every limit of one scope at once and reserves what the request may cost; the `Ticket`
+it returns is finished exactly once when the request ends (however it ends), which frees the
+concurrency slot and settles the token reservation to the real usage.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+OFF = -1  # stored for "no limit", so NULL can keep meaning "the default"
+DEFAULT_MAX_TOKENS = 1024  # reserved for a request that names no max_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class EnvLimits:
+    """Limits of one scope; None = unlimited."""
+    concurrency: int | None = 5
+    rpm: int | None = None
+    tpm: int | None = None
+    token_quota: int | None = None  # total tokens the environment may use, ever
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.concurrency, self.rpm, self.tpm, self.token_quota))
+
+
+SERVER_DEFAULTS = EnvLimits()
+# Publishable keys live in browsers: their traffic gets its own, smaller share of the environment.
+PUBLISHABLE_DEFAULTS = EnvLimits(concurrency=2, rpm=60, tpm=40_000)
+FIELDS = ("concurrency", "rpm", "tpm", "token_quota")
+
+
+def resolve_limits(stored: dict[str, int | None] | None) -> EnvLimits:
+    """Stored values (None = default, OFF = unlimited) -> the limits a server key's requests get."""
+    if not stored:
+        return SERVER_DEFAULTS
+    values = {}
+    for name in FIELDS:
+        value = stored.get(name)
+        values[name] = getattr(SERVER_DEFAULTS, name) if value is None else (None if value == OFF else value)
+    return EnvLimits(**values)
+
+
+def publishable_limits(env: EnvLimits) -> EnvLimits:
+    """Never more than the environment allows, and at most the publishable defaults."""
+    def lower(a: int | None, b: int | None) -> int | None:
+        return b if a is None else a if b is None else min(a, b)
+    return replace(env, concurrency=lower(env.concurrency, PUBLISHABLE_DEFAULTS.concurrency),
+                   rpm=lower(env.rpm, PUBLISHABLE_DEFAULTS.rpm), tpm=lower(env.tpm, PUBLISHABLE_DEFAULTS.tpm))
+
+
+def estimate_cost(messages: list[dict], max_tokens: int | None) -> int:
+    """An upper bound of the request's tokens, cheap enough for every request: a token is at least one
+    character of cl100k text (about 4 on average), plus the chat format's overhead per message."""
+    chars = 0
+    for m in messages:
+        content = m.get("content")
+        chars += len(content) if isinstance(content, str) else 512
+    return chars // 2 + 4 * len(messages) + 3 + (max_tokens or DEFAULT_MAX_TOKENS)
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+class Ticket(Protocol):
+    def finish(self, used_tokens: int) -> None:
+        """Release the slot and settle the reservation to `used_tokens`; idempotent, never blocks."""
+
+
+class Limiter(Protocol):
+    async def admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int) -> Ticket:
+        """Admit one request of `scope` (an env, or an env's publishable keys), reserving `cost` tokens
+        against the env's quota and the scope's tokens per minute; raise a 429 CloudBaseError if over."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class NoTicket:
+    __slots__ = ()
+
+    def finish(self, used_tokens: int) -> None:
+        pass
+
+
+NO_TICKET = NoTicket()

@@ -1,0 +1,27 @@
+"""Each environment's admission limits (env-level state: a change bumps the revision, so every replica
+reloads them with its snapshot)."""
+from __future__ import annotations
+
+from sqlalchemy import insert, select, update
+
+from cbgate.store import schema
+
+FIELDS = ("concurrency", "rpm", "tpm", "token_quota")
+
+
+def env_limits(store, env_id: str | None = None) -> dict[str, dict[str, int | None]]:
+    """env id -> {field: stored value (None = default, -1 = off)}; envs never set are absent."""
+    t = schema.env_limits
+    query = select(t) if env_id is None else select(t).where(t.c.env_id == env_id)
+    with store.engine.connect() as conn:
+        return {r.env_id: {f: getattr(r, f) for f in FIELDS} for r in conn.execute(query)}
+
+
+def set_env_limits(store, env_id: str, changes: dict[str, int | None]) -> None:
+    """Change only the fields given (in one transaction)."""
+    t = schema.env_limits
+    with store.changing() as conn:
+        if conn.execute(select(t.c.env_id).where(t.c.env_id == env_id)).first() is None:
+            conn.execute(insert(t).values(env_id=env_id, **changes))
+        elif changes:
+            conn.execute(update(t).where(t.c.env_id == env_id).values(**changes))
