@@ -72,6 +72,17 @@ def test_switching_a_model_off_makes_the_chat_api_refuse_it(page, cast, shots):
     assert cast.gw.chat(HELLO).status_code == 200
 
 
+def test_operator_changes_limits(page, cast, shots):
+    sign_in(page, cast.gw, cast.operator, "limits")
+    page.fill("input[data-limit=rpm]", "42")
+    page.fill("input[data-limit=token_quota]", "")
+    page.click("[data-test=save-limits]")
+    page.wait_for_selector("[data-test=notice-ok]")
+    limits = cast.gw.admin.env_limits(cast.gw.env_id)
+    assert limits["rpm"] == 42 and limits["token_quota"] is None
+    shots(page, "limits")
+
+
 def test_playground_streams_an_answer(page, cast, shots):
     FakeLlama.token_delay = 0.05  # slow enough to watch the answer grow
     sign_in(page, cast.gw, cast.operator, "playground")
@@ -111,6 +122,8 @@ def test_server_key_sees_its_own_env_and_the_usage_chart_after_traffic(page, cas
     shots(page, "usage-zh")
     page.click("nav a[data-page=limits]")
     page.wait_for_selector("main[data-page=limits]")
+    assert page.locator("input[data-limit=rpm]").is_disabled()  # a server key reads its limits only
+    assert page.locator("[data-test=save-limits]").count() == 0
     shots(page, "limits-zh")
 
 

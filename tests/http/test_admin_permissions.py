@@ -18,7 +18,7 @@ def assert_refused(resp, status: int, code: str) -> None:
     assert body["code"] == code and body["message"] and body["requestId"]
 
 
-ENV_READS = ["/keys", "/groups", "/usage", "/usage/series", "/requests", ""]
+ENV_READS = ["/keys", "/groups", "/limits", "/usage", "/usage/series", "/requests", ""]
 
 
 def test_operator_sees_and_manages_every_environment(cast):
@@ -65,8 +65,18 @@ def test_server_key_may_not_touch_operator_settings(cast):
                    "PERMISSION_DENIED")
 
 
+def test_limits_are_read_by_the_env_and_changed_by_the_operator_only(cast):
+    path = f"/admin/v1/envs/{cast.gw.env_id}/limits"
+    assert_refused(cast.call("PUT", path, cast.server, json={"rpm": 100000}), 403, "PERMISSION_DENIED")
+    changed = cast.call("PUT", path, cast.operator, json={"rpm": 7, "token_quota": None})
+    assert changed.status_code == 200 and changed.json()["rpm"] == 7 and changed.json()["token_quota"] is None
+    assert cast.call("GET", path, cast.server).json() == changed.json()
+    assert_refused(cast.call("PUT", path, cast.operator, json={"rpm": -1}), 400, "INVALID_PARAM")
+    assert_refused(cast.call("PUT", path, cast.operator, json={"speed": 1}), 400, "INVALID_PARAM")
+
+
 @pytest.mark.parametrize("path", ["/admin/v1/me", "/admin/v1/envs", "/admin/v1/envs/{env}/keys",
-                                  "/admin/v1/envs/{env}/usage"])
+                                  "/admin/v1/envs/{env}/limits", "/admin/v1/envs/{env}/usage"])
 def test_publishable_key_may_not_use_the_admin_api(cast, path):
     resp = cast.call("GET", path.format(env=cast.gw.env_id), cast.publishable)
     assert_refused(resp, 403, "PERMISSION_DENIED")

@@ -22,6 +22,9 @@ const STRINGS = {
     playgroundKeyHelp: "An operator token cannot chat; the playground uses a server key of the chosen environment.",
     usingOwnKey: "Chatting with the key you signed in with.", noModels: "No model is switched on in this environment.",
     confirmRevoke: "Revoke this key? Clients using it will be refused at once.", error: "Error",
+    noLimit: "no limit", limitsHelp: "Empty means no limit. Publishable keys get a smaller share of these.",
+    limitsOperatorOnly: "Only an operator can change the limits.", limit_concurrency: "Concurrent requests",
+    limit_rpm: "Requests per minute", limit_tpm: "Tokens per minute", limit_token_quota: "Token quota (total)",
   },
   zh: {
     signIn: "登录", signOut: "退出", tokenLabel: "运维令牌或服务端 API Key",
@@ -45,6 +48,9 @@ const STRINGS = {
     playgroundKeyHelp: "运维令牌不能直接对话；调试页使用所选环境的服务端 Key。",
     usingOwnKey: "使用登录时的 Key 对话。", noModels: "此环境没有已启用的模型。",
     confirmRevoke: "确定吊销此 Key？使用它的客户端会立即被拒绝。", error: "错误",
+    noLimit: "不限", limitsHelp: "留空表示不限。可公开 Key 只能用到其中较小的一部分。",
+    limitsOperatorOnly: "只有运维人员可以修改限额。", limit_concurrency: "并发请求数",
+    limit_rpm: "每分钟请求数", limit_tpm: "每分钟 Token 数", limit_token_quota: "Token 总配额",
   },
 };
 

@@ -22,7 +22,7 @@ export async function envsPage(ctx) {
   const { data } = await api("GET", "/envs");
   const status = h("div");
   const page = h("section", {}, h("h1", {}, t("envs")),
-    table([t("id"), t("created")], data.map((e) => [e.id, when(e.created_at)]), "env-table"), status);
+    table([t("id"), t("created")], data.map((e) => [e.id, when(e.created_at)]), "env-table"));
   if (ctx.me.kind === "operator") {
     const id = h("input", { placeholder: t("newEnvId"), "data-test": "new-env-id" });
     page.append(h("form", { class: "row", onsubmit: async (ev) => {
@@ -38,7 +38,7 @@ export async function envsPage(ctx) {
       const list = origins.value.split(/[\s,]+/).filter(Boolean);
       const saved = await attempt(status, () => api("PUT", envPath(ctx.env, "/origins"), { origins: list }));
       if (saved) { origins.value = saved.origins.join("\n"); status.replaceChildren(notice(t("saved"))); }
-    } }, origins, h("button", { "data-test": "save-origins" }, t("save"))));
+    } }, origins, h("button", { "data-test": "save-origins" }, t("save"))), status);
   return page;
 }
 
@@ -99,19 +99,21 @@ export async function limitsPage(ctx) {
     if (err.code !== "INVALID_PATH") throw err;
     return h("section", {}, h("h1", {}, t("limits")), notice(t("noLimits"), "info"));
   }
-  // Shown as the API gives them: one number field per limit; empty means no limit.
+  // One number field per limit; empty means no limit. Only an operator may change them.
+  const operator = ctx.me.kind === "operator";
   const fields = Object.entries(limits).filter(([, v]) => v === null || typeof v === "number");
   const inputs = fields.map(([name, value]) => h("input", { type: "number", min: "0", name, value: value ?? "",
-    "data-limit": name }));
-  return h("section", {}, h("h1", {}, `${t("limits")} · ${ctx.env}`), status,
+    placeholder: t("noLimit"), disabled: !operator, "data-limit": name }));
+  return h("section", {}, h("h1", {}, `${t("limits")} · ${ctx.env}`),
+    h("p", { class: "help" }, t(operator ? "limitsHelp" : "limitsOperatorOnly")), status,
     h("form", { class: "grid", onsubmit: async (ev) => {
       ev.preventDefault();
       const body = Object.fromEntries(inputs.map((i) => [i.name, i.value === "" ? null : Number(i.value)]));
       if (await attempt(status, () => api("PUT", envPath(ctx.env, "/limits"), body))) {
         status.replaceChildren(notice(t("saved")));
       }
-    } }, fields.map(([name], i) => h("label", {}, h("span", {}, name), inputs[i])),
-    h("button", { "data-test": "save-limits" }, t("save"))));
+    } }, fields.map(([name], i) => h("label", {}, h("span", {}, t(`limit_${name}`)), inputs[i])),
+    operator ? h("button", { "data-test": "save-limits" }, t("save")) : null));
 }
 
 function countsRow(label, c) {

@@ -9,8 +9,10 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _obj(required: list[str] | None = None, **props) -> dict:
+def _obj(required: list[str] | None = None, description: str | None = None, **props) -> dict:
     schema = {"type": "object", "properties": props}
+    if description:
+        schema["description"] = description
     if required:
         schema["required"] = required
     return schema
@@ -40,6 +42,9 @@ SCHEMAS = {
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
                       "model": STR, "key": NULLABLE_STR, "day": STR, **COUNTS}}}),
+    "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 0, "description": text} for name, text in (
+        ("concurrency", "requests in flight at once"), ("rpm", "requests per minute"), ("tpm", "tokens per minute"),
+        ("token_quota", "tokens the environment may use in all"))}, description="null means no limit"),
     "UsagePoint": _obj(["day", "model"], day=STR, model=STR, **COUNTS),
     "RequestRecord": _obj(
         ["request_id", "model", "status"], request_id=STR, env_id=STR, key_id=NULLABLE_STR, group_name=STR,
@@ -109,6 +114,11 @@ PATHS = {
     "/admin/v1/envs/{env}/groups/{group}/models/{model}": {
         "put": _op("Switch a model on or off", _obj(group=STR, name=STR, enabled=BOOL),
                    params=[ENV, _param("group"), _param("model")], body=_obj(["enabled"], enabled=BOOL))},
+    "/admin/v1/envs/{env}/limits": {
+        "get": _op("The admission limits in force for the environment's server keys", _ref("Limits"), params=[ENV]),
+        "put": _op("Change some limits (operator only); fields left out stay as they are", _ref("Limits"),
+                   params=[ENV], body=_ref("Limits")),
+    },
     "/admin/v1/envs/{env}/usage": {
         "get": _op("Usage totals, optionally one row per model, key or day", _ref("Usage"),
                    params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day"]})])},

@@ -81,6 +81,8 @@ class AdminRoutes:
             ("DELETE", "/envs/{env}/keys/{key_id}", self.revoke_key, True),
             ("GET", "/envs/{env}/groups", self.list_groups, False),
             ("PUT", "/envs/{env}/groups/{group}/models/{model}", self.switch_model, True),
+            ("GET", "/envs/{env}/limits", self.limits, False),
+            ("PUT", "/envs/{env}/limits", self.set_limits, True),
             ("GET", "/envs/{env}/usage", self.usage, False),
             ("GET", "/envs/{env}/usage/series", self.usage_series, False),
             ("GET", "/envs/{env}/requests", self.recent_requests, False),
@@ -193,6 +195,16 @@ class AdminRoutes:
         p = call.params
         await self.run(self.admin.set_model, p["env"], p["group"], p["model"], enabled)
         return 200, {"group": p["group"], "name": p["model"], "enabled": enabled}
+
+    # Admission limits: the env sees its own; raising them is the operator's call (they guard the
+    # operator's capacity and quota), so only an operator token may change them.
+    async def limits(self, call: Call):
+        return 200, await self.run(self.admin.env_limits, call.params["env"])
+
+    async def set_limits(self, call: Call):
+        call.principal.require_operator()
+        body = await call.body()
+        return 200, await self.run(self.admin.set_env_limits, call.params["env"], body)
 
     # Usage, from the ledger.
     async def usage(self, call: Call):
