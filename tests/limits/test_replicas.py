@@ -1,0 +1,139 @@
+"""Three `cbgate serve` replicas sharing PostgreSQL and Redis, driven concurrently: together they never
+admit more than the environment's concurrency or requests per minute, overspend its token quota by at
+most one reservation, and a replica killed with `kill -9` gives its slots back within seconds."""
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from cbgate.limits.base import estimate_cost
+from tests.support.catalog import write_catalog
+from tests.support.gateway import free_port, make_admin, start_serve
+from tests.support.postgres import create_database, drop_database
+from tests.support.redis_server import delete_prefix, require_redis, unique_prefix
+
+MODEL = "fake-gpt"
+EVENTS, DELAY_MS = 30, 100  # each streamed answer takes ~3 s
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    redis_url = require_redis()
+    database = create_database()
+    prefix = unique_prefix()
+    port = free_port()
+    upstream = subprocess.Popen([sys.executable, "-m", "tests.support.fake_upstream", "--port", str(port),
+                                 "--events", str(EVENTS), "--delay-ms", str(DELAY_MS)], stdout=subprocess.PIPE,
+                                text=True)
+    assert "listening" in upstream.stdout.readline()
+    data_dir = tmp_path_factory.mktemp("replicas") / "data"
+    write_catalog(data_dir, [{"name": MODEL, "deployments": [{
+        "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": "UPSTREAM_SECRET",
+        "name": "fake-openai"}]}], include_embedded=False)
+    env = {"CBGATE_DATABASE_URL": database, "CBGATE_REDIS_URL": redis_url, "CBGATE_REDIS_PREFIX": prefix,
+           "UPSTREAM_SECRET": "sk-upstream"}
+    admin = make_admin(data_dir, {"CBGATE_DATA_DIR": str(data_dir), **env})
+    env_id = admin.create_env("team-replicas")
+    _, key = admin.create_key(env_id)
+    replicas = [start_serve(data_dir, env) for _ in range(3)]
+    try:
+        yield admin, env_id, key, replicas, (data_dir, env)
+    finally:
+        for r in replicas:
+            r.proc.kill()
+            r.proc.wait(10)
+        upstream.terminate()
+        upstream.wait(10)
+        admin.store.close()
+        drop_database(database)
+        delete_prefix(prefix)
+
+
+def chat(url: str, key: str, text: str = "hello", stream: bool = True, max_tokens: int | None = None):
+    body = {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": text}]}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    body["stream_options"] = {"include_usage": True} if stream else None
+    if not stream:
+        del body["stream_options"]
+    with requests.post(url + "/v1/ai/cloudbase/chat/completions", json=body, timeout=60, stream=stream,
+                       headers={"Authorization": f"Bearer {key}"}) as r:
+        if r.status_code != 200:
+            return r.status_code, r.json()["code"], 0
+        if not stream:
+            return 200, None, r.json()["usage"]["total_tokens"]
+        usage = [line for line in r.iter_lines() if b'"usage"' in line]
+        total = int(usage[-1].split(b'"total_tokens":')[1].split(b"}")[0]) if usage else 0
+        return 200, None, total
+
+
+def set_limits(admin, env_id: str, **limits) -> None:
+    admin.set_env_limits(env_id, limits)
+    time.sleep(2.0)  # limit changes reach every replica within 2 s
+
+
+def fire(replicas, key: str, count: int, **kw) -> list[tuple[int, str | None, int]]:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda i: chat(replicas[i % len(replicas)].url, key, **kw), range(count)))
+
+
+def test_replicas_together_admit_no_more_than_the_concurrency(cluster):
+    admin, env_id, key, replicas, _ = cluster
+    set_limits(admin, env_id, concurrency=3, rpm=None, tpm=None, token_quota=None)
+    results = fire(replicas, key, 12)  # all arrive well within the ~3 s the admitted ones take
+    assert sum(status == 200 for status, _, _ in results) == 3  # not 3 per replica
+    assert {c for s, c, _ in results if s != 200} == {"EXCEED_CONCURRENT_REQUEST_LIMIT"}
+
+
+def test_replicas_together_admit_no_more_than_the_requests_per_minute(cluster):
+    admin, env_id, key, replicas, _ = cluster
+    set_limits(admin, env_id, concurrency=None, rpm=10, tpm=None, token_quota=None)
+    results = fire(replicas, key, 24, stream=False)
+    assert sum(status == 200 for status, _, _ in results) == 10
+    assert {c for s, c, _ in results if s != 200} == {"EXCEED_RATELIMIT"}
+
+
+def test_replicas_overspend_the_quota_by_at_most_one_reservation(cluster):
+    admin, _, _, replicas, _ = cluster
+    env_id = admin.create_env("team-quota")  # a quota counts every token ever used: a fresh env
+    _, key = admin.create_key(env_id)
+    set_limits(admin, env_id, concurrency=None, token_quota=400)
+    reservation = estimate_cost([{"role": "user", "content": "hello"}], 40)
+    results = fire(replicas, key, 24, stream=False, max_tokens=40)
+    results += fire(replicas, key, 12, stream=False, max_tokens=40)  # settled by now: the rest of the quota
+    used = sum(tokens for status, _, tokens in results if status == 200)
+    assert sum(status == 200 for status, _, _ in results) >= 400 // reservation
+    assert 400 - reservation < used <= 400 + reservation
+    assert {c for s, c, _ in results if s != 200} == {"EXCEED_TOKEN_QUOTA_LIMIT"}
+
+
+def test_a_replica_killed_mid_stream_frees_its_slots_within_seconds(cluster):
+    admin, env_id, key, replicas, (data_dir, env) = cluster
+    set_limits(admin, env_id, concurrency=2, rpm=None, tpm=None, token_quota=None)
+    victim = replicas[0]
+    holders = [threading.Thread(target=lambda: _ignore_cut(victim.url, key)) for _ in range(2)]
+    for h in holders:
+        h.start()
+    time.sleep(1.0)
+    assert chat(replicas[1].url, key, stream=False)[1] == "EXCEED_CONCURRENT_REQUEST_LIMIT"
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait(10)
+    killed = time.monotonic()
+    while (status := chat(replicas[1].url, key, stream=False)[0]) != 200 and time.monotonic() - killed < 15:
+        time.sleep(0.25)
+    assert status == 200 and time.monotonic() - killed < 9  # the 6 s leases ran out; nobody cleaned up
+    for h in holders:
+        h.join(30)
+    replicas[0] = start_serve(data_dir, env)
+
+
+def _ignore_cut(url: str, key: str) -> None:
+    try:
+        chat(url, key)
+    except requests.RequestException:
+        pass  # its replica died under it
