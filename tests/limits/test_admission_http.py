@@ -135,3 +135,39 @@ def test_limits_off_lets_everything_through(gateway):
 def test_bad_limit_values_are_refused(gateway, bad):
     with pytest.raises(Exception, match="whole number"):
         gateway.admin.set_env_limits(gateway.env_id, {"rpm": bad})
+
+
+def test_publishable_keys_get_their_own_lower_concurrency(gateway):
+    _, publishable = gateway.admin.create_key(gateway.env_id, "publishable")
+    time.sleep(1.0)
+    FakeLlama.token_delay = 0.03
+    results: list[int] = []
+    clients = [threading.Thread(target=lambda: results.append(
+        gateway.chat(ask("a b c d e f g h i j k l m n o p", max_tokens=16), key=publishable).status_code))
+        for _ in range(2)]
+    for c in clients:
+        c.start()
+    time.sleep(0.3)
+    refused = gateway.chat(ask(), key=publishable)
+    assert refused.status_code == 429 and code(refused) == "EXCEED_CONCURRENT_REQUEST_LIMIT"
+    assert gateway.chat(ask("x", max_tokens=2)).status_code == 200  # the server key's share is separate
+    for c in clients:
+        c.join(30)
+    assert results == [200, 200]
+
+
+def test_a_restarted_gateway_remembers_the_quota_used_by_the_ledger(tmp_path):
+    first = start_in_thread(tmp_path / "data")
+    first.admin.set_env_limits(first.env_id, {"token_quota": 100})
+    time.sleep(1.0)
+    used = sum(first.chat(ask("hello there", max_tokens=10)).json()["usage"]["total_tokens"] for _ in range(5))
+    assert 40 < used < 100
+    first.stop()  # shutdown flushes the ledger
+    again = start_in_thread(tmp_path / "data")
+    try:
+        # a fresh counter would admit this (it reserves ~70 of 100), the ledger's says it cannot fit
+        refused = again.chat(ask("hi", max_tokens=60), key=first.key)
+        assert refused.status_code == 429 and code(refused) == "EXCEED_TOKEN_QUOTA_LIMIT"
+        assert again.chat(ask("hi", max_tokens=1), key=first.key).status_code == 200
+    finally:
+        again.stop()

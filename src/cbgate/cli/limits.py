@@ -7,6 +7,7 @@ from cbgate.cli.common import open_admin
 
 LIMIT_OPTIONS = (("--concurrency", "concurrency"), ("--rpm", "rpm"), ("--tpm", "tpm"),
                  ("--token-quota", "token_quota"))
+UNSET = object()  # an option not given: that limit stays as it is (argparse would parse a string default)
 
 
 def limit_value(text: str) -> int | None:
@@ -25,7 +26,7 @@ def limit_value(text: str) -> int | None:
 def cmd_limits(args) -> None:
     admin = open_admin(args)
     if args.action == "set":
-        changes = {name: getattr(args, name) for _, name in LIMIT_OPTIONS if getattr(args, name) != "unset"}
+        changes = {name: getattr(args, name) for _, name in LIMIT_OPTIONS if getattr(args, name) is not UNSET}
         limits = admin.set_env_limits(args.env, changes)
     else:
         limits = admin.env_limits(args.env)
@@ -39,7 +40,7 @@ def register(sub, common) -> None:
     change = limits.add_parser("set", parents=[common], help="change some limits (N or off); the rest stay")
     change.add_argument("--env", required=True)
     for option, name in LIMIT_OPTIONS:
-        change.add_argument(option, dest=name, type=limit_value, default="unset", metavar="N|off")
+        change.add_argument(option, dest=name, type=limit_value, default=UNSET, metavar="N|off")
     limits.add_parser("show", parents=[common]).add_argument("--env", required=True)
     for p in limits.choices.values():
         p.set_defaults(func=cmd_limits)

@@ -23,6 +23,7 @@ from cbgate.limits.memory import MemoryLimiter
 from cbgate.limits.redis import RedisLimiter
 from cbgate.providers.base import Provider
 from cbgate.providers.registry import ProviderRegistry
+from cbgate.store import limits as stored_limits
 from cbgate.store.db import Store
 from cbgate.store.ledger import LedgerWriter
 
@@ -53,6 +54,7 @@ class App:
         await asyncio.to_thread(self.ledger.replay_orphans)  # what a killed run left behind
         self.limiter = make_limiter(self.settings)
         await self.limiter.start()
+        await self.limiter.seed_quota(await asyncio.to_thread(quota_usage, self.store, directory.snapshot))
         service = ChatService(directory, Resolver(self.registry), Metering(self.ledger, self.metrics), self.limiter)
         self.chat = ChatRoutes(service, self.settings.max_body_bytes)
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
@@ -131,6 +133,12 @@ class App:
         if parts == ["healthz"]:
             return await ex.reply_json({"status": "ok"})
         raise InvalidPath(f"no such path: {ex.scope['path']}")
+
+
+def quota_usage(store: Store, snapshot) -> dict[str, int]:
+    """Tokens used so far by each env that has a quota (quota counters start there after a restart)."""
+    envs = [env for (env, kind), limits in snapshot.limits.items() if kind == "server" and limits.token_quota]
+    return stored_limits.tokens_used(store, envs) if envs else {}
 
 
 def make_limiter(settings: Settings):

@@ -78,6 +78,9 @@ class Limiter(Protocol):
 
     async def start(self) -> None: ...
 
+    async def seed_quota(self, used: dict[str, int]) -> None:
+        """Start quota counters from the tokens each env used before (env -> tokens)."""
+
     async def close(self) -> None: ...
 
 

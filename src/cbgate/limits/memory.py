@@ -55,6 +55,10 @@ class MemoryLimiter:
     async def close(self) -> None:
         pass
 
+    async def seed_quota(self, used: dict[str, int]) -> None:
+        """Start the quota counters from what the ledger says each env used (at startup)."""
+        self.quota_used.update(used)
+
     def inflight(self, scope: str) -> int:
         found = self.scopes.get(scope)
         return found.inflight if found else 0

@@ -107,6 +107,14 @@ class RedisLimiter:
         await asyncio.gather(*self._pending, return_exceptions=True)
         await self.redis.aclose()
 
+    async def seed_quota(self, used: dict[str, int]) -> None:
+        """Start the quota counters from the ledger where Redis has none (a new or emptied Redis); a
+        counter that exists is ahead of the ledger (it holds reservations) and is kept."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for env_id, tokens in used.items():
+                pipe.set(f"{self.prefix}:quota:{env_id}", tokens, nx=True)
+            await pipe.execute()
+
     async def admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int):
         p = self.prefix
         now = time.time()

@@ -2,7 +2,7 @@
 reloads them with its snapshot)."""
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from cbgate.store import schema
 
@@ -25,3 +25,13 @@ def set_env_limits(store, env_id: str, changes: dict[str, int | None]) -> None:
             conn.execute(insert(t).values(env_id=env_id, **changes))
         elif changes:
             conn.execute(update(t).where(t.c.env_id == env_id).values(**changes))
+
+
+def tokens_used(store, env_ids: list[str]) -> dict[str, int]:
+    """Tokens each env used so far by the ledger: where a restarted limiter's quota counters start."""
+    t = schema.usage_ledger
+    query = (select(t.c.env_id, func.coalesce(func.sum(t.c.prompt_tokens + t.c.completion_tokens), 0))
+             .where(t.c.env_id.in_(env_ids)).group_by(t.c.env_id))
+    with store.engine.connect() as conn:
+        found = {env: int(used) for env, used in conn.execute(query)}
+    return {env: found.get(env, 0) for env in env_ids}
