@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cbgate.cli import admin_tokens, limits, serve, tenants, usage
+from cbgate.cli import admin_tokens, groups, limits, serve, tenants, usage
 from cbgate.cli.common import DATA_HELP, data_dir_option
 from cbgate.config import ConfigError
 from cbgate.errors import CloudBaseError
 from cbgate.providers.local.source import ModelSourceError
 
-COMMANDS = [serve, tenants, usage, admin_tokens, limits]
+COMMANDS = [serve, tenants, usage, admin_tokens, limits, groups]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,10 @@ import time
 
 from cbgate.config import Settings
 from cbgate.core.access import new_operator_token, normalise_origins
+from cbgate.core.group_admin import GroupOperations
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.resolve import CATALOG_GROUP
-from cbgate.errors import InvalidEnv, InvalidParam, ModelGroupNotFound, ModelNotSupported
+from cbgate.errors import InvalidEnv, InvalidParam, ModelNotSupported
 from cbgate.limits.base import FIELDS as LIMIT_FIELDS
 from cbgate.limits.base import OFF, resolve_limits
 from cbgate.store import access, usage
@@ -26,7 +27,7 @@ def new_env_id() -> str:
     return "env-" + "".join(_ALPHABET[b % len(_ALPHABET)] for b in os.urandom(8))
 
 
-class Admin:
+class Admin(GroupOperations):
     def __init__(self, store: Store, settings: Settings):
         self.store = store
         self.settings = settings
@@ -80,16 +81,21 @@ class Admin:
         """(group, model, enabled) for every model the env could call."""
         self.require_env(env_id)
         if group not in (None, CATALOG_GROUP):
-            raise ModelGroupNotFound(f"model group {group!r} does not exist")
+            return [(group, m, on) for m, on in self.group_models(env_id, group)]
         switches = {(g, m): on for _, g, m, on in self.store.model_switches(env_id)}
-        return [(CATALOG_GROUP, m.name, switches.get((CATALOG_GROUP, m.name), False))
-                for m in self.settings.catalog]
+        found = [(CATALOG_GROUP, m.name, switches.get((CATALOG_GROUP, m.name), False))
+                 for m in self.settings.catalog]
+        if group is None:  # every group the env can call: the catalog, vendor groups with its key, custom groups
+            for name in self.configured_group_names(env_id):
+                found += [(name, m, on) for m, on in self.group_models(env_id, name)]
+        return found
 
     def set_model(self, env_id: str, group: str, model: str, enabled: bool) -> None:
         self.require_env(env_id)
         if group != CATALOG_GROUP:
-            raise ModelGroupNotFound(f"model group {group!r} does not exist")
-        if self.settings.catalog_model(model) is None:
+            if model not in {m for m, _ in self.group_models(env_id, group)}:
+                raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
+        elif self.settings.catalog_model(model) is None:
             raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
         self.store.set_model_switch(env_id, group, model, enabled)
 

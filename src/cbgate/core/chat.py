@@ -31,7 +31,7 @@ class ChatService:
         return principal
 
     def check_group(self, principal: Principal, group: str) -> None:
-        self.resolver.check_group(principal.env_id, group)
+        self.resolver.check_group(principal.env_id, group, self.directory.snapshot)
 
     def list_models(self, principal: Principal, group: str) -> dict:
         names = self.resolver.enabled_models(self.directory.snapshot, principal.env_id, group)

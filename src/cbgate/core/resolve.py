@@ -1,14 +1,28 @@
-"""Resolve (env, group, model) to the deployments that may serve it, or the CloudBase error why not."""
+"""Resolve (env, group, model) to the deployments that may serve it, or the CloudBase error why not.
+
+Groups: `cloudbase` (the operator's catalog), the built-in vendor groups (cbgate.core.vendors, called with
+the env's own key) and each env's custom groups. Group adapters are cached per (env, group) and rebuilt
+only when the group's row changes, so the hot path is a dict lookup.
+"""
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 
+from cbgate.core.secrets import SecretBox
 from cbgate.core.tenants import TenantSnapshot
-from cbgate.errors import ModelDisabled, ModelGroupNotFound, ModelNotSupported
+from cbgate.core.vendors import VENDOR_GROUPS, VendorGroup
+from cbgate.errors import ModelConfigMissing, ModelDisabled, ModelGroupNotFound, ModelNotSupported
 from cbgate.providers.base import Provider
 from cbgate.providers.registry import ProviderRegistry
+from cbgate.store.groups import GroupRow
 
 CATALOG_GROUP = "cloudbase"
+CUSTOM = "custom"
+VENDOR = "vendor"
+
+log = logging.getLogger("cbgate.resolve")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,23 +32,91 @@ class Route:
     providers: list[Provider]
 
 
-class Resolver:
-    def __init__(self, registry: ProviderRegistry):
-        self.registry = registry
+def custom_group(snapshot: TenantSnapshot, env_id: str, group: str) -> GroupRow | None:
+    row = snapshot.groups.get((env_id, group))
+    return row if row is not None and row.kind == CUSTOM else None
 
-    def check_group(self, env_id: str, group: str) -> None:
-        if group != CATALOG_GROUP:
+
+class Resolver:
+    def __init__(self, registry: ProviderRegistry, secrets: SecretBox | None = None):
+        self.registry = registry
+        self.secrets = secrets or SecretBox(registry.settings)
+        self._adapters: dict[tuple[str, str], tuple[GroupRow, Provider]] = {}
+        self._revision = -1
+
+    def check_group(self, env_id: str, group: str, snapshot: TenantSnapshot | None = None) -> None:
+        if group == CATALOG_GROUP or group in VENDOR_GROUPS:
+            return
+        if snapshot is None or custom_group(snapshot, env_id, group) is None:
             raise ModelGroupNotFound(f"model group {group!r} does not exist")
 
     def resolve(self, snapshot: TenantSnapshot, env_id: str, group: str, model: str) -> Route:
-        self.check_group(env_id, group)
+        if group == CATALOG_GROUP:
+            return self._catalog(snapshot, env_id, model)
+        self.check_group(env_id, group, snapshot)
+        vendor = VENDOR_GROUPS.get(group)
+        row = snapshot.groups.get((env_id, group))
+        switch = snapshot.model_enabled(env_id, group, model)
+        if (switch is None) if vendor is None else (model not in vendor.models):
+            raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
+        if row is not None and not row.enabled:
+            raise ModelDisabled(f"group {group!r} is switched off for this environment")
+        if switch is False:
+            raise ModelDisabled(f"model {model!r} is switched off in group {group!r} for this environment")
+        if vendor is not None and (row is None or not row.secret):
+            raise ModelConfigMissing(f"group {group!r} has no API key for this environment; set one with "
+                                     f"`cbgate group set-key --env {env_id} {group} KEY`")
+        return Route(group, model, [self._group_adapter(snapshot, row, vendor)])
+
+    def _catalog(self, snapshot: TenantSnapshot, env_id: str, model: str) -> Route:
         providers = self.registry.deployments(model)
         if not providers:
-            raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
-        if not snapshot.model_enabled(env_id, group, model):
-            raise ModelDisabled(f"model {model!r} is switched off in group {group!r} for this environment")
-        return Route(group, model, providers)
+            raise ModelNotSupported(f"model {model!r} is not in group {CATALOG_GROUP!r}")
+        if not snapshot.model_enabled(env_id, CATALOG_GROUP, model):
+            raise ModelDisabled(f"model {model!r} is switched off in group {CATALOG_GROUP!r} for this environment")
+        return Route(CATALOG_GROUP, model, providers)
+
+    def _group_adapter(self, snapshot: TenantSnapshot, row: GroupRow, vendor: VendorGroup | None) -> Provider:
+        if snapshot.revision != self._revision:
+            self._forget_deleted(snapshot)
+        slot = (row.env_id, row.name)
+        cached = self._adapters.get(slot)
+        if cached is not None and cached[0] == row:  # same row: nothing changed since it was built
+            return cached[1]
+        api_key = self.secrets.decrypt(row.secret) if row.secret else None
+        if vendor is not None:  # the vendor's fixed, public endpoint: trusted like the operator's catalog
+            provider = self.registry.build_upstream(vendor.protocol, name=vendor.name, base_url=vendor.base_url,
+                                                    api_key=api_key)
+        else:  # a tenant's URL: the egress policy applies at every connect
+            provider = self.registry.build_upstream(row.protocol, name=row.name, base_url=row.base_url,
+                                                    api_key=api_key, guarded=True)
+        self._adapters[slot] = (row, provider)
+        if cached is not None:
+            self._close_later(cached[1])
+        return provider
+
+    def _forget_deleted(self, snapshot: TenantSnapshot) -> None:
+        self._revision = snapshot.revision
+        for slot in [s for s in self._adapters if s not in snapshot.groups]:
+            self._close_later(self._adapters.pop(slot)[1])
+
+    @staticmethod
+    def _close_later(provider: Provider) -> None:
+        """Close a replaced adapter without blocking the request (in-flight calls hold their own response)."""
+        try:
+            asyncio.get_running_loop().create_task(provider.close())
+        except RuntimeError:  # no loop (tests, tools): nothing pooled to release
+            pass
 
     def enabled_models(self, snapshot: TenantSnapshot, env_id: str, group: str) -> list[str]:
-        self.check_group(env_id, group)
-        return [m for m in self.registry.by_model if snapshot.model_enabled(env_id, group, m)]
+        if group == CATALOG_GROUP:
+            return [m for m in self.registry.by_model if snapshot.model_enabled(env_id, group, m)]
+        self.check_group(env_id, group, snapshot)
+        row = snapshot.groups.get((env_id, group))
+        switches = snapshot.switches.get((env_id, group), {})
+        vendor = VENDOR_GROUPS.get(group)
+        if vendor is not None:
+            if row is None or not row.secret or not row.enabled:
+                return []  # no key yet: nothing callable
+            return [m for m in vendor.models if switches.get(m, True)]
+        return [m for m, on in switches.items() if on] if row.enabled else []

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from cbgate.errors import ServiceUnavailable
 from cbgate.limits.base import SERVER_DEFAULTS, EnvLimits, publishable_limits, resolve_limits
 from cbgate.store import access
+from cbgate.store import groups as stored_groups
 from cbgate.store import limits as stored_limits
 from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import KeyRow, Store
+from cbgate.store.groups import GroupRow
 
 log = logging.getLogger("cbgate.tenants")
 
@@ -29,6 +31,8 @@ class TenantSnapshot:
     operators: dict[str, OperatorTokenRow] = field(default_factory=dict)  # digest -> live operator token
     origins: dict[str, frozenset[str]] = field(default_factory=dict)  # env -> browser origins it allows
     limits: dict[tuple[str, str], EnvLimits] = field(default_factory=dict)  # (env, key kind) -> its limits
+    # (env, group) -> the env's group row; secrets stay encrypted here (the resolver decrypts into adapters)
+    groups: dict[tuple[str, str], GroupRow] = field(default_factory=dict)
 
     def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
         return self.switches.get((env_id, group), {}).get(model)
@@ -64,6 +68,7 @@ def load_snapshot(store: Store) -> TenantSnapshot:
         operators={t.digest: t for t in access.list_operator_tokens(store) if t.revoked_at is None},
         origins={env: frozenset(found) for env, found in access.env_origins(store).items()},
         limits=_limits(store),
+        groups={(g.env_id, g.name): g for g in stored_groups.list_groups(store)},
     )
 
 

@@ -29,11 +29,16 @@ def _env_limits(conn: Connection) -> None:
     schema.env_limits.create(conn, checkfirst=True)
 
 
+def _model_groups(conn: Connection) -> None:
+    schema.model_groups.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
     ("0004_usage_ledger", _v4_usage_ledger),
     ("0007_admin_plane", _admin_plane),
     ("0003_env_limits", _env_limits),
+    ("0002_model_groups", _model_groups),
 ]
 
 

@@ -99,3 +99,20 @@ env_limits = Table(
     Column("tpm", BigInteger),
     Column("token_quota", BigInteger),
 )
+
+# Model groups an environment configures: its custom groups (URL, protocol, secret) and the rows that give a
+# built-in vendor group (kind "vendor", URL from cbgate.core.vendors) the env's own key. The secret is
+# encrypted with the operator key (cbgate.core.secrets); a custom group's models are its model_switches rows.
+model_groups = Table(
+    "model_groups", metadata,
+    Column("env_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("base_url", String(1024), nullable=False, default=""),
+    Column("protocol", String(16), nullable=False, default="openai"),
+    Column("secret", String(4096)),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("env_id", "name"),
+)

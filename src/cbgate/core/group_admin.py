@@ -1,0 +1,200 @@
+"""Model group operations (create with a check, list, set-key, switch, delete), mixed into core.admin.Admin
+so the CLI and the admin API share them."""
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from cbgate.core.resolve import CATALOG_GROUP, CUSTOM, VENDOR
+from cbgate.core.secrets import SecretBox
+from cbgate.core.vendors import VENDOR_GROUPS
+from cbgate.errors import CloudBaseError, InvalidParam, ModelGroupNotFound, ModelRequestFailed
+from cbgate.providers.registry import UPSTREAM_PROTOCOLS, ProviderRegistry
+from cbgate.store import groups as stored
+from cbgate.store.db import StoreConflict
+from cbgate.store.groups import GroupRow
+
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """What may be shown of a group: never its secret, only whether it has one."""
+    name: str
+    kind: str  # "built-in" | "custom"
+    protocol: str
+    base_url: str
+    enabled: bool
+    has_key: bool
+    models: tuple[str, ...]
+
+
+class UpstreamCheckFailed(ModelRequestFailed):
+    """The base URL did not answer with that secret when the group was created."""
+
+
+def validate_group_name(name: str) -> None:
+    if not GROUP_NAME.match(name or ""):
+        raise InvalidParam(f"group name {name!r} must be 1-64 characters: lower-case letters, digits, '-' and '_', "
+                           "starting with a letter")
+    if name.startswith(CATALOG_GROUP):
+        raise InvalidParam(f"group name {name!r} may not start with {CATALOG_GROUP!r} (reserved for the catalog)")
+    if name in VENDOR_GROUPS:
+        raise InvalidParam(f"group name {name!r} is a built-in group; set its key with `cbgate group set-key`")
+
+
+def validate_models(models: list[str]) -> list[str]:
+    cleaned = list(dict.fromkeys(m.strip() for m in models if m.strip()))
+    if not cleaned:
+        raise InvalidParam("a group needs at least one model (--models a,b)")
+    for model in cleaned:
+        if not MODEL_NAME.match(model):
+            raise InvalidParam(f"model name {model!r} is not valid (letters, digits and . _ : / @ + -, at most 128)")
+    return cleaned
+
+
+def validate_base_url(url: str) -> str:
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParam(f"base URL {url!r} must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise InvalidParam("put the secret in --api-key, not in the base URL")
+    return url.rstrip("/")
+
+
+def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: str | None, guarded: bool) -> None:
+    """Ask the upstream for its model list (openai) or make a minimal call (anthropic) with this secret.
+    Runs on its own loop in a thread, so it works from the CLI and from inside a running server alike."""
+    failure: list[BaseException] = []
+
+    async def run() -> None:
+        registry = ProviderRegistry(settings)
+        await registry.start()
+        try:
+            await registry.build_upstream(protocol, name=name, base_url=base_url, api_key=api_key,
+                                          guarded=guarded).check()
+        finally:
+            await registry.close()
+
+    def thread() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=thread, name="cbgate-group-check")
+    worker.start()
+    worker.join()
+    if failure:
+        exc = failure[0]
+        reason = exc.message if isinstance(exc, CloudBaseError) else str(exc) or type(exc).__name__
+        raise UpstreamCheckFailed(f"the base URL {base_url} did not answer as an {protocol} upstream with this "
+                                  f"key: {reason} (use --no-check to create the group anyway)")
+
+
+class GroupOperations:
+    """Needs `self.store`, `self.settings` and `self.require_env` (core.admin.Admin)."""
+
+    def _secrets(self) -> SecretBox:
+        return SecretBox(self.settings)
+
+    def create_group(self, env_id: str, name: str, base_url: str, models: list[str], api_key: str | None = None,
+                     protocol: str = "openai", check: bool = True, guarded: bool = False) -> GroupView:
+        """`guarded` applies the egress policy to the check (for tenant callers; the CLI is the operator's)."""
+        self.require_env(env_id)
+        validate_group_name(name)
+        if protocol not in UPSTREAM_PROTOCOLS:
+            raise InvalidParam(f"protocol {protocol!r} is not supported; use {' or '.join(UPSTREAM_PROTOCOLS)}")
+        base_url, models = validate_base_url(base_url), validate_models(models)
+        if self._group_row(env_id, name) is not None:
+            raise InvalidParam(f"group {name!r} already exists in {env_id}")
+        if check:
+            check_upstream(self.settings, name, protocol, base_url, api_key or None, guarded)
+        now = time.time()
+        secret = self._secrets().encrypt(api_key) if api_key else None
+        row = GroupRow(env_id=env_id, name=name, kind=CUSTOM, base_url=base_url, protocol=protocol, secret=secret,
+                       enabled=True, created_at=now, updated_at=now)
+        try:
+            stored.insert_group(self.store, row, models)
+        except StoreConflict:
+            raise InvalidParam(f"group {name!r} already exists in {env_id}") from None
+        return self._view(row, models)
+
+    def list_groups(self, env_id: str) -> list[GroupView]:
+        """The built-in vendor groups, then the env's custom groups."""
+        self.require_env(env_id)
+        rows = {r.name: r for r in stored.list_groups(self.store, env_id)}
+        views = []
+        for vendor in VENDOR_GROUPS.values():
+            row = rows.get(vendor.name)
+            views.append(GroupView(vendor.name, "built-in", vendor.protocol, vendor.base_url,
+                                   row.enabled if row else True, bool(row and row.secret), vendor.models))
+        for row in rows.values():
+            if row.kind == CUSTOM:
+                views.append(self._view(row, self._custom_models(env_id, row.name)))
+        return views
+
+    def set_group_key(self, env_id: str, name: str, api_key: str) -> None:
+        self.require_env(env_id)
+        if not api_key:
+            raise InvalidParam("the key may not be empty")
+        secret = self._secrets().encrypt(api_key)
+        if stored.update_group(self.store, env_id, name, secret=secret):
+            return
+        if name not in VENDOR_GROUPS:
+            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+        now = time.time()
+        vendor = VENDOR_GROUPS[name]
+        stored.insert_group(self.store, GroupRow(env_id=env_id, name=name, kind=VENDOR, base_url=vendor.base_url,
+                                                 protocol=vendor.protocol, secret=secret, enabled=True,
+                                                 created_at=now, updated_at=now))
+
+    def set_group_enabled(self, env_id: str, name: str, enabled: bool) -> None:
+        self.require_env(env_id)
+        if stored.update_group(self.store, env_id, name, enabled=enabled):
+            return
+        if name not in VENDOR_GROUPS:
+            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+        now, vendor = time.time(), VENDOR_GROUPS[name]
+        stored.insert_group(self.store, GroupRow(env_id=env_id, name=name, kind=VENDOR, base_url=vendor.base_url,
+                                                 protocol=vendor.protocol, secret=None, enabled=enabled,
+                                                 created_at=now, updated_at=now))
+
+    def delete_group(self, env_id: str, name: str) -> None:
+        self.require_env(env_id)
+        if name == CATALOG_GROUP or name in VENDOR_GROUPS:
+            raise InvalidParam(f"{name!r} is a built-in group and cannot be deleted; "
+                               f"switch it off with `cbgate group disable --env {env_id} {name}`")
+        if not stored.delete_group(self.store, env_id, name):
+            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+
+    # Used by Admin.list_models / set_model for every group that is not the catalog.
+    def _group_row(self, env_id: str, name: str) -> GroupRow | None:
+        return next((r for r in stored.list_groups(self.store, env_id) if r.name == name), None)
+
+    def _custom_models(self, env_id: str, name: str) -> tuple[str, ...]:
+        return tuple(m for _, g, m, _on in self.store.model_switches(env_id) if g == name)
+
+    def group_models(self, env_id: str, name: str) -> list[tuple[str, bool]]:
+        """(model, enabled) for a vendor or custom group; raises AI_MODEL_NOT_FOUND for any other name."""
+        switches = {m: on for _, g, m, on in self.store.model_switches(env_id) if g == name}
+        if name in VENDOR_GROUPS:
+            return [(m, bool(switches.get(m, True))) for m in VENDOR_GROUPS[name].models]
+        row = self._group_row(env_id, name)
+        if row is None or row.kind != CUSTOM:
+            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+        return [(m, bool(on)) for m, on in switches.items()]
+
+    def configured_group_names(self, env_id: str) -> list[str]:
+        """Vendor groups the env gave a key to, then its custom groups."""
+        rows = stored.list_groups(self.store, env_id)
+        return [r.name for r in rows if r.kind == VENDOR and r.secret] + [r.name for r in rows if r.kind == CUSTOM]
+
+    @staticmethod
+    def _view(row: GroupRow, models) -> GroupView:
+        return GroupView(row.name, "custom", row.protocol, row.base_url, row.enabled, bool(row.secret), tuple(models))

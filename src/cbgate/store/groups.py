@@ -1,0 +1,67 @@
+"""Model groups per environment (env-level state: every change bumps the revision, so replicas reload).
+
+A custom group is one `model_groups` row plus one `model_switches` row per model (its membership and its
+switch); a vendor group's row only carries the env's key and the group switch. Secrets arrive here
+already encrypted.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cbgate.store import schema
+from cbgate.store.db import StoreConflict
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    env_id: str
+    name: str
+    kind: str  # "custom" | "vendor"
+    base_url: str
+    protocol: str
+    secret: str | None  # encrypted
+    enabled: bool
+    created_at: float
+    updated_at: float
+
+
+def list_groups(store, env_id: str | None = None) -> list[GroupRow]:
+    t = schema.model_groups
+    query = select(t).order_by(t.c.env_id, t.c.name)
+    if env_id is not None:
+        query = query.where(t.c.env_id == env_id)
+    with store.engine.connect() as conn:
+        return [GroupRow(**r._mapping) for r in conn.execute(query)]
+
+
+def insert_group(store, row: GroupRow, models: list[str] | tuple[str, ...] = ()) -> None:
+    switches = schema.model_switches
+    try:
+        with store.changing() as conn:
+            conn.execute(insert(schema.model_groups).values(**asdict(row)))
+            if models:
+                conn.execute(delete(switches).where(switches.c.env_id == row.env_id,
+                                                    switches.c.group_name == row.name))
+                conn.execute(insert(switches), [{"env_id": row.env_id, "group_name": row.name, "model": m,
+                                                 "enabled": True} for m in models])
+    except IntegrityError as exc:
+        raise StoreConflict(f"group {row.name} already exists in {row.env_id}") from exc
+
+
+def update_group(store, env_id: str, name: str, **values) -> bool:
+    t = schema.model_groups
+    with store.changing() as conn:
+        result = conn.execute(update(t).where(t.c.env_id == env_id, t.c.name == name)
+                              .values(updated_at=time.time(), **values))
+        return result.rowcount > 0
+
+
+def delete_group(store, env_id: str, name: str) -> bool:
+    t, switches = schema.model_groups, schema.model_switches
+    with store.changing() as conn:
+        conn.execute(delete(switches).where(switches.c.env_id == env_id, switches.c.group_name == name))
+        return conn.execute(delete(t).where(t.c.env_id == env_id, t.c.name == name)).rowcount > 0
