@@ -40,7 +40,7 @@ def test_sixth_concurrent_request_is_refused_at_once_and_slots_come_back(gateway
     started = time.monotonic()
     refused = gateway.chat(ask())
     assert refused.status_code == 429 and code(refused) == "EXCEED_CONCURRENT_REQUEST_LIMIT"
-    assert time.monotonic() - started < 0.3  # refused at once, not queued behind the slow ones
+    assert time.monotonic() - started < 1.0  # refused at once, not queued behind ~2.5 s of slow answers
     for c in clients:
         c.join(30)
     assert results == [200] * 5
