@@ -73,6 +73,16 @@ def test_custom_group_streams(gw, fake):
     assert "t0 " in text and "t2 " in text and text.rstrip().endswith("data: [DONE]")
 
 
+def test_anthropic_protocol_group(gw, fake):
+    gw.admin.create_group(gw.env_id, "claude", fake.root, ["claude-x"], api_key=GROUP_SECRET, protocol="anthropic")
+    wait_for(lambda: chat(gw, "claude", "claude-x").status_code != 404)
+    reply = chat(gw, "claude", "claude-x")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == "Hello from the fake upstream"
+    sent = fake.chat_requests[-1]
+    assert sent.path == "/v1/messages" and sent.headers["x-api-key"] == GROUP_SECRET
+
+
 def test_models_listing_shows_the_groups_enabled_models(gw):
     gw.admin.set_model(gw.env_id, "mine", "m-two", False)
     try:

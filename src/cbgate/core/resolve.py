@@ -81,7 +81,7 @@ class Resolver:
             self._forget_deleted(snapshot)
         slot = (row.env_id, row.name)
         cached = self._adapters.get(slot)
-        if cached is not None and cached[0] == row:  # same row: nothing changed since it was built
+        if cached is not None and (cached[0] is row or cached[0] == row):  # unchanged since it was built
             return cached[1]
         api_key = self.secrets.decrypt(row.secret) if row.secret else None
         if vendor is not None:  # the vendor's fixed, public endpoint: trusted like the operator's catalog
