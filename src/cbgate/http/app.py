@@ -5,6 +5,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 
 from cbgate.config import Settings, load_settings
 from cbgate.core.admin import Admin
@@ -40,7 +41,7 @@ class App:
         self._tasks: list[asyncio.Task] = []
         self.metrics = Metrics()
         self.ledger: LedgerWriter | None = None
-        self.settle_gc = False  # create_app (real serving) turns it on; in-process tests keep the defaults
+        self.tune_interpreter = False  # create_app (real serving) turns it on; in-process tests keep the defaults
 
     async def startup(self) -> None:
         self.store = Store(self.settings.database_url)
@@ -92,8 +93,8 @@ class App:
                     log.error("startup failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                if self.settle_gc:
-                    settle_garbage_collector()
+                if self.tune_interpreter:
+                    tune_interpreter_for_serving()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
@@ -153,14 +154,17 @@ def create_app() -> App:
     """Factory for uvicorn (also with --workers): settings come from the CBGATE_* environment."""
     logging.basicConfig(level=os.environ.get("CBGATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     app = App(load_settings())
-    app.settle_gc = True
+    app.tune_interpreter = True
     return app
 
 
-def settle_garbage_collector() -> None:
-    """What startup built (modules, catalog, pools) lives as long as the process:
-    freeze it out of every collection, and collect young objects less often, so that collections
-    rarely stall requests (bench/: p99 at 32 clients from ~55 to ~35 ms, same throughput)."""
+def tune_interpreter_for_serving() -> None:
+    """Keep the event loop from stalling behind the collector and background threads. What startup
+    built (modules, catalog, pools) lives as long as the process: freeze it out of every collection, and
+    collect young objects less often (bench/: p99 at 32 clients ~55 -> ~35 ms). Hand the GIL over every
+    0.5 ms instead of 5, so that the ledger drain and the snapshot refresh threads never hold the loop
+    up for long (p99 at 1 client ~8.5 -> ~5 ms). Throughput stayed the same with both."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
+    sys.setswitchinterval(0.0005)
