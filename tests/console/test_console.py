@@ -146,3 +146,34 @@ def test_console_is_served_from_the_package_with_no_outside_resources(cast):
         resp = requests.get(f"{cast.gw.url}/console/{name}", timeout=5)
         assert resp.status_code == 200 and "http://" not in resp.text.replace("http://www.w3.org", "")
     assert requests.get(f"{cast.gw.url}/console/nope.js", timeout=5).json()["code"] == "INVALID_PATH"
+
+
+@pytest.fixture
+def groups_cast(tmp_path):
+    from tests.http.test_admin_groups import ENV, SECRET
+    from tests.support.fake_upstream import start_fake_upstream
+    from tests.support.gateway import start_in_thread
+    fake = start_fake_upstream(require_key=SECRET)
+    gw = start_in_thread(tmp_path / "data", env=ENV)
+    yield make_cast(gw), fake, SECRET
+    gw.stop()
+    fake.stop()
+
+
+def test_operator_adds_a_custom_group_and_switches_it_off(page, groups_cast, shots):
+    cast, fake, secret = groups_cast
+    sign_in(page, cast.gw, cast.operator, "models")
+    page.fill("[data-test=new-group-name]", "team-llm")
+    page.fill("[data-test=new-group-base_url]", fake.url)
+    page.fill("[data-test=new-group-models]", "m-one, m-two")
+    page.fill("[data-test=new-group-api_key]", secret)
+    page.click("[data-test=create-group]")
+    page.wait_for_selector("[data-group='team-llm']")
+    assert secret not in page.content()
+    hello = {"model": "m-two", "messages": [{"role": "user", "content": "hi"}]}
+    assert cast.gw.chat(hello, group="team-llm").status_code == 200
+    page.locator("input[data-group-switch='team-llm']").uncheck()
+    expect(page.locator("label.switch:has(input[data-group-switch='team-llm']) span")).to_have_text("off")
+    refused = cast.gw.chat(hello, group="team-llm")
+    assert refused.status_code == 403 and refused.json()["code"] == "AI_MODEL_DISABLED"
+    shots(page, "model-groups-custom")

@@ -1,7 +1,8 @@
 // The console shell: sign-in, language switch, environment picker and a hash router over the pages.
 import { api, h, session } from "./api.js";
 import { currentLang, otherLang, setLang, t } from "./i18n.js";
-import { envsPage, keysPage, limitsPage, modelsPage, usagePage } from "./pages.js";
+import { modelsPage } from "./groups.js";
+import { envsPage, keysPage, limitsPage, usagePage } from "./pages.js";
 import { playgroundPage } from "./playground.js";
 
 const PAGES = { envs: envsPage, keys: keysPage, models: modelsPage, limits: limitsPage, usage: usagePage,

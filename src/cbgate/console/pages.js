@@ -3,13 +3,13 @@ import { api, envPath, h, table, when } from "./api.js";
 import { lines, stackedBars } from "./charts.js";
 import { t } from "./i18n.js";
 
-function notice(text, kind = "ok") {
+export function notice(text, kind = "ok") {
   return h("p", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status", "data-test": `notice-${kind}` },
     text);
 }
 
 // Run an action; on failure show the CloudBase code and message in `where`.
-async function attempt(where, action) {
+export async function attempt(where, action) {
   try {
     return await action();
   } catch (err) {
@@ -71,23 +71,6 @@ export async function keysPage(ctx) {
   return h("section", {}, h("h1", {}, `${t("keys")} · ${ctx.env}`), form, status,
     table([t("prefix"), t("name"), t("kind"), t("created"), t("lastUsed"), t("expires"), t("revoked")], rows,
       "key-table"));
-}
-
-export async function modelsPage(ctx) {
-  const { data } = await api("GET", envPath(ctx.env, "/groups"));
-  const status = h("div");
-  const groups = data.map((g) => h("div", { class: "group", "data-group": g.name },
-    h("h2", {}, `${g.name} `, h("small", {}, t(g.type === "custom" ? "custom" : "builtin"))),
-    table([t("model"), t("enabled")], g.models.map((m) => [m.name, h("label", { class: "switch" },
-      h("input", { type: "checkbox", role: "switch", checked: m.enabled, "data-model": m.name,
-        onchange: async (ev) => {
-          const wanted = ev.target.checked;
-          const path = envPath(ctx.env, `/groups/${encodeURIComponent(g.name)}/models/${encodeURIComponent(m.name)}`);
-          const done = await attempt(status, () => api("PUT", path, { enabled: wanted }));
-          if (!done) ev.target.checked = !wanted;
-          else ev.target.nextSibling.textContent = t(wanted ? "on" : "off");
-        } }), h("span", {}, t(m.enabled ? "on" : "off")))]), `models-${g.name}`)));
-  return h("section", {}, h("h1", {}, `${t("models")} · ${ctx.env}`), status, ...groups);
 }
 
 export async function limitsPage(ctx) {

@@ -49,7 +49,7 @@ async function streamChat(group, model, content, key, output, signal) {
 
 export async function playgroundPage(ctx) {
   const { data } = await api("GET", envPath(ctx.env, "/groups"));
-  const choices = data.flatMap((g) => (g.enabled === false ? [] : g.models.filter((m) => m.enabled)
+  const choices = data.flatMap((g) => (g.enabled === false || g.has_key === false ? [] : g.models.filter((m) => m.enabled)
     .map((m) => ({ group: g.name, model: m.name }))));
   const status = h("div");
   const page = h("section", {}, h("h1", {}, `${t("playground")} · ${ctx.env}`), status);

@@ -38,7 +38,13 @@ SCHEMAS = {
     "KeyCreated": {"allOf": [_ref("Key"), _obj(["key"], key={"type": "string", "description": "shown only once"})]},
     "Model": _obj(["name", "enabled"], name=STR, enabled=BOOL),
     "ModelGroup": _obj(["name", "models"], name=STR, type={"enum": ["builtin", "custom"]}, enabled=BOOL,
+                       protocol={"enum": ["catalog", "openai", "anthropic"]}, base_url=NULLABLE_STR,
+                       has_key={"type": "boolean", "description": "whether a secret is set (never the secret)"},
                        models={"type": "array", "items": _ref("Model")}),
+    "NewGroup": _obj(["name", "base_url", "models"], name=STR, base_url=STR,
+                     models={"type": "array", "items": STR}, api_key={"type": "string", "writeOnly": True},
+                     protocol={"enum": ["openai", "anthropic"]},
+                     check={"type": "boolean", "description": "ask the upstream first (default true)"}),
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
                       "model": STR, "key": NULLABLE_STR, "day": STR, **COUNTS}}}),
@@ -110,7 +116,16 @@ PATHS = {
     "/admin/v1/envs/{env}/keys/{key_id}": {
         "delete": _op("Revoke a key", _obj(id=STR, revoked=BOOL), params=[ENV, _param("key_id")])},
     "/admin/v1/envs/{env}/groups": {
-        "get": _op("Model groups with their models and switches", _list_of("ModelGroup"), params=[ENV])},
+        "get": _op("Model groups with their models and switches", _list_of("ModelGroup"), params=[ENV]),
+        "post": _op("Add a custom group (OpenAI or Anthropic protocol); its URL is checked under the egress policy",
+                    _ref("ModelGroup"), "201", params=[ENV], body=_ref("NewGroup")),
+    },
+    "/admin/v1/envs/{env}/groups/{group}": {
+        "put": _op("Switch a group on or off and/or set its key (e.g. hunyuan, deepseek)", _ref("ModelGroup"),
+                   params=[ENV, _param("group")],
+                   body=_obj(enabled=BOOL, api_key={"type": "string", "writeOnly": True})),
+        "delete": _op("Delete a custom group", _obj(name=STR, deleted=BOOL), params=[ENV, _param("group")]),
+    },
     "/admin/v1/envs/{env}/groups/{group}/models/{model}": {
         "put": _op("Switch a model on or off", _obj(group=STR, name=STR, enabled=BOOL),
                    params=[ENV, _param("group"), _param("model")], body=_obj(["enabled"], enabled=BOOL))},

@@ -12,6 +12,7 @@ from cbgate.core.access import AdminPrincipal, authenticate_admin
 from cbgate.core.admin import Admin
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed
+from cbgate.http.admin_group_routes import GroupRoutes
 from cbgate.http.admin_openapi import openapi_document
 from cbgate.http.exchange import Exchange
 
@@ -58,13 +59,7 @@ def _since(call: Call) -> float | None:
     return call.number("since")
 
 
-def _enabled(body: dict) -> bool:
-    if not isinstance(body.get("enabled"), bool):
-        raise InvalidParam("the body must be {\"enabled\": true|false}")
-    return body["enabled"]
-
-
-class AdminRoutes:
+class AdminRoutes(GroupRoutes):
     def __init__(self, admin: Admin, directory: TenantDirectory):
         self.admin = admin
         self.directory = directory
@@ -80,6 +75,9 @@ class AdminRoutes:
             ("POST", "/envs/{env}/keys", self.create_key, True),
             ("DELETE", "/envs/{env}/keys/{key_id}", self.revoke_key, True),
             ("GET", "/envs/{env}/groups", self.list_groups, False),
+            ("POST", "/envs/{env}/groups", self.create_group, True),
+            ("PUT", "/envs/{env}/groups/{group}", self.change_group, True),
+            ("DELETE", "/envs/{env}/groups/{group}", self.delete_group, True),
             ("PUT", "/envs/{env}/groups/{group}/models/{model}", self.switch_model, True),
             ("GET", "/envs/{env}/limits", self.limits, False),
             ("PUT", "/envs/{env}/limits", self.set_limits, True),
@@ -180,21 +178,6 @@ class AdminRoutes:
     async def revoke_key(self, call: Call):
         await self.run(self.admin.revoke_key, call.params["key_id"], call.params["env"])
         return 200, {"id": call.params["key_id"], "revoked": True}
-
-    # Model groups and the model switch.
-    async def list_groups(self, call: Call):
-        models = await self.run(self.admin.list_models, call.params["env"])
-        groups: dict[str, dict] = {}
-        for group, model, enabled in models:
-            entry = groups.setdefault(group, {"name": group, "type": "builtin", "enabled": True, "models": []})
-            entry["models"].append({"name": model, "enabled": bool(enabled)})
-        return 200, {"data": list(groups.values())}
-
-    async def switch_model(self, call: Call):
-        enabled = _enabled(await call.body())
-        p = call.params
-        await self.run(self.admin.set_model, p["env"], p["group"], p["model"], enabled)
-        return 200, {"group": p["group"], "name": p["model"], "enabled": enabled}
 
     # Admission limits: the env sees its own; raising them is the operator's call (they guard the
     # operator's capacity and quota), so only an operator token may change them.
