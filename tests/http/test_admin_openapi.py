@@ -45,3 +45,10 @@ def test_unknown_paths_and_methods_are_cloudbase_errors(gateway):
     assert resp.status_code == 404 and resp.json()["code"] == "INVALID_PATH"
     resp = requests.patch(f"{gateway.url}/admin/v1/envs", timeout=10)
     assert resp.status_code == 405 and resp.json()["code"] == "INVALID_PATH"
+
+
+def test_bad_query_parameters_are_invalid_param(gateway):
+    headers = gateway.headers()
+    for query in ("requests?limit=nan", "requests?limit=inf", "usage?days=-1", "usage?since=x", "usage?by=color"):
+        resp = requests.get(f"{gateway.url}/admin/v1/envs/{gateway.env_id}/{query}", headers=headers, timeout=10)
+        assert resp.status_code == 400 and resp.json()["code"] == "INVALID_PARAM", query

@@ -4,6 +4,7 @@ operations the CLI runs, so the CLI, this API and the console always agree. Desc
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import parse_qs, unquote
@@ -38,9 +39,12 @@ class Call:
         if raw is None or raw == "":
             return default
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
-            raise InvalidParam(f"query parameter {name!r} must be a number") from None
+            value = math.nan
+        if not math.isfinite(value):
+            raise InvalidParam(f"query parameter {name!r} must be a number")
+        return value
 
 
 def key_view(row) -> dict:
