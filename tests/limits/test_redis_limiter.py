@@ -8,7 +8,7 @@ import redis
 from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, ServiceUnavailable, TokenQuotaExceeded
 from cbgate.limits.base import NO_TICKET, EnvLimits
 from cbgate.limits.redis import RedisLimiter
-from tests.support.redis_server import delete_prefix, require_redis, unique_prefix
+from tests.support.redis_server import REDIS_URL, delete_prefix, require_redis, unique_prefix
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def run(coro):
 
 
 def make(url_prefix: str, **kw) -> RedisLimiter:
-    return RedisLimiter("redis://127.0.0.1:6379/0", url_prefix, **kw)
+    return RedisLimiter(REDIS_URL, url_prefix, **kw)
 
 
 async def drain(*limiters: RedisLimiter) -> None:
