@@ -47,12 +47,7 @@ class UpstreamAdapter:
             async with asyncio.timeout(timeouts.total):
                 response, _ = await self.client.open(self.endpoint, payload, timeouts,
                                                      deadline=time.monotonic() + timeouts.total)
-                try:
-                    raw = await response.read()
-                except aiohttp.ClientError as exc:
-                    raise read_failure(self.endpoint, exc) from None
-                finally:
-                    response.release()
+                raw = await self._read_all(response)
         except TimeoutError:
             raise ModelRequestTimeout(f"upstream {self.name} did not answer within {timeouts.total:g}s") from None
         try:
@@ -63,6 +58,14 @@ class UpstreamAdapter:
         if not isinstance(body, dict) or body.get("error") or body.get("type") == "error":
             raise self.failure_from(body)
         return body
+
+    async def _read_all(self, response: aiohttp.ClientResponse) -> bytes:
+        try:
+            return await response.read()
+        except aiohttp.ClientError as exc:
+            raise read_failure(self.endpoint, exc) from None
+        finally:
+            response.release()
 
     def failure_from(self, body: Any) -> ModelRequestFailed:
         """An error object the upstream sent with a 200 status, in a body or a stream event."""
@@ -84,12 +87,7 @@ class UpstreamAdapter:
         response, started = await self.client.open(self.endpoint, payload, self.timeouts)
         first_byte_at = started + self.timeouts.first_byte  # headers and the first event, together
         if response.content_type == "application/json":  # an error object instead of a stream
-            try:
-                raw = await response.read()
-            except aiohttp.ClientError as exc:
-                raise read_failure(self.endpoint, exc) from None
-            finally:
-                response.release()
+            raw = await self._read_all(response)
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError:

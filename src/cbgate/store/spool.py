@@ -36,6 +36,10 @@ def read_entries(path: Path, start: int = 0, end: int | None = None) -> list[dic
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read() if end is None else f.read(end - start)
+    return _parse_lines(path, data)
+
+
+def _parse_lines(path: Path, data: bytes) -> list[dict]:
     entries = []
     for line in data.splitlines():
         try:
@@ -53,13 +57,7 @@ def read_span(path: Path, start: int, end: int, limit: int) -> tuple[list[dict],
         data = f.read(min(end - start, limit))
     if start + len(data) < end and b"\n" in data:
         data = data[:data.rfind(b"\n") + 1]
-    entries = []
-    for line in data.splitlines():
-        try:
-            entries.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            log.warning("skipping a torn line in the ledger spool %s", path.name)
-    return entries, start + len(data)
+    return _parse_lines(path, data), start + len(data)
 
 
 class Spool:
