@@ -126,3 +126,17 @@ def test_delete(tmp_path, env):
     assert again.returncode == 1 and "does not exist" in again.stderr
     builtin = cbgate(tmp_path, "group", "delete", "--env", env, "deepseek", check=False)
     assert builtin.returncode == 1 and "cannot be deleted" in builtin.stderr
+
+
+def test_group_timeouts_are_validated(tmp_path):
+    cbgate(tmp_path, "env", "create", "team-a")
+    base = ["group", "create", "--env", "team-a", "t1", "--base-url", "http://10.0.0.5:8000/v1",
+            "--models", "m", "--no-check"]
+    bad = cbgate(tmp_path, *base, "--timeouts", "connect=fast", check=False)
+    assert bad.returncode == 1 and "connect=fast" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = cbgate(tmp_path, *base, "--timeouts", "forever=5", check=False)
+    assert unknown.returncode == 1 and "unknown timeouts" in unknown.stderr
+    cbgate(tmp_path, *base, "--timeouts", "connect=5,total=90")
+    assert cbgate(tmp_path, "group", "set-timeouts", "--env", "team-a", "t1", "default").returncode == 0
+    negative = cbgate(tmp_path, "group", "set-timeouts", "--env", "team-a", "t1", "total=-1", check=False)
+    assert negative.returncode == 1 and "positive" in negative.stderr

@@ -69,7 +69,9 @@ def test_other_envs_and_bad_input_are_refused(cast, fake):
     other = cast.call("POST", groups_path(cast, cast.other_env), cast.server, json=body)
     assert other.status_code == 403 and other.json()["code"] == "PERMISSION_DENIED"
     for bad in ({"name": "cloudbase-x", "base_url": fake.url, "models": ["m"]}, {"name": "x", "models": ["m"]},
-                {"name": "x", "base_url": fake.url, "models": "m"}):
+                {"name": "x", "base_url": fake.url, "models": "m"},
+                {"name": "x", "base_url": fake.url, "models": ["m"], "check": False, "timeouts": 5},
+                {"name": "x", "base_url": fake.url, "models": ["m"], "check": False, "timeouts": {"total": 0}}):
         resp = cast.call("POST", groups_path(cast), cast.server, json=bad)
         assert resp.status_code == 400 and resp.json()["code"] == "INVALID_PARAM", bad
     catalog = cast.call("PUT", groups_path(cast) + "/cloudbase", cast.operator, json={"enabled": False})

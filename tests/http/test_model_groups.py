@@ -175,3 +175,16 @@ def test_loopback_upstream_is_refused_unless_the_operator_allows_it(tmp_path, fa
         assert not fake.chat_requests  # refused before connecting
     finally:
         gw.stop()
+
+
+def test_a_groups_own_timeouts_bound_its_calls(gw, fake):
+    gw.admin.create_group(gw.env_id, "slowpoke", fake.url, ["m-slow"], api_key=GROUP_SECRET,
+                          timeouts={"total": 0.5, "first_byte": 0.5})
+    wait_for(lambda: chat(gw, "slowpoke", "m-slow").status_code != 404)
+    fake.default = Reply(first_byte_delay=2)
+    started = time.monotonic()
+    reply = chat(gw, "slowpoke", "m-slow")
+    assert reply.status_code == 504 and reply.json()["code"] == "AI_MODEL_REQUEST_FAILED"
+    assert time.monotonic() - started < 1.5
+    gw.admin.set_group_timeouts(gw.env_id, "slowpoke", {"total": 5, "first_byte": 5})
+    wait_for(lambda: chat(gw, "slowpoke", "m-slow").status_code == 200, seconds=5)

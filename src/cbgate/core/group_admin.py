@@ -3,10 +3,11 @@ so the CLI and the admin API share them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from cbgate.core.resolve import CATALOG_GROUP, CUSTOM, VENDOR
@@ -14,6 +15,7 @@ from cbgate.core.secrets import SecretBox
 from cbgate.core.vendors import VENDOR_GROUPS
 from cbgate.errors import CloudBaseError, InvalidParam, ModelGroupNotFound, ModelRequestFailed
 from cbgate.providers.registry import UPSTREAM_PROTOCOLS, ProviderRegistry
+from cbgate.providers.upstream_http import Timeouts
 from cbgate.store import groups as stored
 from cbgate.store.db import StoreConflict
 from cbgate.store.groups import GroupRow
@@ -56,6 +58,17 @@ def validate_models(models: list[str]) -> list[str]:
         if not MODEL_NAME.match(model):
             raise InvalidParam(f"model name {model!r} is not valid (letters, digits and . _ : / @ + -, at most 128)")
     return cleaned
+
+
+def validate_timeouts(timeouts: dict[str, float] | None) -> str | None:
+    """The stored form (JSON) of a group's timeouts, refused with a clear message when unusable."""
+    if not timeouts:
+        return None
+    try:
+        Timeouts.from_options(timeouts)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParam(f"timeouts: {exc}") from None
+    return json.dumps({k: float(v) for k, v in timeouts.items()}, sort_keys=True)
 
 
 def validate_base_url(url: str) -> str:
@@ -104,13 +117,15 @@ class GroupOperations:
         return SecretBox(self.settings)
 
     def create_group(self, env_id: str, name: str, base_url: str, models: list[str], api_key: str | None = None,
-                     protocol: str = "openai", check: bool = True, guarded: bool = False) -> GroupView:
+                     protocol: str = "openai", check: bool = True, guarded: bool = False,
+                     timeouts: dict[str, float] | None = None) -> GroupView:
         """`guarded` applies the egress policy to the check (for tenant callers; the CLI is the operator's)."""
         self.require_env(env_id)
         validate_group_name(name)
         if protocol not in UPSTREAM_PROTOCOLS:
             raise InvalidParam(f"protocol {protocol!r} is not supported; use {' or '.join(UPSTREAM_PROTOCOLS)}")
         base_url, models = validate_base_url(base_url), validate_models(models)
+        timeouts_json = validate_timeouts(timeouts)
         if self._group_row(env_id, name) is not None:
             raise InvalidParam(f"group {name!r} already exists in {env_id}")
         if check:
@@ -118,7 +133,7 @@ class GroupOperations:
         now = time.time()
         secret = self._secrets().encrypt(api_key) if api_key else None
         row = GroupRow(env_id=env_id, name=name, kind=CUSTOM, base_url=base_url, protocol=protocol, secret=secret,
-                       enabled=True, created_at=now, updated_at=now)
+                       enabled=True, created_at=now, updated_at=now, timeouts=timeouts_json)
         try:
             stored.insert_group(self.store, row, models)
         except StoreConflict:
@@ -154,16 +169,25 @@ class GroupOperations:
                                                  protocol=vendor.protocol, secret=secret, enabled=True,
                                                  created_at=now, updated_at=now))
 
+    def set_group_timeouts(self, env_id: str, name: str, timeouts: dict[str, float] | None) -> None:
+        """Connect, first-byte, idle and total timeouts for calls to this group; None: the defaults."""
+        self.require_env(env_id)
+        self._update_or_add_vendor_row(env_id, name, timeouts=validate_timeouts(timeouts))
+
     def set_group_enabled(self, env_id: str, name: str, enabled: bool) -> None:
         self.require_env(env_id)
-        if stored.update_group(self.store, env_id, name, enabled=enabled):
+        self._update_or_add_vendor_row(env_id, name, enabled=enabled)
+
+    def _update_or_add_vendor_row(self, env_id: str, name: str, **values) -> None:
+        """Change a group's row; a vendor group without one yet gets one carrying the change."""
+        if stored.update_group(self.store, env_id, name, **values):
             return
         if name not in VENDOR_GROUPS:
             raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
         now, vendor = time.time(), VENDOR_GROUPS[name]
-        stored.insert_group(self.store, GroupRow(env_id=env_id, name=name, kind=VENDOR, base_url=vendor.base_url,
-                                                 protocol=vendor.protocol, secret=None, enabled=enabled,
-                                                 created_at=now, updated_at=now))
+        row = GroupRow(env_id=env_id, name=name, kind=VENDOR, base_url=vendor.base_url, protocol=vendor.protocol,
+                       secret=None, enabled=True, created_at=now, updated_at=now)
+        stored.insert_group(self.store, replace(row, **values))
 
     def delete_group(self, env_id: str, name: str) -> None:
         self.require_env(env_id)

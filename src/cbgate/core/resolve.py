@@ -7,6 +7,7 @@ only when the group's row changes, so the hot path is a dict lookup.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from cbgate.core.vendors import VENDOR_GROUPS, VendorGroup
 from cbgate.errors import ModelConfigMissing, ModelDisabled, ModelGroupNotFound, ModelNotSupported
 from cbgate.providers.base import Provider
 from cbgate.providers.registry import ProviderRegistry
+from cbgate.providers.upstream_http import Timeouts
 from cbgate.store.groups import GroupRow
 
 CATALOG_GROUP = "cloudbase"
@@ -84,12 +86,13 @@ class Resolver:
         if cached is not None and (cached[0] is row or cached[0] == row):  # unchanged since it was built
             return cached[1]
         api_key = self.secrets.decrypt(row.secret) if row.secret else None
+        timeouts = Timeouts.from_options(json.loads(row.timeouts)) if row.timeouts else None
         if vendor is not None:  # the vendor's fixed, public endpoint: trusted like the operator's catalog
             provider = self.registry.build_upstream(vendor.protocol, name=vendor.name, base_url=vendor.base_url,
-                                                    api_key=api_key)
+                                                    api_key=api_key, timeouts=timeouts)
         else:  # a tenant's URL: the egress policy applies at every connect
             provider = self.registry.build_upstream(row.protocol, name=row.name, base_url=row.base_url,
-                                                    api_key=api_key, guarded=True)
+                                                    api_key=api_key, timeouts=timeouts, guarded=True)
         self._adapters[slot] = (row, provider)
         if cached is not None:
             self._close_later(cached[1])

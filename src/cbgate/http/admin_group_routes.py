@@ -43,10 +43,14 @@ class GroupRoutes:
         check = body.get("check", True)
         if not isinstance(check, bool):
             raise InvalidParam("check must be true or false")
+        timeouts = body.get("timeouts")
+        if timeouts is not None and not isinstance(timeouts, dict):
+            raise InvalidParam("timeouts must be an object of seconds, e.g. {\"connect\": 5, \"total\": 60}")
         # Through the API the URL is checked under the egress policy: calls to it will be, too.
         view = await self.run(self.admin.create_group, call.params["env"], _string(body, "name"),
                               _string(body, "base_url"), models, api_key=_string(body, "api_key", False),
-                              protocol=body.get("protocol") or "openai", check=check, guarded=True)
+                              protocol=body.get("protocol") or "openai", check=check, guarded=True,
+                              timeouts=timeouts)
         return 201, next(g for g in await self.run(group_listing, self.admin, call.params["env"])
                          if g["name"] == view.name)
 

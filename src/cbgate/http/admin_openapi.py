@@ -44,7 +44,9 @@ SCHEMAS = {
     "NewGroup": _obj(["name", "base_url", "models"], name=STR, base_url=STR,
                      models={"type": "array", "items": STR}, api_key={"type": "string", "writeOnly": True},
                      protocol={"enum": ["openai", "anthropic"]},
-                     check={"type": "boolean", "description": "ask the upstream first (default true)"}),
+                     check={"type": "boolean", "description": "ask the upstream first (default true)"},
+                     timeouts={"type": "object", "description": "seconds: connect, first_byte, idle, total",
+                               "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}),
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
                       "model": STR, "key": NULLABLE_STR, "day": STR, **COUNTS}}}),

@@ -27,6 +27,7 @@ class GroupRow:
     enabled: bool
     created_at: float
     updated_at: float
+    timeouts: str | None = None  # JSON seconds by name; None: the adapter's defaults
 
 
 def list_groups(store, env_id: str | None = None) -> list[GroupRow]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from cbgate.store import schema
@@ -33,12 +33,19 @@ def _model_groups(conn: Connection) -> None:
     schema.model_groups.create(conn, checkfirst=True)
 
 
+def _group_timeouts(conn: Connection) -> None:
+    # A database made before this step has model_groups without the column; a new one has it already.
+    if "timeouts" not in {c["name"] for c in inspect(conn).get_columns("model_groups")}:
+        conn.execute(text("ALTER TABLE model_groups ADD COLUMN timeouts VARCHAR(512)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
-    ("0004_usage_ledger", _v4_usage_ledger),
-    ("0007_admin_plane", _admin_plane),
-    ("0003_env_limits", _env_limits),
-    ("0002_model_groups", _model_groups),
+    ("0002_usage_ledger", _v4_usage_ledger),
+    ("0003_admin_plane", _admin_plane),
+    ("0004_env_limits", _env_limits),
+    ("0005_model_groups", _model_groups),
+    ("0006_group_timeouts", _group_timeouts),
 ]
 
 

@@ -114,5 +114,6 @@ model_groups = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("timeouts", String(512)),  # JSON {connect, first_byte, idle, total}; NULL: the defaults
     PrimaryKeyConstraint("env_id", "name"),
 )
