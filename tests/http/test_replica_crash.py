@@ -39,17 +39,24 @@ def stream_until_cut(url: str, key: str, got: list) -> None:
         pass  # the replica died under it
 
 
-def test_kill_9_mid_stream_loses_and_duplicates_no_ledger_record(fresh_postgres_url, tmp_path):
+def replica_setup(postgres_url: str, tmp_path, env_id: str):
+    """A fake upstream process, a data dir whose catalog points at it, an env and a key on PostgreSQL."""
     upstream_port = free_port()
     upstream = start_fake_upstream_process(upstream_port)
     data_dir = tmp_path / "data"
     write_catalog(data_dir, [{"name": MODEL, "deployments": [{
         "kind": "openai", "base_url": f"http://127.0.0.1:{upstream_port}/v1", "api_key_env": "UPSTREAM_SECRET",
         "name": "fake-openai"}]}], include_embedded=False)
-    env = {"CBGATE_DATABASE_URL": fresh_postgres_url, "UPSTREAM_SECRET": "sk-upstream"}
+    env = {"CBGATE_DATABASE_URL": postgres_url, "UPSTREAM_SECRET": "sk-upstream"}
     admin = make_admin(data_dir, {"CBGATE_DATA_DIR": str(data_dir), **env})
-    env_id = admin.create_env("team-crash")
+    env_id = admin.create_env(env_id)
     _, key = admin.create_key(env_id)
+    return upstream_port, upstream, data_dir, env, admin, env_id, key
+
+
+def test_kill_9_mid_stream_loses_and_duplicates_no_ledger_record(fresh_postgres_url, tmp_path):
+    upstream_port, upstream, data_dir, env, admin, env_id, key = replica_setup(fresh_postgres_url, tmp_path,
+                                                                               "team-crash")
     replica = start_serve(data_dir, env)
     try:
         for i in range(3):  # finished before the crash, maybe not yet in the database
@@ -93,16 +100,8 @@ def test_kill_9_mid_stream_loses_and_duplicates_no_ledger_record(fresh_postgres_
 
 
 def test_sigterm_finishes_streams_then_flushes_the_ledger(fresh_postgres_url, tmp_path):
-    upstream_port = free_port()
-    upstream = start_fake_upstream_process(upstream_port)
-    data_dir = tmp_path / "data"
-    write_catalog(data_dir, [{"name": MODEL, "deployments": [{
-        "kind": "openai", "base_url": f"http://127.0.0.1:{upstream_port}/v1", "api_key_env": "UPSTREAM_SECRET",
-        "name": "fake-openai"}]}], include_embedded=False)
-    env = {"CBGATE_DATABASE_URL": fresh_postgres_url, "UPSTREAM_SECRET": "sk-upstream"}
-    admin = make_admin(data_dir, {"CBGATE_DATA_DIR": str(data_dir), **env})
-    env_id = admin.create_env("team-term")
-    _, key = admin.create_key(env_id)
+    upstream_port, upstream, data_dir, env, admin, env_id, key = replica_setup(fresh_postgres_url, tmp_path,
+                                                                               "team-term")
     replica = start_serve(data_dir, env)
     try:
         received = [[] for _ in range(2)]
