@@ -1,6 +1,7 @@
 """GET /metrics as a Prometheus scraper reads it: counts that add up, and never a key in it."""
 import re
 import threading
+import time
 
 import requests
 
@@ -15,15 +16,31 @@ def ask(text: str, **extra) -> dict:
     return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
 
 
-def scrape(gw) -> dict[str, float]:
-    r = requests.get(gw.url + "/metrics")
+def scrape_text(gw) -> str:
+    """The exposition as a Prometheus scraper with an operator token gets it."""
+    token = getattr(gw, "metrics_token", None)
+    if token is None:
+        _, token = gw.admin.create_operator_token("prometheus")
+        gw.metrics_token = token
+        time.sleep(1.5)  # the gateway reloads its snapshot every 0.5 s; a refused try would count as an error
+    r = requests.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return r.text
+
+
+def scrape(gw) -> dict[str, float]:
     samples = {}
-    for line in r.text.splitlines():
+    for line in scrape_text(gw).splitlines():
         if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
     return samples
+
+
+def test_only_an_operator_may_read_metrics(gateway):
+    assert requests.get(gateway.url + "/metrics").status_code == 401
+    r = requests.get(gateway.url + "/metrics", headers=gateway.headers())
+    assert r.status_code == 403 and r.json()["code"] == "PERMISSION_DENIED"  # a tenant's key sees no other env
 
 
 def test_requests_tokens_errors_and_histograms_add_up(gateway):
@@ -77,6 +94,6 @@ def test_no_key_or_client_string_ever_becomes_a_label(gateway):
         t.start()
     for t in threads:
         t.join()
-    text = requests.get(gateway.url + "/metrics").text
+    text = scrape_text(gateway)
     assert canary not in text and "CANARY" not in text and gateway.key not in text
     assert re.search(r'cbgate_requests_total\{[^}]*code="OK"\} 1', text)

@@ -8,6 +8,7 @@ import os
 import sys
 
 from cbgate.config import Settings, load_settings
+from cbgate.core.access import authenticate_admin
 from cbgate.core.admin import Admin
 from cbgate.core.chat import ChatService
 from cbgate.core.metering import Metering
@@ -61,6 +62,7 @@ class App:
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
         self.cors = CorsPolicy(directory)
         self.console = ConsoleFiles()
+        self.directory = directory
         self._tasks.append(asyncio.create_task(directory.run()))
         self._tasks.append(asyncio.create_task(self.ledger.run()))
 
@@ -130,6 +132,9 @@ class App:
         if parts[0] == "console":
             return await self.console.handle(ex, parts[1:])
         if parts == ["metrics"]:
+            # Its labels name every environment: the operator's view, not a tenant's.
+            authenticate_admin(self.directory.current(), ex.header(b"authorization"),
+                               ex.header(b"host")).require_operator()
             return await ex.reply(200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
         if parts == ["healthz"]:
             return await ex.reply_json({"status": "ok"})
