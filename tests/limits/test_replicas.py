@@ -82,6 +82,27 @@ def fire(replicas, key: str, count: int, **kw) -> list[tuple[int, str | None, in
         return list(pool.map(lambda i: chat(replicas[i % len(replicas)].url, key, **kw), range(count)))
 
 
+def test_a_key_revoked_on_one_replica_is_refused_by_all_within_2_seconds(cluster):
+    admin, env_id, key, replicas, _ = cluster
+    row, doomed = admin.create_key(env_id)
+
+    def accepted_by(replica) -> int:
+        return requests.get(replica.url + "/v1/ai/cloudbase/models", timeout=10,
+                            headers={"Authorization": f"Bearer {doomed}"}).status_code
+
+    deadline = time.monotonic() + 5
+    while any(accepted_by(r) != 200 for r in replicas):
+        assert time.monotonic() < deadline, "a new key did not reach every replica"
+        time.sleep(0.05)
+    revoked = requests.delete(f"{replicas[0].url}/admin/v1/envs/{env_id}/keys/{row.id}", timeout=10,
+                              headers={"Authorization": f"Bearer {key}"})
+    assert revoked.status_code == 200, revoked.text
+    start = time.monotonic()
+    while any(accepted_by(r) != 401 for r in replicas):
+        assert time.monotonic() - start < 2, "a replica still accepts the revoked key"
+        time.sleep(0.05)
+
+
 def test_replicas_together_admit_no_more_than_the_concurrency(cluster):
     admin, env_id, key, replicas, _ = cluster
     set_limits(admin, env_id, concurrency=3, rpm=None, tpm=None, token_quota=None)
