@@ -45,6 +45,7 @@ class Settings:
     engine_queue: int = 16
     refresh_interval: float = 0.5
     snapshot_max_age: float = 30.0  # seconds without a store answer before authentication fails closed
+    log_content: bool = False  # keep each request's messages and answer in the ledger (off: privacy first)
     catalog: tuple[CatalogModel, ...] = ()
     env_vars: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -122,6 +123,8 @@ def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None
         max_body_bytes=_int(env, "CBGATE_MAX_BODY_BYTES", server.get("max_body_bytes", 8 * 1024 * 1024)),
         engine_queue=_int(env, "CBGATE_ENGINE_QUEUE", server.get("engine_queue", 16)),
         snapshot_max_age=float(_int(env, "CBGATE_SNAPSHOT_MAX_AGE", server.get("snapshot_max_age", 30))),
+        log_content=(env.get("CBGATE_LOG_CONTENT", str(server.get("log_content", ""))).lower()
+                     in ("1", "true", "yes", "on")),
         catalog=catalog,
         env_vars=env,
     )

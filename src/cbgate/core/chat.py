@@ -66,6 +66,7 @@ class ChatService:
                     failure = exc
                     continue
                 meter.usage = completion.usage
+                meter.note_completion(completion.body)
                 return completion.body
             raise failure
 

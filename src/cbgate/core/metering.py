@@ -10,6 +10,8 @@ import logging
 import time
 from typing import AsyncIterator, Callable
 
+import orjson
+
 from cbgate.core.auth import Principal
 from cbgate.core.metrics import Metrics
 from cbgate.errors import CloudBaseError
@@ -23,6 +25,19 @@ log = logging.getLogger("cbgate.metering")
 
 INTERRUPTED = "GATEWAY_INTERRUPTED"  # the code of a request whose process died before it ended
 CLIENT_CLOSED_STATUS = 499  # nginx's "client closed request": the client left before the answer
+CONTENT_LIMIT = 64 * 1024  # characters of logged content kept per request
+
+
+def answer_text(chunk: dict | bytes) -> str:
+    """The content a stream chunk adds to the answer (only parsed when content logging is on)."""
+    if isinstance(chunk, bytes):
+        try:
+            chunk = orjson.loads(chunk)
+        except orjson.JSONDecodeError:
+            return ""
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    delta = choices[0].get("delta") or {} if choices else {}
+    return delta.get("content") or ""
 
 
 def rough_prompt_tokens(messages: list[dict]) -> int:
@@ -40,7 +55,7 @@ def _client_left(error: BaseException | None) -> bool:
 
 class Meter:
     __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done",
-                 "finishers")
+                 "finishers", "answer")
 
     def __init__(self, metering: Metering, principal: Principal, group: str, req: ChatRequest,
                  request_id: str):
@@ -56,6 +71,14 @@ class Meter:
         self.started = time.monotonic()
         self.done = False
         self.finishers: list[Callable[[UsageRecord], None]] = []
+        self.answer: list[str] | None = [] if metering.log_content else None  # None: contents are not kept
+
+    def note_completion(self, body: dict) -> None:
+        if self.answer is not None:
+            self.answer.append(body["choices"][0]["message"].get("content") or "" if body.get("choices") else "")
+
+    def note_chunk(self, chunk: dict | bytes) -> None:
+        self.answer.append(answer_text(chunk))
 
     def on_finish(self, callback: Callable[[UsageRecord], None]) -> None:
         """Run `callback(record)` once the request ended, however it ended (e.g. settle a quota
@@ -104,6 +127,9 @@ class Meter:
             r.status = 200 if self.answered else CLIENT_CLOSED_STATUS
         elif error is not None:
             r.status, r.code = (200 if self.answered else 500), "SYS_ERR"
+        if self.answer is not None:
+            r.content = orjson.dumps({"messages": self.req.messages,
+                                      "answer": "".join(self.answer)}).decode()[:CONTENT_LIMIT]
         self.metering.finished(self, elapsed, ttft)
         for callback in self.finishers:
             try:
@@ -113,9 +139,11 @@ class Meter:
 
 
 class Metering:
-    def __init__(self, ledger: LedgerWriter | None = None, metrics: Metrics | None = None):
+    def __init__(self, ledger: LedgerWriter | None = None, metrics: Metrics | None = None,
+                 log_content: bool = False):
         self.ledger = ledger
         self.metrics = metrics or Metrics()
+        self.log_content = log_content
 
     def start(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
         self.metrics.started(principal.env_id, group)
@@ -146,7 +174,10 @@ class MeteredStream:
 
     async def __anext__(self):
         try:
-            return await self.chunks.__anext__()
+            chunk = await self.chunks.__anext__()
+            if self.meter.answer is not None:
+                self.meter.note_chunk(chunk)
+            return chunk
         except StopAsyncIteration:
             raise
         except BaseException as exc:

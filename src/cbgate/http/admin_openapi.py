@@ -57,7 +57,9 @@ SCHEMAS = {
     "RequestRecord": _obj(
         ["request_id", "model", "status"], request_id=STR, env_id=STR, key_id=NULLABLE_STR, group_name=STR,
         model=STR, deployment=STR, stream=BOOL, prompt_tokens=INT, completion_tokens=INT, estimated=BOOL,
-        status=INT, code=NULLABLE_STR, latency_ms=NUM, ttft_ms=NULLABLE_NUM, disconnected=BOOL, created_at=NUM),
+        status=INT, code=NULLABLE_STR, latency_ms=NUM, ttft_ms=NULLABLE_NUM, disconnected=BOOL, created_at=NUM,
+        content={"type": ["string", "null"],
+                 "description": "JSON {messages, answer}; null unless the operator turned content logging on"}),
     "OperatorToken": _obj(["id", "prefix"], id=STR, prefix=STR, name=STR, created_at=NUM, revoked_at=NULLABLE_NUM),
     "OperatorTokenCreated": {"allOf": [_ref("OperatorToken"),
                                        _obj(["token"], token={"type": "string", "description": "shown only once"})]},

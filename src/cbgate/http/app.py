@@ -57,7 +57,8 @@ class App:
         self.limiter = make_limiter(self.settings)
         await self.limiter.start()
         await self.limiter.seed_quota(await asyncio.to_thread(quota_usage, self.store, directory.snapshot))
-        service = ChatService(directory, Resolver(self.registry), Metering(self.ledger, self.metrics), self.limiter)
+        metering = Metering(self.ledger, self.metrics, self.settings.log_content)
+        service = ChatService(directory, Resolver(self.registry), metering, self.limiter)
         self.chat = ChatRoutes(service, self.settings.max_body_bytes)
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
         self.cors = CorsPolicy(directory)

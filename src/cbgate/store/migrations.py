@@ -33,10 +33,18 @@ def _model_groups(conn: Connection) -> None:
     schema.model_groups.create(conn, checkfirst=True)
 
 
+def _add_column(conn: Connection, table: str, column: str, sql_type: str) -> None:
+    # A database made before the step lacks the column; one made after has it from its table definition.
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+
+
 def _group_timeouts(conn: Connection) -> None:
-    # A database made before this step has model_groups without the column; a new one has it already.
-    if "timeouts" not in {c["name"] for c in inspect(conn).get_columns("model_groups")}:
-        conn.execute(text("ALTER TABLE model_groups ADD COLUMN timeouts VARCHAR(512)"))
+    _add_column(conn, "model_groups", "timeouts", "VARCHAR(512)")
+
+
+def _ledger_content(conn: Connection) -> None:
+    _add_column(conn, "usage_ledger", "content", "TEXT")
 
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
@@ -46,6 +54,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0004_env_limits", _env_limits),
     ("0005_model_groups", _model_groups),
     ("0006_group_timeouts", _group_timeouts),
+    ("0007_ledger_content", _ledger_content),
 ]
 
 

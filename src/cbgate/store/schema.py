@@ -1,7 +1,19 @@
 """Table definitions shared by SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -67,6 +79,7 @@ usage_ledger = Table(
     Column("disconnected", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("day", String(10), nullable=False),
+    Column("content", Text),  # JSON {messages, answer}, only when the operator turns content logging on
     Index("ix_usage_ledger_env_created", "env_id", "created_at"),
     Index("ix_usage_ledger_created", "created_at"),
 )

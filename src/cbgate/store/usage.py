@@ -37,6 +37,7 @@ class UsageRecord:
     ttft_ms: float | None = None
     disconnected: bool = False
     created_at: float = 0.0
+    content: str | None = None  # JSON {messages, answer}; only with CBGATE_LOG_CONTENT
 
     @property
     def total_tokens(self) -> int:
