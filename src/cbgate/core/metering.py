@@ -36,8 +36,9 @@ def answer_text(chunk: dict | bytes) -> str:
         except orjson.JSONDecodeError:
             return ""
     choices = chunk.get("choices") if isinstance(chunk, dict) else None
-    delta = choices[0].get("delta") or {} if choices else {}
-    return delta.get("content") or ""
+    if not choices:
+        return ""
+    return (choices[0].get("delta") or {}).get("content") or ""
 
 
 def rough_prompt_tokens(messages: list[dict]) -> int:
@@ -74,8 +75,8 @@ class Meter:
         self.answer: list[str] | None = [] if metering.log_content else None  # None: contents are not kept
 
     def note_completion(self, body: dict) -> None:
-        if self.answer is not None:
-            self.answer.append(body["choices"][0]["message"].get("content") or "" if body.get("choices") else "")
+        if self.answer is not None and body.get("choices"):
+            self.answer.append(body["choices"][0]["message"].get("content") or "")
 
     def note_chunk(self, chunk: dict | bytes) -> None:
         self.answer.append(answer_text(chunk))

@@ -100,7 +100,12 @@ class TenantDirectory:
 
     async def refresh(self) -> None:
         used, self._last_used = self._last_used, {}  # swapped on the loop, where it is written
-        await asyncio.to_thread(self._refresh_once, used)
+        try:
+            await asyncio.to_thread(self._refresh_once, used)
+        except Exception:
+            for key_id, when in used.items():  # kept for the next try; a newer use wins
+                self._last_used.setdefault(key_id, when)
+            raise
 
     async def run(self) -> None:
         """Poll until cancelled; a failing store is logged and retried, the last snapshot kept."""

@@ -24,7 +24,8 @@ class EnvLimits:
 
     @property
     def any(self) -> bool:
-        return any(v is not None for v in (self.concurrency, self.rpm, self.tpm, self.token_quota))
+        # Read on every request: plain tests, no generator.
+        return not (self.concurrency is None and self.rpm is None and self.tpm is None and self.token_quota is None)
 
 
 SERVER_DEFAULTS = EnvLimits()
