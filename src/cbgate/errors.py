@@ -10,10 +10,10 @@ class CloudBaseError(Exception):
     status = 500
     openai_type = "server_error"
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None):
+    def __init__(self, message: str, *, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
-        self.headers = headers or {}
+        self.retry_after = retry_after  # seconds the client should wait before trying again, if known
 
 
 def _error(name: str, code: str, status: int, openai_type: str) -> type[CloudBaseError]:
@@ -48,7 +48,27 @@ RateLimitExceeded = _error("RateLimitExceeded", "EXCEED_RATELIMIT", 429, "rate_l
 TokenQuotaExceeded = _error("TokenQuotaExceeded", "EXCEED_TOKEN_QUOTA_LIMIT", 429, "rate_limit_error")
 
 # Upstream and internal.
-ModelRequestFailed = _error("ModelRequestFailed", "AI_MODEL_REQUEST_FAILED", 502, "api_error")
+# An upstream status that says the request itself is wrong (a bad parameter, a prompt too long): another
+# deployment of the same model would refuse it too, so it goes back to the client instead of falling back.
+CLIENT_CAUSED_STATUSES = frozenset({400, 413, 422})
+
+
+class ModelRequestFailed(CloudBaseError):
+    """A deployment failed to answer. `upstream_status` is the status it answered with, if it answered;
+    `client_caused` says the client's own request was refused, which the client gets back as it is
+    (the upstream's status and reason), not as a gateway failure."""
+    code = "AI_MODEL_REQUEST_FAILED"
+    status = 502
+    openai_type = "api_error"
+
+    def __init__(self, message: str, *, upstream_status: int | None = None, retry_after: float | None = None):
+        super().__init__(message, retry_after=retry_after)
+        self.upstream_status = upstream_status
+        self.client_caused = upstream_status in CLIENT_CAUSED_STATUSES
+        if self.client_caused:
+            self.code, self.status, self.openai_type = "AI_MODEL_PARAM_INVALID", upstream_status, "invalid_request_error"
+
+
 # A timeout is a failed model request too, so the chat service falls back to the next deployment on it.
 ModelRequestTimeout = type("ModelRequestTimeout", (ModelRequestFailed,),
                            {"status": 504, "openai_type": "timeout_error"})

@@ -79,7 +79,7 @@ def test_requests_per_minute_are_shared_and_say_when_to_retry(prefix):
             (await limiter.admit("env", "env", limits, 1)).finish(1)
         with pytest.raises(RateLimitExceeded) as refused:
             await a.admit("env", "env", limits, 1)
-        assert 55 <= int(refused.value.headers["Retry-After"]) <= 60
+        assert 54 < refused.value.retry_after <= 60
         await a.close()
         await b.close()
     run(scenario())
@@ -94,7 +94,7 @@ def test_tokens_per_minute_settle_to_the_real_usage(prefix):
         await a.admit("env", "env", limits, 800)  # 100 used + 800 fits
         with pytest.raises(RateLimitExceeded) as refused:
             await a.admit("env", "env", limits, 200)
-        assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+        assert 0 < refused.value.retry_after <= 60
         a.running.clear()
         await a.close()
     run(scenario())

@@ -93,7 +93,11 @@ def test_stop_reasons_map_to_finish_reasons(upstream_gateway, fake):
 def test_anthropic_error_bodies_keep_their_reason(upstream_gateway, fake):
     fake.script(Reply(status=400, error="prompt is too long"))
     r = upstream_gateway.chat(chat_body())
-    assert r.status_code == 502 and "prompt is too long" in r.json()["message"]
+    assert r.status_code == 400 and "prompt is too long" in r.json()["message"]
+    fake.script(Reply(status=529, error="overloaded"), Reply(status=529, error="overloaded"),
+                Reply(status=529, error="overloaded"))
+    r = upstream_gateway.chat(chat_body())
+    assert r.status_code == 502 and "overloaded" in r.json()["message"]
 
 
 def test_usage_is_estimated_when_the_upstream_reports_none(upstream_gateway, fake):

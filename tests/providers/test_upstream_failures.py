@@ -17,21 +17,36 @@ def chat_body(model: str = "up-openai", **extra) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": "hi there"}], **extra}
 
 
-def assert_failed(r, status: int, *words: str) -> dict:
+def assert_failed(r, status: int, *words: str, code: str = "AI_MODEL_REQUEST_FAILED") -> dict:
     assert r.status_code == status, r.text
     body = r.json()
-    assert body["code"] == "AI_MODEL_REQUEST_FAILED" and body["requestId"]
+    assert body["code"] == code and body["requestId"]
     for word in words:
         assert word in body["message"], body["message"]
     return body
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_client_error_is_a_502_with_its_reason_and_no_retry(upstream_gateway, fake, stream):
+def test_an_upstream_refusing_the_clients_request_is_passed_back_without_retry(upstream_gateway, fake, stream):
     fake.script(Reply(status=400, error="context length exceeded"))
     r = upstream_gateway.chat(chat_body(stream=stream))
-    assert_failed(r, 502, "400", "context length exceeded")
+    assert_failed(r, 400, "400", "context length exceeded", code="AI_MODEL_PARAM_INVALID")
     assert len(fake.chat_requests) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_refusal_of_the_clients_request_does_not_fall_back(upstream_gateway, fake, other_fake, stream, status):
+    other_fake.default = Reply(status=status, error="'temperature' must be at most 2")
+    r = upstream_gateway.chat(chat_body("up-fallback", stream=stream))
+    assert_failed(r, status, "temperature", code="AI_MODEL_PARAM_INVALID")
+    assert len(other_fake.chat_requests) == 1 and len(fake.chat_requests) == 0  # the next one was never asked
+
+
+def test_a_deployment_refusing_our_key_falls_back(upstream_gateway, fake, other_fake):
+    other_fake.default = Reply(status=401, error="invalid api key")
+    r = upstream_gateway.chat(chat_body("up-fallback"))
+    assert r.status_code == 200 and len(other_fake.chat_requests) == 1 and len(fake.chat_requests) == 1
 
 
 def test_server_errors_are_retried_until_an_answer(upstream_gateway, fake):
@@ -124,7 +139,7 @@ def test_the_total_timeout_bounds_a_non_streaming_call(upstream_gateway, fake):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_failing_deployment_falls_back_to_the_next(upstream_gateway, fake, other_fake, stream):
-    other_fake.default = Reply(status=400, error="this deployment is broken")
+    other_fake.default = Reply(status=404, error="this deployment is broken")
     r = upstream_gateway.chat(chat_body("up-fallback", stream=stream), stream=stream)
     assert r.status_code == 200
     if stream:

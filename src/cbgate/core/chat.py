@@ -3,7 +3,7 @@ failure before the first byte), and hand back a body or an async stream of chunk
 from __future__ import annotations
 
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from cbgate.core.auth import Principal, authenticate
 from cbgate.core.metering import Meter, MeteredStream, Metering
@@ -14,6 +14,8 @@ from cbgate.limits.base import Limiter, estimate_cost
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import ChunkFactory, models_list
 from cbgate.providers.base import ModelCall, Provider, StreamOutcome
+
+Answer = TypeVar("Answer")  # what one deployment's attempt hands back: a body, or a started stream
 
 
 class ChatService:
@@ -54,21 +56,7 @@ class ChatService:
 
     async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         with self.metering.start(principal, group, req, request_id) as meter:  # records however it ends
-            providers = self._route(principal, group, req)
-            await self._admit(principal, req, meter)
-            call = ModelCall(req, ChunkFactory(req.model), request_id)
-            failure: ModelRequestFailed | None = None
-            for provider in providers:
-                meter.serving(provider.name)
-                try:
-                    completion = await provider.complete(call)
-                except ModelRequestFailed as exc:  # the next deployment may still answer
-                    failure = exc
-                    continue
-                meter.usage = completion.usage
-                meter.note_completion(completion.body)
-                return completion.body
-            raise failure
+            return await self._serve(principal, group, req, request_id, meter, self._answer)
 
     async def open_stream(self, principal: Principal, group: str, req: ChatRequest,
                           request_id: str) -> AsyncIterator[dict | bytes]:
@@ -76,35 +64,49 @@ class ChatService:
         The stream returned records the request when it is closed (ended, failed or dropped)."""
         meter = self.metering.start(principal, group, req, request_id)
         try:
-            return await self._open_stream(principal, group, req, request_id, meter)
+            return await self._serve(principal, group, req, request_id, meter, self._start_stream)
         except BaseException as exc:
             meter.finish(exc)
             raise
 
-    async def _open_stream(self, principal: Principal, group: str, req: ChatRequest, request_id: str,
-                           meter: Meter) -> MeteredStream:
+    async def _serve(self, principal: Principal, group: str, req: ChatRequest, request_id: str, meter: Meter,
+                     attempt: Callable[[Provider, ModelCall, Meter], Awaitable[Answer]]) -> Answer:
+        """Route, admit, then try each deployment in turn until one answers: the one fallback loop.
+        A deployment's failure before its first byte moves on to the next; a failure the client's own
+        request caused goes back to the client at once, since every deployment would refuse it."""
         providers = self._route(principal, group, req)
         await self._admit(principal, req, meter)
         call = ModelCall(req, ChunkFactory(req.model), request_id)
-        failure: ModelRequestFailed | None = None
+        failure = ModelRequestFailed(f"model {req.model!r} has no deployment to serve it")
         for provider in providers:
-            outcome = StreamOutcome()
-            meter.serving(provider.name, outcome)
-            chunks = provider.stream(call, outcome)
+            meter.serving(provider.name)
             try:
-                first = await anext(chunks)
-            except StopAsyncIteration:
-                failure = ModelRequestFailed(f"{provider.name} returned an empty stream")
-                continue
+                return await attempt(provider, call, meter)
             except ModelRequestFailed as exc:
+                if exc.client_caused:
+                    raise
                 failure = exc
-                await chunks.aclose()
-                continue
-            except BaseException:
-                await chunks.aclose()
-                raise
-            return MeteredStream(self._rest(first, chunks, call, outcome), meter, also_close=chunks)
         raise failure
+
+    @staticmethod
+    async def _answer(provider: Provider, call: ModelCall, meter: Meter) -> dict:
+        completion = await provider.complete(call)
+        meter.usage = completion.usage
+        meter.note_completion(completion.body)
+        return completion.body
+
+    async def _start_stream(self, provider: Provider, call: ModelCall, meter: Meter) -> MeteredStream:
+        outcome = StreamOutcome()
+        meter.outcome = outcome
+        chunks = provider.stream(call, outcome)
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            raise ModelRequestFailed(f"{provider.name} returned an empty stream") from None
+        except BaseException:
+            await chunks.aclose()
+            raise
+        return MeteredStream(self._rest(first, chunks, call, outcome), meter, also_close=chunks)
 
     async def _rest(self, first, chunks, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
         try:

@@ -122,7 +122,6 @@ class Meter:
         r.ttft_ms = round(ttft * 1000, 3) if ttft is not None else None
         if isinstance(error, CloudBaseError):
             r.status, r.code = (200 if self.answered else error.status), error.code
-            error.metered = True  # counted here; the HTTP layer must not count it again
         elif _client_left(error):
             r.disconnected = True
             r.status = 200 if self.answered else CLIENT_CLOSED_STATUS

@@ -86,7 +86,7 @@ class TenantDirectory:
         hide a revoked key, so past that the gateway fails closed (503) instead of guessing."""
         if time.monotonic() - self.loaded_at > self.max_age:
             raise ServiceUnavailable("the gateway cannot reach its database to check API keys; try again shortly",
-                                     headers={"Retry-After": "5"})
+                                     retry_after=5)
         return self.snapshot
 
     def note_key_used(self, key_id: str) -> None:

@@ -109,7 +109,7 @@ class App:
         try:
             await self.dispatch(ex)
         except CloudBaseError as err:
-            if not getattr(err, "metered", False):
+            if not ex.metered:
                 self.metrics.rejected(err.code)
             if not ex.started:
                 await ex.reply_error(err)

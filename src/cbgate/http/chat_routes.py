@@ -49,6 +49,7 @@ class ChatRoutes:
         self.service.check_group(principal, group)
         req = parse_chat_request(await ex.read_json_object(self.max_body_bytes))
         ex.cancel_on_disconnect()
+        ex.metered = True  # from here on the service's meter records the outcome, whatever it is
         if not req.stream:
             body = await self.service.complete(principal, group, req, ex.request_id)
             return await ex.reply_json(body)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 
 import orjson
@@ -12,7 +13,7 @@ JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 
 
 class Exchange:
-    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher")
+    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher", "metered")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -22,6 +23,7 @@ class Exchange:
         self.headers = {k: v for k, v in scope["headers"]}  # raw lower-case byte names
         self.started = False
         self.watcher: asyncio.Task | None = None
+        self.metered = False  # the chat service's meter counts this request's outcome, error included
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -88,5 +90,7 @@ class Exchange:
         await self.reply(status, orjson.dumps(obj))
 
     async def reply_error(self, err: CloudBaseError) -> None:
-        headers = JSON_HEADERS + [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+        headers = JSON_HEADERS
+        if err.retry_after is not None:
+            headers = headers + [(b"retry-after", str(max(1, math.ceil(err.retry_after))).encode())]
         await self.reply(err.status, orjson.dumps(error_body(err, self.request_id)), headers)

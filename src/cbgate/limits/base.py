@@ -6,7 +6,6 @@ concurrency slot and settles the token reservation to the real usage.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -62,10 +61,6 @@ def estimate_cost(messages: list[dict], max_tokens: int | None) -> int:
         content = m.get("content")
         chars += len(content) if isinstance(content, str) else 512
     return chars // 2 + 4 * len(messages) + 3 + (max_tokens or DEFAULT_MAX_TOKENS)
-
-
-def retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 class Ticket(Protocol):

@@ -10,7 +10,7 @@ import time
 from collections import deque
 
 from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, TokenQuotaExceeded
-from cbgate.limits.base import EnvLimits, retry_after
+from cbgate.limits.base import EnvLimits
 
 WINDOW = 60.0
 
@@ -76,13 +76,13 @@ class MemoryLimiter:
                 log.popleft()
             if len(log) >= limits.rpm:
                 raise RateLimitExceeded(f"more than {limits.rpm} requests per minute",
-                                        headers=retry_after(log[0] + WINDOW - now))
+                                        retry_after=log[0] + WINDOW - now)
         window = int(time.time() // WINDOW)
         if scope.tpm_window != window:
             scope.tpm_window, scope.tpm_used = window, 0
         if limits.tpm is not None and scope.tpm_used + cost > limits.tpm and scope.tpm_used > 0:
             raise RateLimitExceeded(f"more than {limits.tpm} tokens per minute",
-                                    headers=retry_after((window + 1) * WINDOW - time.time()))
+                                    retry_after=(window + 1) * WINDOW - time.time())
         used = self.quota_used.get(env_id, 0)
         if limits.token_quota is not None and used + cost > limits.token_quota:
             raise TokenQuotaExceeded("the environment's token quota is used up" if used >= limits.token_quota

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, ServiceUnavailable, TokenQuotaExceeded
-from cbgate.limits.base import NO_TICKET, EnvLimits, retry_after
+from cbgate.limits.base import NO_TICKET, EnvLimits
 
 log = logging.getLogger("cbgate.limits")
 
@@ -132,9 +132,9 @@ class RedisLimiter:
         if verdict == 1:
             raise ConcurrencyExceeded(f"more than {limits.concurrency} concurrent requests in this environment")
         if verdict == 2:
-            raise RateLimitExceeded(f"more than {limits.rpm} requests per minute", headers=retry_after(detail / 1000))
+            raise RateLimitExceeded(f"more than {limits.rpm} requests per minute", retry_after=detail / 1000)
         if verdict == 3:
-            raise RateLimitExceeded(f"more than {limits.tpm} tokens per minute", headers=retry_after(detail / 1000))
+            raise RateLimitExceeded(f"more than {limits.tpm} tokens per minute", retry_after=detail / 1000)
         if verdict == 4:
             raise TokenQuotaExceeded("the environment's token quota is used up" if detail >= limits.token_quota
                                      else "the environment's token quota has too few tokens left for this request")
@@ -148,7 +148,7 @@ class RedisLimiter:
         if limits.token_quota is not None or not self.fail_open:
             log.warning("limiter store unreachable, refusing: %s", exc)
             raise ServiceUnavailable("the gateway cannot check this environment's limits; try again shortly",
-                                     headers={"Retry-After": "5"})
+                                     retry_after=5)
         self.let_through += 1
         if self.let_through == 1 or self.let_through % 1000 == 0:
             log.warning("limiter store unreachable, letting requests through (%d so far): %s",

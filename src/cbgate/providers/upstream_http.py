@@ -172,18 +172,15 @@ class UpstreamClient:
         status = response.status
         if 300 <= status < 400:
             return ModelRequestFailed(f"upstream {endpoint.name} answered with a redirect ({status}), "
-                                      f"which is not followed"), None
-        failure = ModelRequestFailed(f"upstream {endpoint.name} answered {status}: "
-                                     f"{endpoint.scrub(error_reason(raw))}")
-        if status not in RETRYABLE_STATUSES:
-            return failure, None
+                                      f"which is not followed", upstream_status=status), None
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if retry_after is None:
-            return failure, self._backoff(attempt)
-        if retry_after > self.retry.max_retry_after:
-            failure.headers = {"Retry-After": str(int(retry_after + 0.999))}
+        too_long = retry_after is not None and retry_after > self.retry.max_retry_after
+        failure = ModelRequestFailed(f"upstream {endpoint.name} answered {status}: "
+                                     f"{endpoint.scrub(error_reason(raw))}", upstream_status=status,
+                                     retry_after=retry_after if too_long else None)  # passed on, not waited for
+        if status not in RETRYABLE_STATUSES or too_long:
             return failure, None
-        return failure, retry_after
+        return failure, self._backoff(attempt) if retry_after is None else retry_after
 
     def _backoff(self, attempt: int) -> float:
         return self.retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
