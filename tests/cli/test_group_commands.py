@@ -10,6 +10,7 @@ from tests.cli.test_tenant_commands import cbgate, last_line
 from tests.support.fake_upstream import start_fake_upstream
 
 SECRET = "sk-cli-canary-5e1d7c9a2b"
+LOOPBACK_ALLOWED = {"CBGATE_UPSTREAM_ALLOW": "127.0.0.1"}  # the CLI's check obeys the egress policy too
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +33,13 @@ def groups(data_dir, env_id) -> dict[str, list[str]]:
 
 def test_create_checks_the_upstream_with_the_secret(tmp_path, env, fake):
     refused = cbgate(tmp_path, "group", "create", "--env", env, "mine", "--base-url", fake.url,
-                     "--api-key", "sk-wrong", "--models", "a,b", check=False)
+                     "--api-key", "sk-wrong", "--models", "a,b", check=False, env=LOOPBACK_ALLOWED)
     assert refused.returncode == 1
     assert "did not answer" in refused.stderr and "401" in refused.stderr and "--no-check" in refused.stderr
     assert "sk-wrong" not in refused.stderr and "mine" not in groups(tmp_path, env)
 
     created = cbgate(tmp_path, "group", "create", "--env", env, "mine", "--base-url", fake.url,
-                     "--api-key", SECRET, "--models", "a,b")
+                     "--api-key", SECRET, "--models", "a,b", env=LOOPBACK_ALLOWED)
     assert "created group mine" in created.stdout and SECRET not in created.stdout
     assert groups(tmp_path, env)["mine"][1:] == ["custom", "openai", fake.url, "enabled", "set", "a,b"]
 
@@ -75,7 +76,7 @@ def test_protocol_must_be_openai_or_anthropic(tmp_path, env):
 
 def test_secrets_are_encrypted_at_rest_and_never_printed(tmp_path, env, fake):
     cbgate(tmp_path, "group", "create", "--env", env, "mine", "--base-url", fake.url, "--api-key", SECRET,
-           "--models", "a")
+           "--models", "a", env=LOOPBACK_ALLOWED)
     cbgate(tmp_path, "group", "set-key", "--env", env, "hunyuan", "sk-hunyuan-canary-8d2f")
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("cbgate.db*"))
     assert SECRET.encode() not in stored and b"sk-hunyuan-canary-8d2f" not in stored

@@ -1,13 +1,14 @@
 """The CLI contract scripts rely on: arguments, last line of stdout, exit codes, clear errors."""
+import os
 import subprocess
 import sys
 
 import pytest
 
 
-def cbgate(data_dir, *args, check=True) -> subprocess.CompletedProcess:
+def cbgate(data_dir, *args, check=True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "cbgate", *args, "--data-dir", str(data_dir)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
     if check:
         assert result.returncode == 0, result.stderr
     return result

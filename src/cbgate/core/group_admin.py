@@ -8,12 +8,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
 from cbgate.core.resolve import CATALOG_GROUP, CUSTOM, VENDOR
 from cbgate.core.secrets import SecretBox
 from cbgate.core.vendors import VENDOR_GROUPS
 from cbgate.errors import CloudBaseError, InvalidParam, ModelGroupNotFound, ModelRequestFailed
+from cbgate.providers.netguard import InvalidUpstreamURL, parse_upstream_url
 from cbgate.providers.registry import UPSTREAM_PROTOCOLS, ProviderRegistry
 from cbgate.providers.upstream_http import Timeouts
 from cbgate.store import groups as stored
@@ -72,17 +72,20 @@ def validate_timeouts(timeouts: dict[str, float] | None) -> str | None:
 
 
 def validate_base_url(url: str) -> str:
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidParam(f"base URL {url!r} must be an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        raise InvalidParam("put the secret in --api-key, not in the base URL")
+    """Read as the HTTP client will read it (netguard), so what is stored is what will be called."""
+    try:
+        target = parse_upstream_url(url)
+    except InvalidUpstreamURL as exc:
+        raise InvalidParam(f"base URL must be an http:// or https:// URL with a host: {exc}") from None
+    if target.url.query_string or target.url.fragment:
+        raise InvalidParam("base URL may not carry a query or a fragment")
     return url.rstrip("/")
 
 
-def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: str | None, guarded: bool) -> None:
+def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: str | None) -> None:
     """Ask the upstream for its model list (openai) or make a minimal call (anthropic) with this secret.
-    Runs on its own loop in a thread, so it works from the CLI and from inside a running server alike."""
+    Runs on its own loop in a thread, so it works from the CLI and from inside a running server alike.
+    The egress policy applies as it will when serving (one policy, one check), whoever creates the group."""
     failure: list[BaseException] = []
 
     async def run() -> None:
@@ -90,7 +93,7 @@ def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: s
         await registry.start()
         try:
             await registry.build_upstream(protocol, name=name, base_url=base_url, api_key=api_key,
-                                          guarded=guarded).check()
+                                          guarded=True).check()
         finally:
             await registry.close()
 
@@ -117,9 +120,8 @@ class GroupOperations:
         return SecretBox(self.settings)
 
     def create_group(self, env_id: str, name: str, base_url: str, models: list[str], api_key: str | None = None,
-                     protocol: str = "openai", check: bool = True, guarded: bool = False,
+                     protocol: str = "openai", check: bool = True,
                      timeouts: dict[str, float] | None = None) -> GroupView:
-        """`guarded` applies the egress policy to the check (for tenant callers; the CLI is the operator's)."""
         self.require_env(env_id)
         validate_group_name(name)
         if protocol not in UPSTREAM_PROTOCOLS:
@@ -129,7 +131,7 @@ class GroupOperations:
         if self._group_row(env_id, name) is not None:
             raise InvalidParam(f"group {name!r} already exists in {env_id}")
         if check:
-            check_upstream(self.settings, name, protocol, base_url, api_key or None, guarded)
+            check_upstream(self.settings, name, protocol, base_url, api_key or None)
         now = time.time()
         secret = self._secrets().encrypt(api_key) if api_key else None
         row = GroupRow(env_id=env_id, name=name, kind=CUSTOM, base_url=base_url, protocol=protocol, secret=secret,

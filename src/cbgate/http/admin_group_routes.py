@@ -49,7 +49,7 @@ class GroupRoutes:
         # Through the API the URL is checked under the egress policy: calls to it will be, too.
         view = await self.run(self.admin.create_group, call.params["env"], _string(body, "name"),
                               _string(body, "base_url"), models, api_key=_string(body, "api_key", False),
-                              protocol=body.get("protocol") or "openai", check=check, guarded=True,
+                              protocol=body.get("protocol") or "openai", check=check,
                               timeouts=timeouts)
         return 201, next(g for g in await self.run(group_listing, self.admin, call.params["env"])
                          if g["name"] == view.name)

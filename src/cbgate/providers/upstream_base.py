@@ -30,7 +30,7 @@ class UpstreamAdapter:
         self.timeouts = timeouts or Timeouts()
         self.refusal: str | None = None
         if endpoint.guarded:
-            try:  # an address literal never reaches the resolver, so it is checked here, once
+            try:  # early and clear for a bad URL or an address literal; every connect checks again
                 client.policy.check_literal(endpoint.url)
             except EgressRefused as exc:
                 self.refusal = str(exc)

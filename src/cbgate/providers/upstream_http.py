@@ -17,9 +17,10 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 
 from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
-from cbgate.providers.netguard import EgressPolicy, EgressRefused, GuardedResolver
+from cbgate.providers.netguard import EgressPolicy, EgressRefused, GuardedConnector
 
 log = logging.getLogger("cbgate.upstream")
 
@@ -81,18 +82,21 @@ class UpstreamClient:
         self.retry = retry or RetryPolicy()
         self.pool_size = pool_size
         self.resolver = resolver  # the name service under the guard (tests put a scripted one here)
+        self._names: AbstractResolver | None = None
         self._connect_timeouts: dict[float, aiohttp.ClientTimeout] = {}  # one per configured value, reused
         self._trusted: aiohttp.ClientSession | None = None
         self._guarded: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         """Create the sessions on the running loop (aiohttp binds them to it)."""
-        self._trusted = self._session(None)
-        self._guarded = self._session(GuardedResolver(self.policy, self.resolver))
+        options = {"limit": self.pool_size, "limit_per_host": 0, "keepalive_timeout": 30,
+                   "enable_cleanup_closed": False}
+        self._trusted = self._session(aiohttp.TCPConnector(**options))
+        self._names = self.resolver or DefaultResolver()
+        self._guarded = self._session(GuardedConnector(self.policy, self._names, **options))
 
-    def _session(self, resolver) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self.pool_size, limit_per_host=0, resolver=resolver,
-                                         keepalive_timeout=30, enable_cleanup_closed=False)
+    @staticmethod
+    def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
                                      auto_decompress=True, trust_env=False, json_serialize=None,
                                      skip_auto_headers=("User-Agent",))
@@ -107,7 +111,9 @@ class UpstreamClient:
         for session in (self._trusted, self._guarded):
             if session is not None:
                 await session.close()
-        self._trusted = self._guarded = None
+        if self._names is not None and self.resolver is None:
+            await self._names.close()
+        self._trusted = self._guarded = self._names = None
 
     async def open(self, endpoint: Endpoint, body: bytes, timeouts: Timeouts,
                    deadline: float | None = None) -> tuple[aiohttp.ClientResponse, float]:
