@@ -8,6 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbgate.errors import ModelParamInvalid, ModelParamRequired
+from cbgate.text import text_problem
+
+# Bounds checked before any engine or upstream work: a request past them is refused with a 400. Each is
+# far above what a real conversation needs (OpenAI allows 2,048 messages) and keeps one request's work
+# small (16,000 empty messages once held the embedded engine for 54 s).
+MAX_MESSAGES = 2048
+MAX_TOOL_CALLS = 256
+MAX_NAME_LENGTH = 256  # model names, tool call ids, function names
+MAX_OUTPUT_TOKENS = 2 ** 31 - 1
+MAX_CHOICES = 128
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
@@ -55,13 +65,37 @@ def _number(body: dict, name: str, low: float, high: float) -> float | None:
     return float(value)
 
 
-def _positive_int(body: dict, name: str) -> int | None:
+def _positive_int(body: dict, name: str, high: int = MAX_OUTPUT_TOKENS) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _invalid(name, f"must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise _invalid(name, f"must be an integer from 1 to {high}, got {str(value)[:40]}")
     return value
+
+
+def _check_name(value: Any, where: str) -> None:
+    problem = text_problem(value, MAX_NAME_LENGTH)
+    if problem:
+        raise _invalid(where, problem)
+
+
+def _check_tool_calls(index: int, tool_calls: Any) -> None:
+    """An assistant message's earlier tool calls: OpenAI's shape, so no adapter meets a number instead."""
+    where = f"messages[{index}].tool_calls"
+    if not isinstance(tool_calls, list) or len(tool_calls) > MAX_TOOL_CALLS:
+        raise _invalid(where, f"must be a list of at most {MAX_TOOL_CALLS} tool calls")
+    for j, call in enumerate(tool_calls):
+        if not isinstance(call, dict):
+            raise _invalid(f"{where}[{j}]", "must be an object")
+        if call.get("id") is not None:
+            _check_name(call["id"], f"{where}[{j}].id")
+        function = call.get("function")
+        if not isinstance(function, dict):
+            raise _invalid(f"{where}[{j}].function", "must be an object with a name and arguments")
+        _check_name(function.get("name"), f"{where}[{j}].function.name")
+        if not isinstance(function.get("arguments", ""), str):
+            raise _invalid(f"{where}[{j}].function.arguments", "must be a string (JSON text)")
 
 
 def _check_content(index: int, message: dict) -> None:
@@ -92,6 +126,8 @@ def _check_content(index: int, message: dict) -> None:
 def _check_messages(messages: Any) -> list[dict]:
     if not isinstance(messages, list) or not messages:
         raise _invalid("messages", "must be a non-empty list")
+    if len(messages) > MAX_MESSAGES:
+        raise _invalid("messages", f"may hold at most {MAX_MESSAGES} messages, got {len(messages)}")
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _invalid(f"messages[{i}]", "must be an object")
@@ -99,11 +135,14 @@ def _check_messages(messages: Any) -> list[dict]:
         if role not in ROLES:
             raise _invalid(f"messages[{i}].role", f"unknown role {role!r}")
         _check_content(i, message)
-        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-            raise _invalid(f"messages[{i}].tool_call_id", "is required on tool messages")
-        tool_calls = message.get("tool_calls")
-        if tool_calls is not None and not isinstance(tool_calls, list):
-            raise _invalid(f"messages[{i}].tool_calls", "must be a list")
+        if role == "tool":
+            if not isinstance(message.get("tool_call_id"), str):
+                raise _invalid(f"messages[{i}].tool_call_id", "is required on tool messages")
+            _check_name(message["tool_call_id"], f"messages[{i}].tool_call_id")
+        if message.get("name") is not None:
+            _check_name(message["name"], f"messages[{i}].name")
+        if message.get("tool_calls") is not None:
+            _check_tool_calls(i, message["tool_calls"])
     return messages
 
 
@@ -132,8 +171,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
     model = body.get("model")
     if model is None or model == "":
         raise ModelParamRequired("`model` is required")
-    if not isinstance(model, str):
-        raise _invalid("model", "must be a string")
+    _check_name(model, "model")
     messages = _check_messages(body.get("messages"))
     stream = body.get("stream", False)
     if stream is None:
@@ -145,10 +183,10 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise _invalid("stream_options", "must be an object")
     max_tokens = _positive_int(body, "max_tokens")
     max_completion = _positive_int(body, "max_completion_tokens")
-    n = _positive_int(body, "n")
+    n = _positive_int(body, "n", MAX_CHOICES)
     seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise _invalid("seed", "must be an integer")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -2**63 <= seed < 2**63):
+        raise _invalid("seed", "must be a 64-bit integer")
     _number(body, "presence_penalty", -2, 2)
     _number(body, "frequency_penalty", -2, 2)
     response_format = body.get("response_format")

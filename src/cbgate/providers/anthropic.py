@@ -9,7 +9,7 @@ from cbgate.errors import ModelRequestFailed
 from cbgate.providers import anthropic_wire
 from cbgate.providers.base import Completion, ModelCall, StreamOutcome
 from cbgate.providers.token_estimate import TokenEstimator
-from cbgate.providers.upstream_base import UpstreamAdapter
+from cbgate.providers.upstream_base import UNREADABLE, UpstreamAdapter
 from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient
 
 API_VERSION = "2023-06-01"
@@ -43,7 +43,10 @@ class AnthropicAdapter(UpstreamAdapter):
         body = await self._call_json(self._payload(call, stream=False))
         if body.get("type") not in (None, "message") or "content" not in body:
             raise self.failure_from(body)
-        completion, usage, pieces = anthropic_wire.from_message(body, call.chunks)
+        try:
+            completion, usage, pieces = anthropic_wire.from_message(body, call.chunks)
+        except UNREADABLE as exc:
+            raise self.unreadable(exc) from None
         if usage is None:
             usage = await self.estimator.usage(call.request.messages, pieces)
             completion["usage"] = usage.as_dict()
@@ -58,7 +61,10 @@ class AnthropicAdapter(UpstreamAdapter):
                     event = self.decode_event(data)
                     if name == b"error" or event.get("type") == "error":
                         raise self.failure_from(event)
-                    chunk = translator.feed(event)
+                    try:
+                        chunk = translator.feed(event)
+                    except UNREADABLE as exc:
+                        raise self.unreadable(exc) from None
                     if chunk is not None:
                         delta = chunk["choices"][0]["delta"]
                         if outcome.first_token_at is None and delta and "role" not in delta:

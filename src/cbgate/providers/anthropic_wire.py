@@ -11,6 +11,7 @@ import orjson
 from cbgate.errors import ModelParamInvalid
 from cbgate.protocol.chat_request import KNOWN_FIELDS
 from cbgate.protocol.chat_response import ChunkFactory, Usage
+from cbgate.text import token_count
 
 # OpenAI fields with no Messages counterpart: dropped rather than passed on (Anthropic refuses extras).
 OPENAI_ONLY = frozenset({
@@ -137,12 +138,15 @@ def to_request(raw: dict, model: str, default_max_tokens: int, stream: bool) -> 
 
 
 def usage_of(usage: Any) -> Usage | None:
-    if not isinstance(usage, dict):
+    """Reported usage, or None when there is none; counts that are not counts raise ValueError."""
+    if usage is None:
         return None
-    prompt = sum(int(usage.get(k) or 0) for k in
+    if not isinstance(usage, dict):
+        raise ValueError("usage must be an object")
+    prompt = sum(token_count(usage.get(k) or 0) for k in
                  ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
-    completion = int(usage.get("output_tokens") or 0)
-    return Usage(prompt, completion) if prompt or completion else None
+    completion = token_count(usage.get("output_tokens") or 0)
+    return Usage(token_count(prompt), completion) if prompt or completion else None
 
 
 def from_message(body: dict, chunks: ChunkFactory) -> tuple[dict, Usage | None, list[str]]:

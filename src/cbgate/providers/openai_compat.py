@@ -12,9 +12,10 @@ import orjson
 
 from cbgate.errors import ModelRequestFailed
 from cbgate.protocol.chat_response import Usage
+from cbgate.text import token_count
 from cbgate.providers.base import Completion, ModelCall, StreamOutcome
 from cbgate.providers.token_estimate import TokenEstimator
-from cbgate.providers.upstream_base import UpstreamAdapter
+from cbgate.providers.upstream_base import UNREADABLE, UpstreamAdapter
 from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient
 
 
@@ -24,10 +25,54 @@ def chat_url(base_url: str) -> str:
 
 
 def reported_usage(body: dict) -> Usage | None:
+    """The usage an answer reports, or None when it reports none. Counts that are not non-negative
+    integers raise ValueError: they are the upstream's garbage, never something to bill or to settle."""
     usage = body.get("usage")
-    if not isinstance(usage, dict) or "prompt_tokens" not in usage:
+    if usage is None:
         return None
-    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    if not isinstance(usage, dict):
+        raise ValueError("usage must be an object")
+    if "prompt_tokens" not in usage:
+        return None
+    return Usage(token_count(usage.get("prompt_tokens") or 0), token_count(usage.get("completion_tokens") or 0))
+
+
+def _check_part(part: Any, where: str) -> None:
+    """A choice's message or delta, held to OpenAI's shape as we hold a client's request."""
+    if not isinstance(part, dict):
+        raise ValueError(f"{where} must be an object")
+    for key in ("role", "reasoning_content", "refusal"):
+        if part.get(key) is not None and not isinstance(part[key], str):
+            raise ValueError(f"{where}.{key} must be a string")
+    content = part.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise ValueError(f"{where}.content must be a string")
+    calls = part.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+        raise ValueError(f"{where}.tool_calls must be a list of objects")
+    for call in calls:
+        function = call.get("function")
+        if function is None:
+            continue
+        if not isinstance(function, dict) or any(
+                function.get(k) is not None and not isinstance(function[k], str) for k in ("name", "arguments")):
+            raise ValueError(f"{where}.tool_calls[].function must be an object of strings")
+
+
+def check_choices(choices: Any, key: str) -> list:
+    """An answer's `choices` (key: "message") or a stream chunk's (key: "delta"), or ValueError."""
+    if not isinstance(choices, list):
+        raise ValueError("choices must be a list")
+    for choice in choices:
+        if not isinstance(choice, dict):
+            raise ValueError("each choice must be an object")
+        if key in choice or key == "message":
+            _check_part(choice.get(key), f"choices[].{key}")
+        if choice.get("finish_reason") is not None and not isinstance(choice["finish_reason"], str):
+            raise ValueError("choices[].finish_reason must be a string")
+    return choices
 
 
 def _delta_text(delta: dict, parts: list[str]) -> bool:
@@ -35,12 +80,12 @@ def _delta_text(delta: dict, parts: list[str]) -> bool:
     found = False
     for key in ("content", "reasoning_content"):
         text = delta.get(key)
-        if text:
+        if text and isinstance(text, str):
             parts.append(text)
             found = True
     for call in delta.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
+        function = call.get("function")
+        if function:
             parts.append((function.get("name") or "") + (function.get("arguments") or ""))
             found = True
     return found
@@ -67,19 +112,21 @@ class OpenAICompatAdapter(UpstreamAdapter):
 
     async def complete(self, call: ModelCall) -> Completion:
         body = await self._call_json(self._payload(call, stream=False))
-        choices = body.get("choices")
-        if not isinstance(choices, list) or not choices:
+        if not body.get("choices"):
             raise ModelRequestFailed(f"upstream {self.name} answered without choices")
+        try:
+            choices = check_choices(body["choices"], "message")
+            usage = reported_usage(body)
+        except UNREADABLE as exc:
+            raise self.unreadable(exc) from None
         body["model"] = call.chunks.model
-        usage = reported_usage(body)
         if usage is None:
             parts: list[str] = []
             for choice in choices:
-                message = choice.get("message") if isinstance(choice, dict) else None
-                if isinstance(message, dict):
-                    _delta_text(message, parts)
+                _delta_text(choice["message"], parts)
             usage = await self.estimator.usage(call.request.messages, parts)
-            body["usage"] = usage.as_dict()
+        # the counts are ours (checked or estimated); the upstream's other details stay
+        body["usage"] = {**(body.get("usage") or {}), **usage.as_dict()}
         return Completion(body, usage)
 
     async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
@@ -97,9 +144,11 @@ class OpenAICompatAdapter(UpstreamAdapter):
                     chunk = self.decode_event(data)
                     if name == b"error" or chunk.get("error"):
                         raise self.failure_from(chunk)
-                    if chunk.get("usage"):
+                    try:
                         usage = reported_usage(chunk) or usage
-                    choices = chunk.get("choices")
+                        choices = check_choices(chunk.get("choices") or [], "delta")
+                    except UNREADABLE as exc:
+                        raise self.unreadable(exc) from None
                     if not choices:
                         continue  # the usage chunk: the chat service sends the client its own, once
                     if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
@@ -123,7 +172,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
             outcome.usage = usage or self.estimator.usage_now(call.request.messages, parts)
 
     @staticmethod
-    def _note_choices(choices: Any, outcome: StreamOutcome, parts: list[str]) -> None:
+    def _note_choices(choices: list[dict], outcome: StreamOutcome, parts: list[str]) -> None:
         for choice in choices:
             delta = choice.get("delta")
             if delta and _delta_text(delta, parts) and outcome.first_token_at is None:

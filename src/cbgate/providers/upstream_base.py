@@ -17,6 +17,11 @@ from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient, e
 from cbgate.providers.upstream_sse import Event, read_events
 
 
+# What reading a malformed answer raises (a number where an object belongs, a count that is no count):
+# the upstream's garbage, answered as its failure (502), never as ours (500).
+UNREADABLE = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)
+
+
 class UpstreamAdapter:
     capabilities = Capabilities(tools=True, images=True, reasoning=True)
 
@@ -70,6 +75,11 @@ class UpstreamAdapter:
     def failure_from(self, body: Any) -> ModelRequestFailed:
         """An error object the upstream sent with a 200 status, in a body or a stream event."""
         return ModelRequestFailed(f"upstream {self.name} failed: {self.endpoint.scrub(object_reason(body))}")
+
+    def unreadable(self, exc: BaseException) -> ModelRequestFailed:
+        """The failure for an answer whose shape or values are not what the protocol says."""
+        return ModelRequestFailed(f"upstream {self.name} sent an answer that cannot be used: "
+                                  f"{self.endpoint.scrub(str(exc))[:200]}")
 
     def decode_event(self, data: bytes) -> dict:
         try:

@@ -14,6 +14,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cbgate.store import schema
+from cbgate.text import MAX_SAFE_INTEGER
 
 GROUPINGS = ("model", "key", "day")
 
@@ -51,7 +52,15 @@ class UsageRecord:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def row(self) -> dict:
-        return {**asdict(self), "day": time.strftime("%Y-%m-%d", time.gmtime(self.created_at))}
+        """The row to insert. Whatever the edges let through, a record must never be refused by the
+        database: one refused record holds up every later one (a NUL in any text, counts past BIGINT)."""
+        row = {**asdict(self), "day": time.strftime("%Y-%m-%d", time.gmtime(self.created_at))}
+        for name, value in row.items():
+            if isinstance(value, str) and "\x00" in value:
+                row[name] = value.replace("\x00", "\ufffd")
+        for name in ("prompt_tokens", "completion_tokens"):
+            row[name] = min(max(int(row[name] or 0), 0), MAX_SAFE_INTEGER)
+        return row
 
 
 def insert_records(store, records: list[UsageRecord]) -> None:
