@@ -38,7 +38,7 @@ def test_server_key_manages_its_own_environment_only(cast):
     own, other = cast.gw.env_id, cast.other_env
     envs = cast.call("GET", "/admin/v1/envs", cast.server).json()["data"]
     assert [e["id"] for e in envs] == [own]
-    assert cast.call("GET", "/admin/v1/me", cast.server).json() == {"kind": "server", "env": own, "envs": [own]}
+    assert cast.call("GET", "/admin/v1/me", cast.server).json() == {"kind": "server", "env": own, "envs": [own], "busiest": None}
     for tail in ENV_READS:
         assert cast.call("GET", f"/admin/v1/envs/{own}{tail}", cast.server).status_code == 200, tail
         assert_refused(cast.call("GET", f"/admin/v1/envs/{other}{tail}", cast.server), 403, "PERMISSION_DENIED")

@@ -42,6 +42,11 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// A labelled form field: <label><span>text</span>input<small>hint</small></label>.
+export function field(text, input, hint) {
+  return h("label", { class: "field" }, h("span", {}, text), input, hint ? h("small", { class: "help" }, hint) : null);
+}
+
 export function when(ts) {
   return ts ? new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 19) : "-";
 }

@@ -3,7 +3,7 @@ import { api, h, session } from "./api.js";
 import { currentLang, otherLang, setLang, t } from "./i18n.js";
 import { modelsPage } from "./groups.js";
 import { envsPage, keysPage, limitsPage, usagePage } from "./pages.js";
-import { playgroundPage } from "./playground.js";
+import { forgetPlaygroundKeys, playgroundPage } from "./playground.js";
 
 const PAGES = { envs: envsPage, keys: keysPage, models: modelsPage, limits: limitsPage, usage: usagePage,
   playground: playgroundPage };
@@ -41,8 +41,10 @@ function signInForm(message) {
       ev.preventDefault();
       await signIn(token.value.trim());
     } }, h("label", {}, t("tokenLabel"), token), h("button", { "data-test": "sign-in" }, t("signIn"))),
-    h("p", { class: "help" }, t("signInHelp")),
-    message ? h("p", { class: "notice error", role: "alert", "data-test": "notice-error" }, message) : null);
+    message ? h("p", { class: "notice error", role: "alert", "data-test": "notice-error" }, message) : null,
+    h("p", { class: "help", "data-test": "token-where" }, t("signInWhere"), " ",
+      h("code", {}, "cbgate admin token create"), ". ", t("signInWhereAfter")),
+    h("p", { class: "help" }, t("signInHelp")));
 }
 
 async function signIn(token) {
@@ -55,7 +57,8 @@ async function signIn(token) {
     return;
   }
   session.token = token;
-  if (!me.envs.includes(session.env)) session.env = me.env || me.envs[0] || "";
+  // Keep the env chosen earlier in this tab; else the caller's own, else the one with traffic.
+  if (!me.envs.includes(session.env)) session.env = me.env || me.busiest || me.envs[0] || "";
   await render();
 }
 
@@ -85,7 +88,8 @@ async function render() {
 }
 
 document.getElementById("lang").addEventListener("click", () => { setLang(otherLang()); render(); });
-document.getElementById("sign-out").addEventListener("click", () => {
+document.getElementById("sign-out").addEventListener("click", async () => {
+  if (me?.kind === "operator") await forgetPlaygroundKeys();
   sessionStorage.clear();
   me = null;
   render();

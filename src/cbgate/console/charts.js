@@ -10,16 +10,30 @@ function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Round Y-axis ticks: a step of 1, 2, 2.5 or 5 times a power of ten, and a top at the first tick at or
+// above the largest value (664 -> 0, 200, 400, 600, 800; never 166, 332, 498).
+export function niceTicks(maxValue, wanted = 4) {
+  const max = Math.max(maxValue, 1);
+  const rough = max / wanted;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(1, [1, 2, 2.5, 5, 10].map((m) => m * power)
+    .find((s) => s >= rough && Number.isInteger(s)));  // counts are whole: no 2.5 under 10
+  const top = Math.ceil(max / step) * step;
+  return Array.from({ length: Math.round(top / step) + 1 }, (_, i) => i * step);
+}
+
 function frame(test, label, maxValue, days) {
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label, "data-test": test,
     class: "chart" });
   const plotH = H - PAD.top - PAD.bottom;
-  for (let i = 0; i <= 4; i++) {  // four grid lines with their values
-    const y = PAD.top + plotH - (plotH * i) / 4;
-    root.append(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: y, y2: y, class: "gridline" }),
-      svg("text", { x: PAD.left - 6, y: y + 4, "text-anchor": "end", class: "tick" },
-        Math.round((maxValue * i) / 4).toLocaleString()));
-  }
+  const ticks = niceTicks(maxValue);
+  const top = ticks[ticks.length - 1];
+  const y = (v) => PAD.top + plotH - (plotH * v) / top;
+  ticks.forEach((value) => {
+    root.append(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: y(value), y2: y(value), class: "gridline" }),
+      svg("text", { x: PAD.left - 6, y: y(value) + 4, "text-anchor": "end", class: "tick", "data-tick": value },
+        value.toLocaleString()));
+  });
   const step = (W - PAD.left - PAD.right) / Math.max(days.length, 1);
   const every = Math.ceil(days.length / 10);
   days.forEach((day, i) => {
@@ -28,7 +42,7 @@ function frame(test, label, maxValue, days) {
         class: "tick" }, day.slice(5)));
     }
   });
-  return { root, step, plotH, y: (v) => PAD.top + plotH - (plotH * v) / (maxValue || 1) };
+  return { root, step, plotH, y };
 }
 
 function legend(names) {

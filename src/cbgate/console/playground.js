@@ -1,13 +1,45 @@
-// The playground: streams a chat answer over the SSE chat API (fetch + ReadableStream), like any client.
-import { api, envPath, h } from "./api.js";
+// The playground: a multi-turn chat over the SSE chat API (fetch + ReadableStream), like any client, with
+// a system prompt, temperature and max_tokens, tokens and latency per answer, stop, and "copy as code".
+import { api, envPath, field, h, session, when } from "./api.js";
 import { t } from "./i18n.js";
+import { curlSnippet, jsSnippet, pythonSnippet } from "./snippets.js";
+import { notice, statusLine } from "./pages.js";
 
-const keyStore = (env) => `cbgate.playgroundKey.${env}`;
+// An operator token is no chat key. The console makes one short-lived server key per browser and env,
+// kept in localStorage so every tab reuses it (a Web Lock stops two tabs minting one each).
+const KEY_PREFIX = "cbgate.playground.";
+const KEY_HOURS = 8;
 
-// A signed-in server key chats as itself. An operator token is no chat key, so the operator picks an env
-// and the console makes (once per tab) a server key named "console playground" in it.
-function chatKey(ctx) {
-  return ctx.me.kind === "server" ? sessionStorage.getItem("cbgate.token") : sessionStorage.getItem(keyStore(ctx.env));
+function storedKey(env) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(KEY_PREFIX + env));
+    return saved && saved.expires_at * 1000 > Date.now() + 60_000 ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+async function playgroundKey(env) {
+  const mint = async () => {
+    const live = storedKey(env);
+    if (live) return live;
+    const made = await api("POST", envPath(env, "/keys"),
+      { name: "console playground", kind: "server", expires_days: KEY_HOURS / 24 });
+    const saved = { key: made.key, id: made.id, prefix: made.prefix, expires_at: made.expires_at };
+    localStorage.setItem(KEY_PREFIX + env, JSON.stringify(saved));
+    return saved;
+  };
+  return navigator.locks ? navigator.locks.request(`${KEY_PREFIX}${env}`, mint) : mint();
+}
+
+// On sign-out: revoke this browser's playground keys (best effort) and forget them.
+export async function forgetPlaygroundKeys() {
+  const names = Object.keys(localStorage).filter((name) => name.startsWith(KEY_PREFIX));
+  await Promise.all(names.map(async (name) => {
+    const saved = storedKey(name.slice(KEY_PREFIX.length));
+    if (saved) await api("DELETE", envPath(name.slice(KEY_PREFIX.length), `/keys/${saved.id}`)).catch(() => {});
+    localStorage.removeItem(name);
+  }));
 }
 
 // Yield each `data:` payload of an SSE body.
@@ -28,78 +60,161 @@ async function* sseData(body) {
   }
 }
 
-async function streamChat(group, model, content, key, output, signal) {
-  const resp = await fetch(`/v1/ai/${encodeURIComponent(group)}/chat/completions`, {
+const failure = (code, message) => Object.assign(new Error(message), { code });
+
+// Stream one answer into `out.text`; returns {tokens, firstMs, totalMs}.
+async function streamChat(request, key, out, signal) {
+  const started = performance.now();
+  const resp = await fetch(`/v1/ai/${encodeURIComponent(request.group)}/chat/completions`, {
     method: "POST", signal,
     headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify({ model, stream: true, messages: [{ role: "user", content }] }),
+    body: JSON.stringify({ ...request.body, stream: true, stream_options: { include_usage: true } }),
   });
   if (!resp.ok || !(resp.headers.get("content-type") || "").startsWith("text/event-stream")) {
     const err = await resp.json().catch(() => ({}));
-    throw Object.assign(new Error(err.message || `HTTP ${resp.status}`), { code: err.code || "SYS_ERR" });
+    throw failure(err.code || "SYS_ERR", err.message || `HTTP ${resp.status}`);
   }
+  const stats = { tokens: null, firstMs: null, totalMs: null };
   for await (const data of sseData(resp.body)) {
-    if (data === "[DONE]") return;
+    if (data === "[DONE]") break;
     const chunk = JSON.parse(data);
-    if (chunk.code) throw Object.assign(new Error(chunk.message), { code: chunk.code });
+    if (chunk.code) throw failure(chunk.code, chunk.message);
+    if (chunk.usage) stats.tokens = chunk.usage.completion_tokens;
     const delta = chunk.choices?.[0]?.delta;
-    if (delta?.content) output.textContent += delta.content;
+    if (delta?.content) {
+      stats.firstMs ??= performance.now() - started;
+      out.text.textContent += delta.content;
+    }
   }
+  stats.totalMs = performance.now() - started;
+  return stats;
+}
+
+function statsLine(stats, stopped) {
+  const parts = [];
+  if (stats.tokens !== null) parts.push(t("tokensOut", { n: stats.tokens }));
+  if (stats.firstMs !== null) parts.push(t("firstToken", { n: Math.round(stats.firstMs) }));
+  if (stats.totalMs !== null) parts.push(t("totalTime", { n: Math.round(stats.totalMs) }));
+  if (stopped) parts.push(t("stopped"));
+  return parts.join(" · ");
+}
+
+function bubble(role, content) {
+  const text = h("div", { class: "text" }, content);
+  const meta = h("div", { class: "meta", "data-test": role === "assistant" ? "answer-stats" : null });
+  const el = h("div", { class: `msg ${role}`, "data-role": role, "data-test": `msg-${role}` },
+    h("div", { class: "who" }, t(role === "user" ? "you" : "assistant")), text, meta);
+  return { el, text, meta };
 }
 
 export async function playgroundPage(ctx) {
   const { data } = await api("GET", envPath(ctx.env, "/groups"));
   const choices = data.flatMap((g) => (g.enabled === false || g.has_key === false ? [] : g.models.filter((m) => m.enabled)
     .map((m) => ({ group: g.name, model: m.name }))));
-  const status = h("div");
-  const page = h("section", {}, h("h1", {}, `${t("playground")} · ${ctx.env}`), status);
+  const status = statusLine("playground-status");
+  const page = h("section", {}, h("h1", {}, `${t("playground")} · ${ctx.env}`));
   if (!choices.length) {
-    page.append(h("p", { class: "notice info" }, t("noModels")));
+    page.append(notice(t("noModels"), "info"));
     return page;
   }
-  if (ctx.me.kind === "server") {
-    page.append(h("p", { class: "help" }, t("usingOwnKey")));
-  } else if (!chatKey(ctx)) {
-    page.append(h("p", { class: "help" }, t("playgroundKeyHelp")), h("button", { "data-test": "make-playground-key",
-      onclick: async () => {
-        const made = await api("POST", envPath(ctx.env, "/keys"), { name: "console playground", kind: "server" });
-        sessionStorage.setItem(keyStore(ctx.env), made.key);
-        ctx.refresh();
-      } }, t("createPlaygroundKey")));
-    return page;
-  }
+  const operator = ctx.me.kind === "operator";
+  const live = operator ? storedKey(ctx.env) : null;
+  page.append(h("p", { class: "help", "data-test": "playground-key-help" }, !operator ? t("usingOwnKey")
+    : live ? t("playgroundKeyLive", { n: `${live.prefix}…`, when: when(live.expires_at) }) : t("playgroundKeyHelp")));
+
   const model = h("select", { "data-test": "playground-model" },
     choices.map((c, i) => h("option", { value: i }, `${c.group} / ${c.model}`)));
-  const prompt = h("textarea", { rows: 4, "data-test": "playground-prompt", placeholder: t("prompt") });
-  const output = h("pre", { class: "answer", "data-test": "playground-answer", "aria-live": "polite" });
+  const system = h("textarea", { rows: 3, "data-test": "playground-system" });
+  const temperature = h("input", { type: "number", min: "0", max: "2", step: "0.1", value: "0.7",
+    "data-test": "playground-temperature" });
+  const maxTokens = h("input", { type: "number", min: "1", step: "1", value: "256", "data-test": "playground-max-tokens" });
+  const prompt = h("textarea", { rows: 3, required: true, "data-test": "playground-prompt" });
+  const history = h("div", { class: "history", "data-test": "playground-history", "aria-live": "polite" });
   const stop = h("button", { type: "button", disabled: true, "data-test": "playground-stop" }, t("stop"));
   const send = h("button", { "data-test": "playground-send" }, t("send"));
+  const snippet = h("pre", { class: "snippet", hidden: true, "data-test": "snippet" });
+  const turns = [];  // [{role, content}], the conversation so far
   let controller = null;
-  stop.addEventListener("click", () => controller?.abort());
-  page.append(h("form", { onsubmit: async (ev) => {
-    ev.preventDefault();
+
+  const request = (messages) => {
     const choice = choices[Number(model.value)];
-    output.textContent = "";
+    const body = { model: choice.model, messages: [
+      ...(system.value.trim() ? [{ role: "system", content: system.value.trim() }] : []), ...messages] };
+    if (temperature.value !== "") body.temperature = Number(temperature.value);
+    if (maxTokens.value !== "") body.max_tokens = Number(maxTokens.value);
+    return { group: choice.group, body };
+  };
+  const copyAs = (kind, make) => h("button", { type: "button", class: "secondary", "data-test": `copy-${kind}`,
+    onclick: async () => {
+      const next = prompt.value.trim() ? [{ role: "user", content: prompt.value.trim() }] : [];
+      const code = make(location.origin, request([...turns, ...next]));
+      snippet.textContent = code;
+      snippet.hidden = false;
+      snippet.dataset.kind = kind;
+      await navigator.clipboard?.writeText(code).catch(() => {});
+    } }, kind === "js" ? "JS" : kind === "python" ? "Python" : "curl");
+  const newChat = h("button", { type: "button", class: "secondary", "data-test": "playground-new", onclick: () => {
+    controller?.abort();
+    turns.length = 0;
+    history.replaceChildren();
+    status.replaceChildren();
+  } }, t("newChat"));
+  stop.addEventListener("click", () => controller?.abort());
+
+  async function ask() {
+    const content = prompt.value.trim();
+    if (!content) return;
+    const req = request([...turns, { role: "user", content }]);
+    const asked = bubble("user", content);
+    const out = bubble("assistant", "");
+    history.append(asked.el, out.el);
+    prompt.value = "";
     status.replaceChildren();
     controller = new AbortController();
     send.disabled = true; stop.disabled = false;
-    output.dataset.state = "streaming";
+    out.el.dataset.state = "streaming";
     try {
-      await streamChat(choice.group, choice.model, prompt.value, chatKey(ctx), output, controller.signal);
-      output.dataset.state = "done";
-    } catch (err) {
-      output.dataset.state = "failed";
-      if (err.code === "INVALID_ACCESS_TOKEN" && ctx.me.kind === "operator") {
-        sessionStorage.removeItem(keyStore(ctx.env));  // revoked meanwhile: offer to make a new one
+      let key = operator ? (await playgroundKey(ctx.env)).key : session.token;
+      let stats;
+      try {
+        stats = await streamChat(req, key, out, controller.signal);
+      } catch (err) {  // this browser's key expired or was revoked: make a new one, once
+        if (!operator || !["INVALID_ACCESS_TOKEN", "ACCESS_TOKEN_EXPIRED"].includes(err.code)) throw err;
+        localStorage.removeItem(KEY_PREFIX + ctx.env);
+        key = (await playgroundKey(ctx.env)).key;
+        stats = await streamChat(req, key, out, controller.signal);
       }
-      if (err.name !== "AbortError") {
-        status.replaceChildren(h("p", { class: "notice error", role: "alert", "data-test": "notice-error" },
-          `${t("error")}: ${err.code} ${err.message}`));
+      turns.push({ role: "user", content }, { role: "assistant", content: out.text.textContent });
+      out.meta.textContent = statsLine(stats, false);
+      out.el.dataset.state = "done";
+    } catch (err) {
+      if (err.name === "AbortError") {  // stopped: keep what came, as the model's answer so far
+        turns.push({ role: "user", content }, { role: "assistant", content: out.text.textContent });
+        out.meta.textContent = t("stopped");
+        out.el.dataset.state = "stopped";
+      } else {
+        out.el.dataset.state = "failed";
+        history.removeChild(asked.el);
+        history.removeChild(out.el);
+        prompt.value = content;
+        status.replaceChildren(notice(`${t("error")}: ${err.code} ${err.message}`, "error"));
       }
     } finally {
       send.disabled = false; stop.disabled = true;
     }
-  } }, h("label", {}, t("model"), " ", model), prompt, h("div", { class: "row" }, send, stop)),
-  h("h2", {}, t("answer")), output);
+  }
+
+  page.append(h("div", { class: "playground" },
+    h("aside", {}, field(t("model"), model), field(t("systemPrompt"), system),
+      h("div", { class: "row" }, field(t("temperature"), temperature), field(t("maxTokens"), maxTokens)),
+      h("div", { class: "row" }, h("span", {}, t("copyAs")), copyAs("curl", curlSnippet),
+        copyAs("python", pythonSnippet), copyAs("js", jsSnippet)),
+      h("p", { class: "help" }, t("snippetHelp")), snippet),
+    h("div", { class: "chat" }, history,
+      h("form", { onsubmit: async (ev) => { ev.preventDefault(); await ask(); } },
+        field(t("prompt"), prompt), h("div", { class: "row" }, send, stop, newChat)), status)));
+  prompt.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); ask(); }
+  });
   return page;
 }

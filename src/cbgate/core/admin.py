@@ -112,6 +112,10 @@ class Admin(GroupOperations):
         self.require_env(env_id)
         return usage.usage_series(self.store, env_id, since)
 
+    def busiest_env(self, env_ids: list[str], since: float) -> str | None:
+        """The environment among `env_ids` with the most requests since then; None without traffic."""
+        return usage.busiest_env(self.store, env_ids, since)
+
     def recent_requests(self, env_id: str, limit: int = 50) -> list[usage.UsageRecord]:
         self.require_env(env_id)
         return usage.recent_requests(self.store, env_id, max(1, min(limit, 1000)))

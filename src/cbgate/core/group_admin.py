@@ -34,6 +34,7 @@ class GroupView:
     enabled: bool
     has_key: bool
     models: tuple[str, ...]
+    timeouts: dict[str, float] | None = None
 
 
 class UpstreamCheckFailed(ModelRequestFailed):
@@ -47,13 +48,13 @@ def validate_group_name(name: str) -> None:
     if name.startswith(CATALOG_GROUP):
         raise InvalidParam(f"group name {name!r} may not start with {CATALOG_GROUP!r} (reserved for the catalog)")
     if name in VENDOR_GROUPS:
-        raise InvalidParam(f"group name {name!r} is a built-in group; set its key with `cbgate group set-key`")
+        raise InvalidParam(f"group name {name!r} is a built-in group: give it a key instead of creating it")
 
 
 def validate_models(models: list[str]) -> list[str]:
     cleaned = list(dict.fromkeys(m.strip() for m in models if m.strip()))
     if not cleaned:
-        raise InvalidParam("a group needs at least one model (--models a,b)")
+        raise InvalidParam("a group needs at least one model")
     for model in cleaned:
         if not MODEL_NAME.match(model):
             raise InvalidParam(f"model name {model!r} is not valid (letters, digits and . _ : / @ + -, at most 128)")
@@ -82,7 +83,11 @@ def validate_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: str | None) -> None:
+CLI_SKIP_HINT = "use --no-check to create the group anyway"
+
+
+def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: str | None,
+                   skip_hint: str | None = CLI_SKIP_HINT) -> None:
     """Ask the upstream for its model list (openai) or make a minimal call (anthropic) with this secret.
     Runs on its own loop in a thread, so it works from the CLI and from inside a running server alike.
     The egress policy applies as it will when serving (one policy, one check), whoever creates the group."""
@@ -109,8 +114,9 @@ def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: s
     if failure:
         exc = failure[0]
         reason = exc.message if isinstance(exc, CloudBaseError) else str(exc) or type(exc).__name__
+        hint = f" ({skip_hint})" if skip_hint else ""
         raise UpstreamCheckFailed(f"the base URL {base_url} did not answer as an {protocol} upstream with this "
-                                  f"key: {reason} (use --no-check to create the group anyway)")
+                                  f"key: {reason}{hint}")
 
 
 class GroupOperations:
@@ -121,7 +127,9 @@ class GroupOperations:
 
     def create_group(self, env_id: str, name: str, base_url: str, models: list[str], api_key: str | None = None,
                      protocol: str = "openai", check: bool = True,
-                     timeouts: dict[str, float] | None = None) -> GroupView:
+                     timeouts: dict[str, float] | None = None,
+                     skip_hint: str | None = CLI_SKIP_HINT) -> GroupView:
+        """`skip_hint` says, in the caller's words, how to create the group without the check."""
         self.require_env(env_id)
         validate_group_name(name)
         if protocol not in UPSTREAM_PROTOCOLS:
@@ -131,7 +139,7 @@ class GroupOperations:
         if self._group_row(env_id, name) is not None:
             raise InvalidParam(f"group {name!r} already exists in {env_id}")
         if check:
-            check_upstream(self.settings, name, protocol, base_url, api_key or None)
+            check_upstream(self.settings, name, protocol, base_url, api_key or None, skip_hint)
         now = time.time()
         secret = self._secrets().encrypt(api_key) if api_key else None
         row = GroupRow(env_id=env_id, name=name, kind=CUSTOM, base_url=base_url, protocol=protocol, secret=secret,
@@ -150,7 +158,8 @@ class GroupOperations:
         for vendor in VENDOR_GROUPS.values():
             row = rows.get(vendor.name)
             views.append(GroupView(vendor.name, "built-in", vendor.protocol, vendor.base_url,
-                                   row.enabled if row else True, bool(row and row.secret), vendor.models))
+                                   row.enabled if row else True, bool(row and row.secret), vendor.models,
+                                   json.loads(row.timeouts) if row and row.timeouts else None))
         for row in rows.values():
             if row.kind == CUSTOM:
                 views.append(self._view(row, self._custom_models(env_id, row.name)))
@@ -194,8 +203,7 @@ class GroupOperations:
     def delete_group(self, env_id: str, name: str) -> None:
         self.require_env(env_id)
         if name == CATALOG_GROUP or name in VENDOR_GROUPS:
-            raise InvalidParam(f"{name!r} is a built-in group and cannot be deleted; "
-                               f"switch it off with `cbgate group disable --env {env_id} {name}`")
+            raise InvalidParam(f"{name!r} is a built-in group and cannot be deleted; switch it off instead")
         if not stored.delete_group(self.store, env_id, name):
             raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
 
@@ -221,6 +229,36 @@ class GroupOperations:
         rows = stored.list_groups(self.store, env_id)
         return [r.name for r in rows if r.kind == VENDOR and r.secret] + [r.name for r in rows if r.kind == CUSTOM]
 
+    def edit_custom_group(self, env_id: str, name: str, base_url: str | None = None,
+                          models: list[str] | None = None) -> None:
+        """Change a custom group's URL and model list (models kept keep their switch)."""
+        self.require_env(env_id)
+        row = self._group_row(env_id, name)
+        if row is None or row.kind != CUSTOM:
+            raise ModelGroupNotFound(f"custom group {name!r} does not exist in {env_id}")
+        url = validate_base_url(base_url) if base_url is not None else None
+        cleaned = validate_models(models) if models is not None else None
+        if url is not None:
+            stored.update_group(self.store, env_id, name, base_url=url)
+        if cleaned is not None:
+            stored.set_group_models(self.store, env_id, name, cleaned)
+
+    def probe_group(self, env_id: str, name: str) -> float:
+        """Ask a configured group's upstream whether it answers with the stored key; seconds it took.
+        Raises UpstreamCheckFailed with the upstream's reason."""
+        self.require_env(env_id)
+        row = self._group_row(env_id, name)
+        if row is None:
+            if name in VENDOR_GROUPS:
+                raise InvalidParam(f"group {name!r} has no key yet: set one before testing it")
+            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+        api_key = self._secrets().decrypt(row.secret) if row.secret else None
+        started = time.monotonic()
+        check_upstream(self.settings, name, row.protocol, row.base_url, api_key, skip_hint=None)
+        return time.monotonic() - started
+
     @staticmethod
     def _view(row: GroupRow, models) -> GroupView:
-        return GroupView(row.name, "custom", row.protocol, row.base_url, row.enabled, bool(row.secret), tuple(models))
+        timeouts = json.loads(row.timeouts) if row.timeouts else None
+        return GroupView(row.name, "custom", row.protocol, row.base_url, row.enabled, bool(row.secret), tuple(models),
+                         timeouts)

@@ -3,8 +3,12 @@ switch a group or set its key, delete it, and switch one model. Secrets go in, n
 from __future__ import annotations
 
 from cbgate.core.admin import Admin
+from cbgate.core.group_admin import UpstreamCheckFailed
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidParam
+
+API_SKIP_HINT = None  # the console words its own hint beside the form; the API documents "check"
+EDITABLE = ("enabled", "api_key", "base_url", "models", "timeouts")
 
 
 def group_listing(admin: Admin, env_id: str) -> list[dict]:
@@ -15,9 +19,23 @@ def group_listing(admin: Admin, env_id: str) -> list[dict]:
                "has_key": True, "models": catalog}]
     for g in admin.list_groups(env_id):
         groups.append({"name": g.name, "type": "custom" if g.kind == "custom" else "builtin",
-                       "protocol": g.protocol, "base_url": g.base_url, "enabled": g.enabled, "has_key": g.has_key,
+                       "protocol": g.protocol, "base_url": g.base_url, "enabled": g.enabled, "has_key": g.has_key, "timeouts": g.timeouts,
                        "models": [{"name": m, "enabled": on} for m, on in admin.group_models(env_id, g.name)]})
     return groups
+
+
+def _models(body: dict) -> list[str]:
+    models = body.get("models")
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise InvalidParam("models must be a list of model names")
+    return models
+
+
+def _timeouts(body: dict) -> dict | None:
+    timeouts = body.get("timeouts")
+    if timeouts is not None and not isinstance(timeouts, dict):
+        raise InvalidParam("timeouts must be an object of seconds, e.g. {\"connect\": 5, \"total\": 60}")
+    return timeouts
 
 
 def _string(body: dict, name: str, required: bool = True) -> str | None:
@@ -37,30 +55,31 @@ class GroupRoutes:
 
     async def create_group(self, call):
         body = await call.body()
-        models = body.get("models")
-        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-            raise InvalidParam("models must be a list of model names")
+        models, timeouts = _models(body), _timeouts(body)
         check = body.get("check", True)
         if not isinstance(check, bool):
             raise InvalidParam("check must be true or false")
-        timeouts = body.get("timeouts")
-        if timeouts is not None and not isinstance(timeouts, dict):
-            raise InvalidParam("timeouts must be an object of seconds, e.g. {\"connect\": 5, \"total\": 60}")
         # Through the API the URL is checked under the egress policy: calls to it will be, too.
         view = await self.run(self.admin.create_group, call.params["env"], _string(body, "name"),
                               _string(body, "base_url"), models, api_key=_string(body, "api_key", False),
                               protocol=body.get("protocol") or "openai", check=check,
-                              timeouts=timeouts)
+                              timeouts=timeouts, skip_hint=API_SKIP_HINT)
         return 201, next(g for g in await self.run(group_listing, self.admin, call.params["env"])
                          if g["name"] == view.name)
 
     async def change_group(self, call):
         body = await call.body()
         env, name = call.params["env"], call.params["group"]
-        if "enabled" not in body and "api_key" not in body:
-            raise InvalidParam("send {\"enabled\": true|false} and/or {\"api_key\": \"...\"}")
+        if not any(field in body for field in EDITABLE):
+            raise InvalidParam(f"send at least one of {', '.join(EDITABLE)}")
         if name == CATALOG_GROUP:
             raise InvalidParam(f"{CATALOG_GROUP!r} is the operator's catalog: switch its models one by one")
+        if "base_url" in body or "models" in body:
+            await self.run(self.admin.edit_custom_group, env, name,
+                           base_url=_string(body, "base_url") if "base_url" in body else None,
+                           models=_models(body) if "models" in body else None)
+        if "timeouts" in body:  # null or {}: back to the defaults
+            await self.run(self.admin.set_group_timeouts, env, name, _timeouts(body))
         if "api_key" in body:
             await self.run(self.admin.set_group_key, env, name, _string(body, "api_key"))
         if "enabled" in body:
@@ -68,6 +87,15 @@ class GroupRoutes:
                 raise InvalidParam("enabled must be true or false")
             await self.run(self.admin.set_group_enabled, env, name, body["enabled"])
         return 200, next(g for g in await self.run(group_listing, self.admin, env) if g["name"] == name)
+
+    async def probe_group(self, call):
+        """The console's "test" button: does the saved group answer with its saved key, under the egress
+        policy? A failed test is a result, not an error of this call."""
+        try:
+            seconds = await self.run(self.admin.probe_group, call.params["env"], call.params["group"])
+        except UpstreamCheckFailed as exc:
+            return 200, {"ok": False, "code": exc.code, "message": exc.message}
+        return 200, {"ok": True, "latency_ms": round(seconds * 1000, 1)}
 
     async def delete_group(self, call):
         await self.run(self.admin.delete_group, call.params["env"], call.params["group"])

@@ -30,7 +30,9 @@ COUNTS = {"requests": INT, "errors": INT, "prompt_tokens": INT, "completion_toke
 SCHEMAS = {
     "Error": _obj(["code", "message", "requestId"], code=STR, message=STR, requestId=STR),
     "Me": _obj(["kind", "envs"], kind={"enum": ["operator", "server"]}, env=NULLABLE_STR,
-               envs={"type": "array", "items": STR}),
+               envs={"type": "array", "items": STR},
+               busiest={"type": ["string", "null"],
+                        "description": "the visible environment with the most requests in 30 days"}),
     "Env": _obj(["id"], id=STR, created_at=NULLABLE_NUM, origins={"type": "array", "items": STR}),
     "Key": _obj(["id", "env_id", "prefix", "kind"], id=STR, env_id=STR, prefix=STR,
                 kind={"enum": ["server", "publishable"]}, name=STR, created_at=NUM, expires_at=NULLABLE_NUM,
@@ -40,6 +42,7 @@ SCHEMAS = {
     "ModelGroup": _obj(["name", "models"], name=STR, type={"enum": ["builtin", "custom"]}, enabled=BOOL,
                        protocol={"enum": ["catalog", "openai", "anthropic"]}, base_url=NULLABLE_STR,
                        has_key={"type": "boolean", "description": "whether a secret is set (never the secret)"},
+                       timeouts={"type": ["object", "null"], "description": "seconds; null: the defaults"},
                        models={"type": "array", "items": _ref("Model")}),
     "NewGroup": _obj(["name", "base_url", "models"], name=STR, base_url=STR,
                      models={"type": "array", "items": STR}, api_key={"type": "string", "writeOnly": True},
@@ -125,11 +128,18 @@ PATHS = {
                     _ref("ModelGroup"), "201", params=[ENV], body=_ref("NewGroup")),
     },
     "/admin/v1/envs/{env}/groups/{group}": {
-        "put": _op("Switch a group on or off and/or set its key (e.g. hunyuan, deepseek)", _ref("ModelGroup"),
+        "put": _op("Change a group: switch it, set its key or timeouts; a custom group's URL and models too "
+                   "(models kept keep their switch). Send at least one field.", _ref("ModelGroup"),
                    params=[ENV, _param("group")],
-                   body=_obj(enabled=BOOL, api_key={"type": "string", "writeOnly": True})),
+                   body=_obj(enabled=BOOL, api_key={"type": "string", "writeOnly": True}, base_url=STR,
+                             models={"type": "array", "items": STR},
+                             timeouts={"type": ["object", "null"], "description": "null: back to the defaults",
+                                       "additionalProperties": {"type": "number", "exclusiveMinimum": 0}})),
         "delete": _op("Delete a custom group", _obj(name=STR, deleted=BOOL), params=[ENV, _param("group")]),
     },
+    "/admin/v1/envs/{env}/groups/{group}/test": {
+        "post": _op("Test a saved group: ask its upstream, under the egress policy, with its saved key",
+                    _obj(["ok"], ok=BOOL, latency_ms=NUM, code=STR, message=STR), params=[ENV, _param("group")])},
     "/admin/v1/envs/{env}/groups/{group}/models/{model}": {
         "put": _op("Switch a model on or off", _obj(group=STR, name=STR, enabled=BOOL),
                    params=[ENV, _param("group"), _param("model")], body=_obj(["enabled"], enabled=BOOL))},

@@ -19,6 +19,7 @@ from cbgate.http.exchange import Exchange
 
 PREFIX = ("admin", "v1")
 MAX_ADMIN_BODY = 64 * 1024
+BUSIEST_WINDOW_S = 30 * 86400
 
 
 @dataclass
@@ -82,6 +83,7 @@ class AdminRoutes(GroupRoutes):
             ("POST", "/envs/{env}/groups", self.create_group, True),
             ("PUT", "/envs/{env}/groups/{group}", self.change_group, True),
             ("DELETE", "/envs/{env}/groups/{group}", self.delete_group, True),
+            ("POST", "/envs/{env}/groups/{group}/test", self.probe_group, False),
             ("PUT", "/envs/{env}/groups/{group}/models/{model}", self.switch_model, True),
             ("GET", "/envs/{env}/limits", self.limits, False),
             ("PUT", "/envs/{env}/limits", self.set_limits, True),
@@ -128,11 +130,12 @@ class AdminRoutes(GroupRoutes):
         """Admin operations query the database: off the event loop."""
         return await asyncio.to_thread(fn, *args, **kwargs)
 
-    # Who am I (the console's sign-in).
+    # Who am I (the console's sign-in), and which of my environments had the most traffic lately (the
+    # console opens that one, not the alphabetically first).
     async def me(self, call: Call):
-        envs = [e for e, _ in await self.run(self.admin.list_envs)]
-        return 200, {"kind": call.principal.kind, "env": call.principal.env_id,
-                     "envs": call.principal.visible_envs(envs)}
+        envs = call.principal.visible_envs([e for e, _ in await self.run(self.admin.list_envs)])
+        busiest = await self.run(self.admin.busiest_env, envs, time.time() - BUSIEST_WINDOW_S) if envs else None
+        return 200, {"kind": call.principal.kind, "env": call.principal.env_id, "envs": envs, "busiest": busiest}
 
     # Environments.
     async def list_envs(self, call: Call):

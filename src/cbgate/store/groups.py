@@ -61,6 +61,21 @@ def update_group(store, env_id: str, name: str, **values) -> bool:
         return result.rowcount > 0
 
 
+def set_group_models(store, env_id: str, name: str, models: list[str]) -> None:
+    """Make `models` a custom group's list: models kept keep their switch, new ones start on."""
+    switches = schema.model_switches
+    mine = (switches.c.env_id == env_id, switches.c.group_name == name)
+    with store.changing() as conn:
+        present = {r.model for r in conn.execute(select(switches.c.model).where(*mine))}
+        gone = present - set(models)
+        if gone:
+            conn.execute(delete(switches).where(*mine, switches.c.model.in_(gone)))
+        added = [m for m in models if m not in present]
+        if added:
+            conn.execute(insert(switches), [{"env_id": env_id, "group_name": name, "model": m, "enabled": True}
+                                            for m in added])
+
+
 def delete_group(store, env_id: str, name: str) -> bool:
     t, switches = schema.model_groups, schema.model_switches
     with store.changing() as conn:

@@ -3,7 +3,8 @@
 Queries (all per environment, `since` in epoch seconds):
 - `usage_summary(store, env_id, since, by)`: totals, plus one row per model, key or day when `by` is given;
 - `usage_series(store, env_id, since)`: tokens and requests per day and model (for charts);
-- `recent_requests(store, env_id, limit)`: the newest ledger records.
+- `recent_requests(store, env_id, limit)`: the newest ledger records;
+- `busiest_env(store, env_ids, since)`: the env with the most requests (the console opens it first).
 """
 from __future__ import annotations
 
@@ -117,6 +118,17 @@ def usage_series(store, env_id: str, since: float | None = None) -> list[dict]:
     with store.engine.connect() as conn:
         return [{"day": r.day, "model": r.model, **_counts(r)}
                 for r in conn.execute(query.order_by(t.c.day, t.c.model))]
+
+
+def busiest_env(store, env_ids: list[str], since: float) -> str | None:
+    """The env among `env_ids` with the most ledger rows since `since` (ties: the first by id)."""
+    t = schema.usage_ledger
+    count = func.count().label("requests")
+    query = (select(t.c.env_id, count).where(t.c.env_id.in_(env_ids), t.c.created_at >= since)
+             .group_by(t.c.env_id).order_by(count.desc(), t.c.env_id).limit(1))
+    with store.engine.connect() as conn:
+        row = conn.execute(query).first()
+    return row.env_id if row else None
 
 
 def recent_requests(store, env_id: str, limit: int = 50) -> list[UsageRecord]:
