@@ -46,6 +46,7 @@ class Settings:
     refresh_interval: float = 0.5
     snapshot_max_age: float = 30.0  # seconds without a store answer before authentication fails closed
     log_content: bool = False  # keep each request's messages and answer in the ledger (off: privacy first)
+    responses_ttl: float = 30 * 86400.0  # seconds a stored Response is kept (CBGATE_RESPONSES_TTL_DAYS)
     catalog: tuple[CatalogModel, ...] = ()
     env_vars: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -92,6 +93,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {env[name]!r}") from exc
 
 
+def _days(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of days, got {env[name]!r}") from exc
+    if not value > 0:
+        raise ConfigError(f"{name} must be a positive number of days, got {value}")
+    return value
+
+
 def _ratelimit_failure(value: str) -> str:
     if value not in ("fail-open", "fail-closed"):
         raise ConfigError(f"CBGATE_RATELIMIT_FAILURE must be fail-open or fail-closed, got {value!r}")
@@ -125,6 +136,7 @@ def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None
         snapshot_max_age=float(_int(env, "CBGATE_SNAPSHOT_MAX_AGE", server.get("snapshot_max_age", 30))),
         log_content=(env.get("CBGATE_LOG_CONTENT", str(server.get("log_content", ""))).lower()
                      in ("1", "true", "yes", "on")),
+        responses_ttl=_days(env, "CBGATE_RESPONSES_TTL_DAYS", server.get("responses_ttl_days", 30)) * 86400.0,
         catalog=catalog,
         env_vars=env,
     )

@@ -48,6 +48,7 @@ class Reply:
     reset_after: int | None = None  # streams: drop the connection after this many content events
     stall_after: int | None = None  # streams: stop sending (idle) after this many content events
     reset: bool = False  # drop the connection without any answer
+    usage_extra: dict | None = None  # Anthropic: more usage fields (e.g. cache_read_input_tokens)
 
     def pieces(self) -> list[str]:
         if self.events is not None:
@@ -154,6 +155,8 @@ class FakeUpstreamServer:
         if path.endswith("/models") and request.method == "GET":
             return web.json_response({"object": "list", "data": [
                 {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]})
+        if request.method == "POST" and path.endswith("/images/generations"):
+            return self.images(body)
         if request.method == "POST" and (path.endswith("/chat/completions") or path.endswith("/messages")):
             try:
                 return await self.chat(request, body, anthropic=path.endswith("/messages"))
@@ -161,6 +164,20 @@ class FakeUpstreamServer:
                 self.stats.requests_aborted += 1
                 raise
         return web.json_response(openai_error(f"no route {request.path}", "not_found"), status=404)
+
+    def images(self, raw: bytes) -> web.Response:
+        """OpenAI's images/generations: `n` URLs (b64_json when asked), the prompt as revised_prompt."""
+        reply = self.next_reply()
+        if reply.status != 200:
+            return web.json_response(openai_error(reply.error or f"scripted status {reply.status}"),
+                                     status=reply.status)
+        if reply.body is not None:
+            return web.Response(text=reply.body, content_type="application/json")
+        body = orjson.loads(raw)
+        key = "b64_json" if body.get("response_format") == "b64_json" else "url"
+        data = [{key: f"https://images.fake/{i}.png" if key == "url" else "iVBORw0KGgo=",
+                 "revised_prompt": body.get("prompt")} for i in range(int(body.get("n") or 1))]
+        return web.json_response({"created": int(time.time()), "data": data})
 
     async def chat(self, request: web.Request, raw: bytes, anthropic: bool) -> web.StreamResponse:
         self.stats.chat_requests += 1

@@ -31,8 +31,8 @@ def message(reply, model: str, prompt: int, pieces: list[str]) -> dict:
                         "input": _tool_input(call)})
     body = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": STOP_REASONS.get(reply.finish(), reply.finish()), "stop_sequence": None}
-    body["usage"] = ({"input_tokens": prompt, "output_tokens": len(pieces)} if reply.usage
-                     else {"input_tokens": 0, "output_tokens": 0})
+    body["usage"] = ({"input_tokens": prompt, "output_tokens": len(pieces), **(reply.usage_extra or {})}
+                     if reply.usage else {"input_tokens": 0, "output_tokens": 0})
     return body
 
 
@@ -45,7 +45,8 @@ def stream_events(reply, model: str, prompt: int):
     usage_in = prompt if reply.usage else 0
     yield "head", event("message_start", {"type": "message_start", "message": {
         "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": usage_in, "output_tokens": 1}}})
+        "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": usage_in, "output_tokens": 1, **(reply.usage_extra or {})}}})
     yield "head", event("ping", {"type": "ping"})
     index = 0
     if reply.reasoning:

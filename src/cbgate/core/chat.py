@@ -9,10 +9,11 @@ from cbgate.core.auth import Principal, authenticate
 from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
-from cbgate.errors import ModelRequestFailed
+from cbgate.errors import ModelNotSupported, ModelRequestFailed
 from cbgate.limits.base import Limiter, estimate_cost
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import ChunkFactory, models_list
+from cbgate.protocol.images import image_count
 from cbgate.providers.base import ModelCall, Provider, StreamOutcome
 
 Answer = TypeVar("Answer")  # what one deployment's attempt hands back: a body, or a started stream
@@ -42,6 +43,11 @@ class ChatService:
     def _route(self, principal: Principal, group: str, req: ChatRequest) -> list[Provider]:
         return self.resolver.resolve(self.directory.snapshot, principal.env_id, group, req.model).providers
 
+    def context_window(self, principal: Principal, group: str, model: str) -> int | None:
+        """The model's context in tokens (None: not known), once it resolved to a route this env may call."""
+        return self.resolver.context_window(self.resolver.resolve(self.directory.snapshot, principal.env_id,
+                                                                  group, model))
+
     async def _admit(self, principal: Principal, req: ChatRequest, meter: Meter) -> None:
         """Take a slot and reserve the request's tokens, or raise a 429; the meter gives them back
         (settled to the real usage) however the request ends: done, failed, or the client gone."""
@@ -57,6 +63,14 @@ class ChatService:
     async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         with self.metering.start(principal, group, req, request_id) as meter:  # records however it ends
             return await self._serve(principal, group, req, request_id, meter, self._answer)
+
+    async def generate_images(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
+        """An image generation on the deployments that serve one, metered per image."""
+        with self.metering.start(principal, group, req, request_id) as meter:
+            if not any(p.capabilities.image_generation for p in self._route(principal, group, req)):
+                raise ModelNotSupported(f"model {req.model!r} in group {group!r} does not generate images: only "
+                                        f"OpenAI-compatible upstreams do, not the embedded engine or Anthropic upstreams")
+            return await self._serve(principal, group, req, request_id, meter, self._images)
 
     async def open_stream(self, principal: Principal, group: str, req: ChatRequest,
                           request_id: str) -> AsyncIterator[dict | bytes]:
@@ -94,6 +108,15 @@ class ChatService:
         meter.usage = completion.usage
         meter.note_completion(completion.body)
         return completion.body
+
+    @staticmethod
+    async def _images(provider: Provider, call: ModelCall, meter: Meter) -> dict:
+        if not provider.capabilities.image_generation:  # a fallback that cannot: on to the next
+            raise ModelRequestFailed(f"{provider.name} does not generate images")
+        answer = await provider.generate_images(call)
+        meter.usage = answer.usage
+        meter.record.images = image_count(answer.body)
+        return answer.body
 
     async def _start_stream(self, provider: Provider, call: ModelCall, meter: Meter) -> MeteredStream:
         outcome = StreamOutcome()

@@ -64,7 +64,7 @@ class Meter:
         self.req = req
         self.record = UsageRecord(request_id=request_id, env_id=principal.env_id, key_id=principal.key_id,
                                   group_name=group, model=req.model[:128], stream=req.stream,
-                                  created_at=time.time())
+                                  created_at=time.time(), surface=req.surface)
         self.routed = False  # model and group are labels only once they resolved to a real route
         self.answered = False  # a stream's 200 went out, so later failures travel inside it
         self.usage: Usage | None = None
@@ -97,7 +97,7 @@ class Meter:
                 self.metering.ledger.begin(UsageRecord(
                     r.request_id, r.env_id, r.key_id, r.group_name, r.model, deployment, r.stream,
                     prompt_tokens=rough_prompt_tokens(self.req.messages), estimated=True, status=500,
-                    code=INTERRUPTED, created_at=r.created_at))
+                    code=INTERRUPTED, created_at=r.created_at, surface=r.surface))
 
     def __enter__(self) -> Meter:
         return self
@@ -115,6 +115,7 @@ class Meter:
         if usage is not None:
             r.prompt_tokens, r.completion_tokens, r.estimated = (
                 usage.prompt_tokens, usage.completion_tokens, usage.estimated)
+            r.cache_creation_tokens, r.cache_read_tokens = usage.cache_creation_tokens, usage.cache_read_tokens
         elapsed = time.monotonic() - self.started
         r.latency_ms = round(elapsed * 1000, 3)
         first = self.outcome.first_token_at if self.outcome is not None else None

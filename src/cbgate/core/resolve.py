@@ -70,6 +70,10 @@ class Resolver:
                                      f"`cbgate group set-key --env {env_id} {group} KEY`")
         return Route(group, model, [self._group_adapter(snapshot, row, vendor)])
 
+    def context_window(self, route: Route) -> int | None:
+        """The routed model's context in tokens; None where it is not known (tenants' upstreams)."""
+        return self.registry.context_window(route.model) if route.group == CATALOG_GROUP else None
+
     def _catalog(self, snapshot: TenantSnapshot, env_id: str, model: str) -> Route:
         providers = self.registry.deployments(model)
         if not providers:

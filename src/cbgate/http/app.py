@@ -11,9 +11,11 @@ from cbgate.config import Settings, load_settings
 from cbgate.core.access import authenticate_admin
 from cbgate.core.admin import Admin
 from cbgate.core.chat import ChatService
+from cbgate.core.context import ContextCounter
 from cbgate.core.metering import Metering
 from cbgate.core.metrics import Metrics
 from cbgate.core.resolve import Resolver
+from cbgate.core.responses import ResponsesService
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import CloudBaseError, InternalError, InvalidPath
 from cbgate.http.admin_routes import AdminRoutes
@@ -21,6 +23,10 @@ from cbgate.http.chat_routes import ChatRoutes
 from cbgate.http.console_files import ConsoleFiles
 from cbgate.http.cors import CorsPolicy
 from cbgate.http.exchange import Exchange
+from cbgate.http.images_routes import ImagesRoutes
+from cbgate.http.messages_routes import MessagesRoutes
+from cbgate.http.responses_routes import ResponsesRoutes
+from cbgate.http.surface_routes import SurfaceRoutes
 from cbgate.limits.memory import MemoryLimiter
 from cbgate.limits.redis import RedisLimiter
 from cbgate.providers.base import Provider
@@ -60,12 +66,18 @@ class App:
         metering = Metering(self.ledger, self.metrics, self.settings.log_content)
         service = ChatService(directory, Resolver(self.registry), metering, self.limiter)
         self.chat = ChatRoutes(service, self.settings.max_body_bytes)
+        counter = ContextCounter(self.registry.estimator)
+        responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
+        self.surfaces = SurfaceRoutes(self.chat, MessagesRoutes(service, counter, self.settings.max_body_bytes),
+                                      ResponsesRoutes(responses, self.settings.max_body_bytes),
+                                      ImagesRoutes(service, self.settings.max_body_bytes))
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
         self.cors = CorsPolicy(directory)
         self.console = ConsoleFiles()
         self.directory = directory
         self._tasks.append(asyncio.create_task(directory.run()))
         self._tasks.append(asyncio.create_task(self.ledger.run()))
+        self._tasks.append(asyncio.create_task(responses.purge_forever()))
 
     async def shutdown(self) -> None:
         for task in self._tasks:
@@ -127,7 +139,7 @@ class App:
         if len(parts) >= 4 and parts[0] == "v1" and parts[1] == "ai" and parts[2]:
             if await self.cors.handle(ex):  # a browser's preflight, answered
                 return
-            return await self.chat.handle(ex, parts[2], tuple(parts[3:]))
+            return await self.surfaces.handle(ex, parts[2], tuple(parts[3:]))
         if parts[:2] == ["admin", "v1"]:
             return await self.admin_api.handle(ex)
         if parts[0] == "console":

@@ -13,7 +13,7 @@ JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 
 
 class Exchange:
-    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher", "metered")
+    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher", "metered", "error_body")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -24,6 +24,7 @@ class Exchange:
         self.started = False
         self.watcher: asyncio.Task | None = None
         self.metered = False  # the chat service's meter counts this request's outcome, error included
+        self.error_body = error_body  # a surface with its own error envelope (Messages) sets its renderer
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -93,4 +94,4 @@ class Exchange:
         headers = JSON_HEADERS
         if err.retry_after is not None:
             headers = headers + [(b"retry-after", str(max(1, math.ceil(err.retry_after))).encode())]
-        await self.reply(err.status, orjson.dumps(error_body(err, self.request_id)), headers)
+        await self.reply(err.status, orjson.dumps(self.error_body(err, self.request_id)), headers)

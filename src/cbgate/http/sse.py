@@ -21,3 +21,12 @@ def event(chunk: dict | bytes) -> bytes:
 def error_event(err: CloudBaseError, request_id: str) -> bytes:
     """A failure after the first byte: the CloudBase error body as the last event, and no [DONE]."""
     return event(error_body(err, request_id))
+
+
+def named_event(name: str, data: dict) -> bytes:
+    """An event with its name line, as the Messages and Responses streams send them."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def named_events(events: list[tuple[str, dict]]) -> bytes:
+    return b"".join(named_event(name, data) for name, data in events)

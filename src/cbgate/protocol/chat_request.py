@@ -43,6 +43,8 @@ class ChatRequest:
     tools: list[dict] | None = None
     tool_choice: Any = None
     raw: dict = field(default_factory=dict)  # the body as received, for faithful pass-through
+    surface: str = "chat"  # the API it came in on (chat, messages, responses, images): a ledger label
+    anthropic_body: dict | None = None  # a Messages request as received: Anthropic upstreams get it unchanged
 
     @property
     def has_images(self) -> bool:

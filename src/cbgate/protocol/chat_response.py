@@ -8,17 +8,23 @@ from dataclasses import dataclass
 
 @dataclass(slots=True)
 class Usage:
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # all input billed, cached and cache-writing input included
     completion_tokens: int = 0
     estimated: bool = False
+    cache_creation_tokens: int = 0  # of the prompt: written to the upstream's prompt cache (Anthropic)
+    cache_read_tokens: int = 0  # of the prompt: read from it
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def as_dict(self) -> dict:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+        body = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "total_tokens": self.total_tokens}
+        if self.cache_read_tokens or self.cache_creation_tokens:  # OpenAI's field, and the write count beside it
+            body["prompt_tokens_details"] = {"cached_tokens": self.cache_read_tokens,
+                                             "cache_creation_tokens": self.cache_creation_tokens}
+        return body
 
 
 def new_completion_id() -> str:

@@ -6,7 +6,7 @@ from typing import AsyncIterator
 import orjson
 
 from cbgate.errors import ModelRequestFailed
-from cbgate.providers import anthropic_wire
+from cbgate.protocol import anthropic_wire
 from cbgate.providers.base import Completion, ModelCall, StreamOutcome
 from cbgate.providers.token_estimate import TokenEstimator
 from cbgate.providers.upstream_base import UNREADABLE, UpstreamAdapter
@@ -37,6 +37,9 @@ class AnthropicAdapter(UpstreamAdapter):
 
     def _payload(self, call: ModelCall, stream: bool) -> bytes:
         model = self.upstream_model or call.upstream_model or call.request.model
+        native = call.request.anthropic_body
+        if native is not None:  # a Messages client: its body passes through (cache_control, thinking, top_k...)
+            return orjson.dumps({**native, "model": model, "stream": stream})
         return orjson.dumps(anthropic_wire.to_request(call.request.raw, model, self.max_tokens, stream))
 
     async def complete(self, call: ModelCall) -> Completion:

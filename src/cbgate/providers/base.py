@@ -46,6 +46,7 @@ class Capabilities:
     tools: bool = False
     images: bool = False
     reasoning: bool = False
+    image_generation: bool = False  # serves `generate_images(call)` (OpenAI's images/generations)
 
 
 class Provider(Protocol):

@@ -12,8 +12,9 @@ import orjson
 
 from cbgate.errors import ModelRequestFailed
 from cbgate.protocol.chat_response import Usage
+from cbgate.protocol.images import image_count
+from cbgate.providers.base import Capabilities, Completion, ModelCall, StreamOutcome
 from cbgate.text import token_count
-from cbgate.providers.base import Completion, ModelCall, StreamOutcome
 from cbgate.providers.token_estimate import TokenEstimator
 from cbgate.providers.upstream_base import UNREADABLE, UpstreamAdapter
 from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient
@@ -92,6 +93,8 @@ def _delta_text(delta: dict, parts: list[str]) -> bool:
 
 
 class OpenAICompatAdapter(UpstreamAdapter):
+    capabilities = Capabilities(tools=True, images=True, reasoning=True, image_generation=True)
+
     def __init__(self, name: str, *, base_url: str, api_key: str | None, client: UpstreamClient,
                  estimator: TokenEstimator, upstream_model: str | None = None, timeouts: Timeouts | None = None,
                  guarded: bool = False):
@@ -101,6 +104,8 @@ class OpenAICompatAdapter(UpstreamAdapter):
         endpoint = Endpoint(name, chat_url(base_url), headers, api_key, guarded)
         super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts)
         self.models_url = endpoint.url[:-len("/chat/completions")] + "/models"
+        self.images_endpoint = Endpoint(name, endpoint.url[:-len("/chat/completions")] + "/images/generations",
+                                        headers, api_key, guarded)
 
     def _payload(self, call: ModelCall, stream: bool) -> bytes:
         raw = call.request.raw
@@ -128,6 +133,20 @@ class OpenAICompatAdapter(UpstreamAdapter):
         # the counts are ours (checked or estimated); the upstream's other details stay
         body["usage"] = {**(body.get("usage") or {}), **usage.as_dict()}
         return Completion(body, usage)
+
+    async def generate_images(self, call: ModelCall) -> Completion:
+        """The images request passes on as received (extra fields too), `model` renamed if need be."""
+        body = dict(call.request.raw)
+        body["model"] = self.upstream_model or call.upstream_model or body["model"]
+        answer = await self._call_json(orjson.dumps(body), self.images_endpoint)
+        if image_count(answer) < 1:
+            raise ModelRequestFailed(f"upstream {self.name} answered without images")
+        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        try:  # gpt-image models report tokens; most image upstreams report none (they are metered per image)
+            counted = Usage(token_count(usage.get("input_tokens") or 0), token_count(usage.get("output_tokens") or 0))
+        except ValueError:
+            raise ModelRequestFailed(f"upstream {self.name} reported usage that is not a count") from None
+        return Completion(answer, counted)
 
     async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
         response, batches = await self._open_stream(self._payload(call, stream=True))

@@ -91,6 +91,18 @@ class ProviderRegistry:
     def deployments(self, model: str) -> list[Provider]:
         return self.by_model.get(model, [])
 
+    def context_window(self, model: str) -> int | None:
+        """Tokens the model's context holds: the smallest of its deployments' (`n_ctx` of an embedded one,
+        `context_window` of an upstream), so a request that fits one fits its fallbacks; None if unknown."""
+        found = self.settings.catalog_model(model)
+        windows = []
+        for deployment in found.deployments if found else ():
+            value = deployment.options.get("n_ctx", 4096) if deployment.kind == "local" \
+                else deployment.options.get("context_window")
+            if value:
+                windows.append(int(value))
+        return min(windows) if windows else None
+
     async def close(self) -> None:
         closed = set()
         for providers in self.by_model.values():

@@ -44,13 +44,13 @@ class UpstreamAdapter:
         if self.refusal is not None:
             raise ModelRequestFailed(f"upstream {self.name} refused: {self.refusal}")
 
-    async def _call_json(self, payload: bytes) -> dict:
-        """POST and return the decoded 200 body, all within the total timeout."""
+    async def _call_json(self, payload: bytes, endpoint: Endpoint | None = None) -> dict:
+        """POST (to the chat endpoint, or `endpoint`) and return the decoded 200 body, all within the total timeout."""
         self._check_allowed()
         timeouts = self.timeouts
         try:
             async with asyncio.timeout(timeouts.total):
-                response, _ = await self.client.open(self.endpoint, payload, timeouts,
+                response, _ = await self.client.open(endpoint or self.endpoint, payload, timeouts,
                                                      deadline=time.monotonic() + timeouts.total)
                 raw = await self._read_all(response)
         except TimeoutError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import Column, Float, Index, MetaData, String, Table, Text, insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from cbgate.store import schema
@@ -47,6 +47,32 @@ def _ledger_content(conn: Connection) -> None:
     _add_column(conn, "usage_ledger", "content", "TEXT")
 
 
+def _protocol_surfaces(conn: Connection) -> None:
+    """The other API surfaces (issue 12): what the ledger meters beside tokens, and stored Responses.
+    Its own DDL, as it was on the day it was written."""
+    for column, sql_type in (("surface", "VARCHAR(16) NOT NULL DEFAULT 'chat'"),
+                             ("cache_creation_tokens", "BIGINT NOT NULL DEFAULT 0"),
+                             ("cache_read_tokens", "BIGINT NOT NULL DEFAULT 0"),
+                             ("images", "INTEGER NOT NULL DEFAULT 0")):
+        _add_column(conn, "usage_ledger", column, sql_type)
+    frozen = MetaData()
+    stored = Table(
+        "stored_responses", frozen,
+        Column("id", String(64), primary_key=True),
+        Column("env_id", String(64), nullable=False),
+        Column("model", String(128), nullable=False),
+        Column("previous_response_id", String(64)),
+        Column("created_at", Float, nullable=False),
+        Column("expires_at", Float, nullable=False),
+        Column("body", Text, nullable=False),
+        Column("input_items", Text, nullable=False),
+        Column("context", Text, nullable=False),
+        Index("ix_stored_responses_env", "env_id", "id"),
+        Index("ix_stored_responses_expires", "expires_at"),
+    )
+    stored.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
     ("0002_usage_ledger", _v4_usage_ledger),
@@ -55,6 +81,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0005_model_groups", _model_groups),
     ("0006_group_timeouts", _group_timeouts),
     ("0007_ledger_content", _ledger_content),
+    ("0008_protocol_surfaces", _protocol_surfaces),
 ]
 
 

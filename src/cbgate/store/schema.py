@@ -80,6 +80,12 @@ usage_ledger = Table(
     Column("created_at", Float, nullable=False),
     Column("day", String(10), nullable=False),
     Column("content", Text),  # JSON {messages, answer}, only when the operator turns content logging on
+    # the API surface the request came in on (chat, messages, responses, images), and what is metered
+    # beside tokens: the prompt tokens an upstream cache wrote and read (Anthropic), images generated
+    Column("surface", String(16), nullable=False, default="chat", server_default="chat"),
+    Column("cache_creation_tokens", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("cache_read_tokens", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("images", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_usage_ledger_env_created", "env_id", "created_at"),
     Index("ix_usage_ledger_created", "created_at"),
 )
@@ -129,4 +135,22 @@ model_groups = Table(
     Column("updated_at", Float, nullable=False),
     Column("timeouts", String(512)),  # JSON {connect, first_byte, idle, total}; NULL: the defaults
     PrimaryKeyConstraint("env_id", "name"),
+)
+
+# Stored Responses (the Responses API's `store`), scoped by environment: a key of another environment
+# never sees one. `context` is the conversation a later turn continues from (canonical chat messages,
+# the instructions excluded), `input_items` what this request sent, `body` the Response object.
+stored_responses = Table(
+    "stored_responses", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("env_id", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("previous_response_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("input_items", Text, nullable=False),
+    Column("context", Text, nullable=False),
+    Index("ix_stored_responses_env", "env_id", "id"),
+    Index("ix_stored_responses_expires", "expires_at"),
 )

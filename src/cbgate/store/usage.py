@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from cbgate.store import schema
 from cbgate.text import MAX_SAFE_INTEGER
 
-GROUPINGS = ("model", "key", "day")
+GROUPINGS = ("model", "key", "day", "surface")
 
 
 @dataclass(slots=True)
@@ -40,6 +40,10 @@ class UsageRecord:
     disconnected: bool = False
     created_at: float = 0.0
     content: str | None = None  # JSON {messages, answer}; only with CBGATE_LOG_CONTENT
+    surface: str = "chat"  # the API it came in on: chat, messages, responses, images
+    cache_creation_tokens: int = 0  # of prompt_tokens: written to an upstream prompt cache
+    cache_read_tokens: int = 0  # of prompt_tokens: read from it
+    images: int = 0  # images generated
 
     @property
     def total_tokens(self) -> int:
@@ -79,14 +83,19 @@ def _totals(t):
     prompt = func.coalesce(func.sum(t.c.prompt_tokens), 0)
     completion = func.coalesce(func.sum(t.c.completion_tokens), 0)
     errors = func.coalesce(func.sum(case((t.c.code.is_not(None), 1), else_=0)), 0)
+    images = func.coalesce(func.sum(t.c.images), 0)
+    cache_read = func.coalesce(func.sum(t.c.cache_read_tokens), 0)
+    cache_creation = func.coalesce(func.sum(t.c.cache_creation_tokens), 0)
     return (func.count().label("requests"), errors.label("errors"), prompt.label("prompt_tokens"),
-            completion.label("completion_tokens"))
+            completion.label("completion_tokens"), images.label("images"), cache_read.label("cache_read_tokens"),
+            cache_creation.label("cache_creation_tokens"))
 
 
 def _counts(row) -> dict:
     prompt, completion = int(row.prompt_tokens), int(row.completion_tokens)
     return {"requests": int(row.requests), "errors": int(row.errors), "prompt_tokens": prompt,
-            "completion_tokens": completion, "total_tokens": prompt + completion}
+            "completion_tokens": completion, "total_tokens": prompt + completion, "images": int(row.images),
+            "cache_read_tokens": int(row.cache_read_tokens), "cache_creation_tokens": int(row.cache_creation_tokens)}
 
 
 def _where(query, env_id: str, since: float | None):
@@ -105,7 +114,7 @@ def usage_summary(store, env_id: str, since: float | None = None, by: str | None
         total = conn.execute(_where(select(*_totals(t)), env_id, since)).one()
         rows = []
         if by is not None:
-            column = {"model": t.c.model, "key": t.c.key_id, "day": t.c.day}[by]
+            column = {"model": t.c.model, "key": t.c.key_id, "day": t.c.day, "surface": t.c.surface}[by]
             query = _where(select(column.label("value"), *_totals(t)), env_id, since).group_by(column)
             rows = [{by: r.value, **_counts(r)} for r in conn.execute(query.order_by(column))]
     return {"env": env_id, "since": since, "by": by, **_counts(total), "rows": rows}

@@ -1,4 +1,6 @@
-"""Translation between OpenAI chat and Anthropic Messages, both ways, streaming included.
+"""Translation between OpenAI chat and Anthropic Messages, both ways, streaming included: the one
+mapping of this protocol pair, used by the Anthropic upstream adapter (chat -> Messages -> chat) and by
+the inbound Messages surface (Messages -> chat -> Messages, see `anthropic_messages`).
 
 Pure functions and one small stream state machine; no I/O.
 """
@@ -21,6 +23,10 @@ OPENAI_ONLY = frozenset({
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
                 "tool_use": "tool_calls", "refusal": "content_filter"}
 TOOL_CHOICES = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
+# The way back: an OpenAI finish reason and tool choice as Messages names them.
+FINISH_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                  "function_call": "tool_use", "content_filter": "refusal"}
+CHAT_TOOL_CHOICES = {"auto": "auto", "none": "none", "any": "required"}
 
 
 def _text_of(content: Any) -> str:
@@ -138,15 +144,30 @@ def to_request(raw: dict, model: str, default_max_tokens: int, stream: bool) -> 
 
 
 def usage_of(usage: Any) -> Usage | None:
-    """Reported usage, or None when there is none; counts that are not counts raise ValueError."""
+    """Reported usage (None when there is none) as ours: the prompt counts cached and cache-writing input
+    too (all of it is billed), with the two cache counts kept beside it; counts that are not counts raise
+    ValueError."""
     if usage is None:
         return None
     if not isinstance(usage, dict):
         raise ValueError("usage must be an object")
-    prompt = sum(token_count(usage.get(k) or 0) for k in
-                 ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    created = token_count(usage.get("cache_creation_input_tokens") or 0)
+    read = token_count(usage.get("cache_read_input_tokens") or 0)
+    prompt = token_count(token_count(usage.get("input_tokens") or 0) + created + read)
     completion = token_count(usage.get("output_tokens") or 0)
-    return Usage(token_count(prompt), completion) if prompt or completion else None
+    return Usage(prompt, completion, cache_creation_tokens=created, cache_read_tokens=read) \
+        if prompt or completion else None
+
+
+def usage_as_messages(usage: dict | None) -> dict:
+    """An OpenAI usage object (with our cache details) as Messages reports it."""
+    usage = usage or {}
+    details = usage.get("prompt_tokens_details") or {}
+    read = int(details.get("cached_tokens") or 0)
+    created = int(details.get("cache_creation_tokens") or 0)
+    return {"input_tokens": max(0, int(usage.get("prompt_tokens") or 0) - read - created),
+            "output_tokens": int(usage.get("completion_tokens") or 0),
+            "cache_creation_input_tokens": created, "cache_read_input_tokens": read}
 
 
 def from_message(body: dict, chunks: ChunkFactory) -> tuple[dict, Usage | None, list[str]]:
@@ -181,13 +202,18 @@ class StreamTranslator:
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.cache_creation_tokens = 0
+        self.cache_read_tokens = 0
         self.reported = False
         self.finish_reason: str | None = None
         self.finished = False
         self.parts: list[str] = []  # generated text, for an estimate when usage is not reported
 
     def usage(self) -> Usage | None:
-        return Usage(self.prompt_tokens, self.completion_tokens) if self.reported else None
+        if not self.reported:
+            return None
+        return Usage(self.prompt_tokens, self.completion_tokens, cache_creation_tokens=self.cache_creation_tokens,
+                     cache_read_tokens=self.cache_read_tokens)
 
     def _note_usage(self, usage: Any) -> None:
         found = usage_of(usage)
@@ -195,6 +221,8 @@ class StreamTranslator:
             self.reported = True
             self.prompt_tokens = found.prompt_tokens or self.prompt_tokens
             self.completion_tokens = found.completion_tokens or self.completion_tokens
+            self.cache_creation_tokens = found.cache_creation_tokens or self.cache_creation_tokens
+            self.cache_read_tokens = found.cache_read_tokens or self.cache_read_tokens
 
     def feed(self, event: dict) -> dict | None:
         kind = event.get("type")
@@ -242,3 +270,112 @@ class StreamTranslator:
             return self.chunks.chunk({"tool_calls": [{"index": self.tool_index[block],
                                                       "function": {"arguments": partial}}]})
         return None  # signature_delta and others carry nothing for an OpenAI client
+
+
+# The way back: a Messages request as an OpenAI chat body (the inbound Messages surface).
+
+def _text_blocks(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content or () if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _image_part(block: dict) -> dict:
+    source = block.get("source") or {}
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+    else:
+        url = source.get("url", "")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _user_turn(blocks: list[dict]) -> list[dict]:
+    """A user turn's tool results become tool messages (first, as OpenAI orders them), the rest one user message."""
+    tools, parts = [], []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "tool_result":
+            tools.append({"role": "tool", "tool_call_id": block.get("tool_use_id", ""),
+                          "content": _text_blocks(block.get("content"))})
+        elif kind == "text":
+            parts.append({"type": "text", "text": block.get("text", "")})
+        elif kind == "image":
+            parts.append(_image_part(block))
+    if parts:
+        tools.append({"role": "user", "content": parts})
+    return tools
+
+
+def _assistant_turn(blocks: list[dict]) -> dict:
+    texts, thoughts, calls = [], [], []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind == "thinking":
+            thoughts.append(block.get("thinking", ""))
+        elif kind == "tool_use":
+            calls.append({"id": block.get("id", ""), "type": "function", "function": {
+                "name": block.get("name", ""), "arguments": orjson.dumps(block.get("input", {})).decode()}})
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if thoughts:
+        message["reasoning_content"] = "".join(thoughts)
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def from_messages(system: Any, messages: list[dict]) -> list[dict]:
+    out = [{"role": "system", "content": _text_blocks(system)}] if system else []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            out.append({"role": message["role"], "content": content})
+        elif message["role"] == "assistant":
+            out.append(_assistant_turn(content))
+        else:
+            out.extend(_user_turn(content) or [{"role": "user", "content": ""}])
+    return out
+
+
+def _chat_tools(tools: list[dict]) -> list[dict]:
+    out = []
+    for tool in tools:
+        if "input_schema" not in tool:
+            out.append(tool)  # a server tool: only an Anthropic upstream knows it
+            continue
+        function = {"name": tool.get("name", ""), "parameters": tool["input_schema"]}
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _chat_tool_choice(choice: dict) -> Any:
+    if choice.get("type") == "tool":
+        return {"type": "function", "function": {"name": choice.get("name", "")}}
+    return CHAT_TOOL_CHOICES.get(choice.get("type"), "auto")
+
+
+def to_chat_body(body: dict) -> dict:
+    """The OpenAI chat body a Messages request means; `top_k` goes on (OpenAI-compatible servers such as
+    vLLM and llama.cpp read it), `thinking` and `cache_control` only reach Anthropic upstreams, which
+    receive the Messages body itself."""
+    chat: dict[str, Any] = {"model": body["model"], "messages": from_messages(body.get("system"), body["messages"]),
+                            "max_tokens": body["max_tokens"]}
+    for name in ("temperature", "top_p", "top_k", "stream"):
+        if body.get(name) is not None:
+            chat[name] = body[name]
+    if body.get("stop_sequences"):
+        chat["stop"] = body["stop_sequences"]
+    if body.get("tools"):
+        chat["tools"] = _chat_tools(body["tools"])
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        chat["tool_choice"] = _chat_tool_choice(choice)
+        if choice.get("disable_parallel_tool_use"):
+            chat["parallel_tool_calls"] = False
+    user = (body.get("metadata") or {}).get("user_id")
+    if isinstance(user, str):
+        chat["user"] = user
+    return chat

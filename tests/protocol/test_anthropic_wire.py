@@ -5,7 +5,7 @@ import pytest
 
 from cbgate.errors import ModelParamInvalid
 from cbgate.protocol.chat_response import ChunkFactory
-from cbgate.providers.anthropic_wire import StreamTranslator, from_message, to_request
+from cbgate.protocol.anthropic_wire import StreamTranslator, from_message, to_request
 
 
 def request(**extra) -> dict:
