@@ -63,7 +63,7 @@ class UsageRecord:
         for name, value in row.items():
             if isinstance(value, str) and "\x00" in value:
                 row[name] = value.replace("\x00", "\ufffd")
-        for name in ("prompt_tokens", "completion_tokens"):
+        for name in ("prompt_tokens", "completion_tokens", "cache_creation_tokens", "cache_read_tokens", "images"):
             row[name] = min(max(int(row[name] or 0), 0), MAX_SAFE_INTEGER)
         return row
 
