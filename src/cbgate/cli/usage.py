@@ -57,6 +57,6 @@ def register(sub, common) -> None:
     usage = sub.add_parser("usage", parents=[common], help="tokens and requests of an environment")
     usage.add_argument("--env", required=True)
     usage.add_argument("--since", metavar="DATE", help="from this date, time (UTC) or span ago (24h, 7d)")
-    usage.add_argument("--by", choices=GROUPINGS, help="one row per model, key or day")
+    usage.add_argument("--by", choices=GROUPINGS, help="one row per model, key, day or surface (chat, messages, responses, images)")
     usage.add_argument("--json", action="store_true", help="one JSON object with `total_tokens` and `rows`")
     usage.set_defaults(func=cmd_usage)

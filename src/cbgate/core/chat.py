@@ -9,7 +9,7 @@ from cbgate.core.auth import Principal, authenticate
 from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
-from cbgate.errors import ModelNotSupported, ModelRequestFailed
+from cbgate.errors import ModelNotSupported, ModelRequestFailed, PermissionDenied
 from cbgate.limits.base import Limiter, estimate_cost
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import ChunkFactory, models_list
@@ -67,6 +67,8 @@ class ChatService:
     async def generate_images(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         """An image generation on the deployments that serve one, metered per image."""
         with self.metering.start(principal, group, req, request_id) as meter:
+            if principal.kind == "publishable":
+                raise PermissionDenied("image generation needs a server API key; publishable keys are for chat")
             if not any(p.capabilities.image_generation for p in self._route(principal, group, req)):
                 raise ModelNotSupported(f"model {req.model!r} in group {group!r} does not generate images: only "
                                         f"OpenAI-compatible upstreams do, not the embedded engine or Anthropic upstreams")

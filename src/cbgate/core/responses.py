@@ -11,7 +11,14 @@ from typing import AsyncIterator
 from cbgate.core.auth import Principal
 from cbgate.core.chat import ChatService
 from cbgate.core.context import ContextCounter, compact, fit
-from cbgate.errors import CloudBaseError, InternalError, InvalidPath, ModelParamInvalid, ModelRequestFailed
+from cbgate.errors import (
+    CloudBaseError,
+    InternalError,
+    InvalidPath,
+    ModelParamInvalid,
+    ModelRequestFailed,
+    PermissionDenied,
+)
 from cbgate.protocol.chat_request import ChatRequest, parse_chat_request
 from cbgate.protocol.responses_request import (
     ResponsesRequest,
@@ -39,7 +46,16 @@ class ResponsesService:
         self.counter = counter
         self.ttl = ttl_seconds
 
+    @staticmethod
+    def _server_key_only(principal: Principal) -> None:
+        """Stored responses are the environment's: a publishable key (shared by every browser) may not read
+        or continue them, so it only gets answers that are never stored."""
+        if principal.kind == "publishable":
+            raise PermissionDenied("stored responses need a server API key; publishable keys may create "
+                                   "responses only, which are not stored")
+
     async def _load(self, principal: Principal, response_id: str) -> StoredResponse | None:
+        self._server_key_only(principal)
         return await asyncio.to_thread(load_response, self.store, principal.env_id, response_id, time.time())
 
     async def get(self, principal: Principal, response_id: str) -> StoredResponse:
@@ -49,6 +65,7 @@ class ResponsesService:
         return stored
 
     async def delete(self, principal: Principal, response_id: str) -> dict:
+        self._server_key_only(principal)
         if not await asyncio.to_thread(delete_response, self.store, principal.env_id, response_id):
             raise InvalidPath(f"no stored response {response_id!r} in this environment")
         return {"id": response_id, "object": "response", "deleted": True}
@@ -66,6 +83,8 @@ class ResponsesService:
                        request_id: str) -> tuple[list[dict], list[dict]]:
         """(system messages, the conversation this turn sends): the previous response's context, this
         request's input, compacted and truncated as asked."""
+        if principal.kind == "publishable":
+            req.store = False
         context: list[dict] = []
         if req.previous_response_id:
             previous = await self._load(principal, req.previous_response_id)
@@ -171,6 +190,7 @@ class ResponsesService:
                       instructions: str | None = None) -> dict:
         """Manual compaction: the conversation so far (a stored response's, and/or the input given) as one
         summary by the same model, stored as a new response that later turns continue from."""
+        self._server_key_only(principal)
         context: list[dict] = []
         if previous_response_id:
             context = (await self.get(principal, previous_response_id)).context

@@ -1,0 +1,144 @@
+"""Every surface rides the chat completions core: admission (concurrency, quota), the model switch, what a
+publishable key may do, the ledger and /metrics; each in an environment of its own on the shared gateway."""
+from __future__ import annotations
+
+import anthropic
+import openai
+import pytest
+import requests
+
+from tests.http.conftest import wait_until
+from tests.support.fake_upstream import Reply
+from tests.support.ledger import wait_for_records
+
+HELLO = [{"role": "user", "content": "hello there"}]
+
+
+@pytest.fixture
+def tenant(surfaces):
+    """A fresh environment with a server key, seen by the gateway."""
+    admin = surfaces.gw.admin
+    env_id = admin.create_env()
+    _, key = admin.create_key(env_id)
+    wait_until(lambda: requests.get(f"{surfaces.base()}/models", headers={"Authorization": f"Bearer {key}"},
+                                    timeout=10).status_code == 200)
+    return env_id, key
+
+
+def clients(surfaces, key: str):
+    return (anthropic.Anthropic(base_url=surfaces.base(), auth_token=key, max_retries=0),
+            openai.OpenAI(base_url=surfaces.base(), api_key=key, max_retries=0))
+
+
+def wait_for_limits(surfaces, env_id: str, **limits) -> None:
+    surfaces.gw.admin.set_env_limits(env_id, limits)
+    wait_until(lambda: surfaces.gw.admin.env_limits(env_id) is not None)
+
+
+def test_concurrency_is_shared_by_every_surface(surfaces, fake, tenant):
+    env_id, key = tenant
+    claude, oai = clients(surfaces, key)
+    surfaces.gw.admin.set_env_limits(env_id, {"concurrency": 1})
+    fake.default = Reply(events=50, chunk_delay=0.05)
+    refused = []
+
+    def held_then_refused() -> bool:  # the limit reaches the gateway within its refresh; then it holds
+        with claude.messages.stream(model="up-openai", max_tokens=64, messages=HELLO) as stream:
+            next(iter(stream))  # admitted and streaming
+            try:
+                oai.responses.create(model="up-openai", input="me too")
+            except openai.RateLimitError as exc:
+                refused.append(exc.body["code"])
+                with pytest.raises(openai.RateLimitError):
+                    oai.images.generate(model="up-image", prompt="a kite")
+                return True
+            return False
+
+    wait_until(held_then_refused, seconds=15)
+    assert refused == ["EXCEED_CONCURRENT_REQUEST_LIMIT"]
+    fake.default = Reply()
+    wait_until(lambda: succeeds(lambda: oai.responses.create(model="up-openai", input="now")))  # the slot is back
+
+
+def succeeds(call) -> bool:
+    try:
+        call()
+    except openai.RateLimitError:
+        return False
+    return True
+
+
+def test_quota_used_up_is_refused_in_each_envelope(surfaces, fake, tenant):
+    env_id, key = tenant
+    claude, oai = clients(surfaces, key)
+    surfaces.gw.admin.set_env_limits(env_id, {"token_quota": 1})
+
+    def refused() -> bool:
+        try:
+            claude.messages.create(model="up-openai", max_tokens=16, messages=HELLO)
+        except anthropic.RateLimitError as exc:
+            assert exc.body["type"] == "error" and exc.body["error"]["type"] == "rate_limit_error"
+            assert exc.body["code"] == "EXCEED_TOKEN_QUOTA_LIMIT"
+            return True
+        return False
+
+    wait_until(refused, seconds=15)
+    with pytest.raises(openai.RateLimitError) as caught:
+        oai.responses.create(model="up-openai", input="more")
+    assert caught.value.body["code"] == "EXCEED_TOKEN_QUOTA_LIMIT"
+
+
+def test_the_model_switch_applies(surfaces, fake, tenant):
+    env_id, key = tenant
+    claude, oai = clients(surfaces, key)
+    surfaces.gw.admin.set_model(env_id, "cloudbase", "up-openai", False)
+
+    def disabled() -> bool:
+        try:
+            claude.messages.create(model="up-openai", max_tokens=16, messages=HELLO)
+        except anthropic.PermissionDeniedError as exc:
+            return exc.body["code"] == "AI_MODEL_DISABLED"
+        return False
+
+    wait_until(disabled, seconds=15)
+    with pytest.raises(openai.PermissionDeniedError):
+        oai.responses.create(model="up-openai", input="x")
+
+
+def test_a_publishable_key_gets_unstored_answers_only(surfaces, fake, tenant):
+    env_id, key = tenant
+    _, publishable = surfaces.gw.admin.create_key(env_id, kind="publishable")
+    _, browser = clients(surfaces, publishable)
+    wait_until(lambda: requests.get(f"{surfaces.base()}/models", headers={"Authorization": f"Bearer {publishable}"},
+                                    timeout=10).status_code == 200)
+    answer = browser.responses.create(model="up-openai", input="hi")
+    assert answer.store is False and answer.output_text
+    _, server = clients(surfaces, key)
+    stored = server.responses.create(model="up-openai", input="server side")
+    with pytest.raises(openai.PermissionDeniedError):
+        browser.responses.retrieve(stored.id)
+    with pytest.raises(openai.PermissionDeniedError):
+        browser.responses.create(model="up-openai", input="go on", previous_response_id=stored.id)
+    with pytest.raises(openai.PermissionDeniedError):
+        browser.images.generate(model="up-image", prompt="a kite")
+
+
+def test_usage_by_surface_and_metrics(surfaces, fake, tenant):
+    env_id, key = tenant
+    claude, oai = clients(surfaces, key)
+    claude.messages.create(model="up-openai", max_tokens=16, messages=HELLO)
+    oai.responses.create(model="up-openai", input="hi")
+    oai.chat.completions.create(model="up-openai", messages=HELLO)
+    oai.images.generate(model="up-image", prompt="a kite", n=3)
+    admin = surfaces.gw.admin
+    wait_for_records(admin.store, env_id, 4)
+    rows = {row["surface"]: row for row in admin.usage_summary(env_id, by="surface")["rows"]}
+    assert set(rows) == {"chat", "messages", "responses", "images"}
+    assert all(rows[s]["requests"] == 1 and rows[s]["total_tokens"] > 0 for s in ("chat", "messages", "responses"))
+    assert rows["images"]["images"] == 3
+    _, token = admin.create_operator_token()
+    metrics = lambda: requests.get(surfaces.gw.url + "/metrics", headers={"Authorization": f"Bearer {token}"})  # noqa: E731
+    wait_until(lambda: metrics().status_code == 200)  # the gateway has seen the new token
+    text = metrics().text
+    line = f'cbgate_requests_total{{env="{env_id}",group="cloudbase",model="up-openai",code="OK"}} 3'
+    assert line in text
