@@ -103,6 +103,7 @@ def test_anthropic_upstream_gets_the_body_unchanged_and_cache_tokens_are_metered
     assert body["system"] == system and body["top_k"] == 5 and body["thinking"]["type"] == "enabled"
     assert body["model"] == "upstream-model" and body["stream"] is True
     assert "thinking_delta" in deltas and final.content[0].type == "thinking"
+    assert final.content[0].signature == "sig"  # Anthropic checks it when the block is sent back
     assert final.content[-1].text == "t0 t1 "
     assert (final.usage.cache_read_input_tokens, final.usage.cache_creation_input_tokens) == (7, 5)
     rows = wait_for_records(surfaces.gw.admin.store, surfaces.gw.env_id, 1,
@@ -160,3 +161,10 @@ def test_usage_is_recorded_under_the_messages_surface(surfaces, client, fake):
     assert len(rows) == 1 and rows[0].surface == "messages" and rows[0].model == "up-openai"
     assert (rows[0].prompt_tokens, rows[0].completion_tokens) == (message.usage.input_tokens,
                                                                   message.usage.output_tokens)
+
+
+def test_thinking_signature_comes_back_from_an_anthropic_upstream(client, fake):
+    fake.default = Reply(reasoning="step by step")
+    message = client.messages.create(model="up-anthropic", max_tokens=64, messages=HELLO,
+                                     thinking={"type": "enabled", "budget_tokens": 1024})
+    assert (message.content[0].type, message.content[0].signature) == ("thinking", "sig-fake")

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from cbgate.errors import CloudBaseError, ModelParamInvalid, ModelParamRequired, error_body
-from cbgate.protocol.anthropic_wire import FINISH_REASONS, to_chat_body, usage_as_messages
+from cbgate.protocol.anthropic_wire import FINISH_REASONS, SIGNATURE, to_chat_body, usage_as_messages
 from cbgate.protocol.chat_request import ChatRequest, parse_chat_request
 
 ROLES = ("user", "assistant")
@@ -94,7 +94,8 @@ def render_message(completion: dict, request_id: str) -> dict:
     message = choice.get("message") or {}
     content: list[dict] = []
     if message.get("reasoning_content"):
-        content.append({"type": "thinking", "thinking": message["reasoning_content"], "signature": ""})
+        content.append({"type": "thinking", "thinking": message["reasoning_content"],
+                        "signature": message.get(SIGNATURE) or ""})
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
     for call in message.get("tool_calls") or ():
@@ -166,6 +167,8 @@ class MessageStreamRenderer:
         if delta.get("reasoning_content"):
             events += self._open("thinking", None, {"type": "thinking", "thinking": "", "signature": ""})
             events.append(self._delta({"type": "thinking_delta", "thinking": delta["reasoning_content"]}))
+        if delta.get(SIGNATURE) and self.block == ("thinking", None):
+            events.append(self._delta({"type": "signature_delta", "signature": delta[SIGNATURE]}))
         if delta.get("content"):
             events += self._open("text", None, {"type": "text", "text": ""})
             events.append(self._delta({"type": "text_delta", "text": delta["content"]}))

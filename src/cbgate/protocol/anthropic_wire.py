@@ -170,21 +170,29 @@ def usage_as_messages(usage: dict | None) -> dict:
             "cache_creation_input_tokens": created, "cache_read_input_tokens": read}
 
 
-def from_message(body: dict, chunks: ChunkFactory) -> tuple[dict, Usage | None, list[str]]:
+# A thinking block's signature has no OpenAI field; a Messages client needs it back (Anthropic verifies it
+# when the block is sent again), so for those clients it travels in this one extra field.
+SIGNATURE = "reasoning_signature"
+
+
+def from_message(body: dict, chunks: ChunkFactory, keep_signature: bool = False) -> tuple[dict, Usage | None, list[str]]:
     """An OpenAI completion from a Messages answer, its usage (None if unreported) and its text pieces."""
-    texts, thoughts, calls = [], [], []
+    texts, thoughts, calls, signatures = [], [], [], []
     for block in body.get("content") or ():
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text", ""))
         elif kind == "thinking":
             thoughts.append(block.get("thinking", ""))
+            signatures.append(block.get("signature") or "")
         elif kind == "tool_use":
             calls.append({"id": block.get("id", ""), "type": "function", "function": {
                 "name": block.get("name", ""), "arguments": orjson.dumps(block.get("input", {})).decode()}})
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if thoughts:
         message["reasoning_content"] = "".join(thoughts)
+        if keep_signature and any(signatures):
+            message[SIGNATURE] = "".join(signatures)
     if calls:
         message["tool_calls"] = calls
     finish = STOP_REASONS.get(body.get("stop_reason"), "stop")
@@ -197,8 +205,9 @@ def from_message(body: dict, chunks: ChunkFactory) -> tuple[dict, Usage | None, 
 class StreamTranslator:
     """Messages stream events in, OpenAI chunks out (None when an event carries nothing for the client)."""
 
-    def __init__(self, chunks: ChunkFactory):
+    def __init__(self, chunks: ChunkFactory, keep_signature: bool = False):
         self.chunks = chunks
+        self.keep_signature = keep_signature
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -269,6 +278,8 @@ class StreamTranslator:
             self.parts.append(partial)
             return self.chunks.chunk({"tool_calls": [{"index": self.tool_index[block],
                                                       "function": {"arguments": partial}}]})
+        if kind == "signature_delta" and self.keep_signature:
+            return self.chunks.chunk({SIGNATURE: delta.get("signature", "")})
         return None  # signature_delta and others carry nothing for an OpenAI client
 
 
@@ -314,12 +325,15 @@ def _assistant_turn(blocks: list[dict]) -> dict:
             texts.append(block.get("text", ""))
         elif kind == "thinking":
             thoughts.append(block.get("thinking", ""))
+            signatures.append(block.get("signature") or "")
         elif kind == "tool_use":
             calls.append({"id": block.get("id", ""), "type": "function", "function": {
                 "name": block.get("name", ""), "arguments": orjson.dumps(block.get("input", {})).decode()}})
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if thoughts:
         message["reasoning_content"] = "".join(thoughts)
+        if keep_signature and any(signatures):
+            message[SIGNATURE] = "".join(signatures)
     if calls:
         message["tool_calls"] = calls
     return message

@@ -47,7 +47,8 @@ class AnthropicAdapter(UpstreamAdapter):
         if body.get("type") not in (None, "message") or "content" not in body:
             raise self.failure_from(body)
         try:
-            completion, usage, pieces = anthropic_wire.from_message(body, call.chunks)
+            completion, usage, pieces = anthropic_wire.from_message(
+                body, call.chunks, keep_signature=call.request.anthropic_body is not None)
         except UNREADABLE as exc:
             raise self.unreadable(exc) from None
         if usage is None:
@@ -57,7 +58,7 @@ class AnthropicAdapter(UpstreamAdapter):
 
     async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict]:
         response, batches = await self._open_stream(self._payload(call, stream=True))
-        translator = anthropic_wire.StreamTranslator(call.chunks)
+        translator = anthropic_wire.StreamTranslator(call.chunks, keep_signature=call.request.anthropic_body is not None)
         try:
             async for events in batches:
                 for name, data in events:

@@ -1,0 +1,74 @@
+"""The wire renderers of the Messages and Responses surfaces over canonical chunks: block and item order,
+indices, and what each closes with (pure functions, no gateway)."""
+from __future__ import annotations
+
+from cbgate.errors import ModelRequestFailed
+from cbgate.protocol.anthropic_messages import MessageStreamRenderer, parse_messages_request, render_message
+from cbgate.protocol.chat_response import ChunkFactory, Usage
+from cbgate.protocol.responses_render import ResponseStreamRenderer
+from cbgate.protocol.responses_request import items_to_messages, parse_responses_request
+
+CHUNKS = ChunkFactory("m")
+CALL = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a":'}}
+STREAM = [CHUNKS.chunk({"role": "assistant", "content": ""}), CHUNKS.chunk({"reasoning_content": "hmm"}),
+          CHUNKS.chunk({"content": "Hi"}), CHUNKS.chunk({"content": "!"}), CHUNKS.chunk({"tool_calls": [CALL]}),
+          CHUNKS.chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]}),
+          CHUNKS.chunk({}, "tool_calls"), CHUNKS.usage_chunk(Usage(9, 4, cache_read_tokens=3))]
+
+
+def test_message_stream_blocks_in_order_with_usage_last():
+    renderer = MessageStreamRenderer("m", "req1")
+    events = [e for chunk in STREAM for e in renderer.feed(chunk)] + renderer.finish_events()
+    names = [name for name, _ in events]
+    assert names[:2] == ["message_start", "ping"] and names[-2:] == ["message_delta", "message_stop"]
+    starts = [data["content_block"]["type"] for name, data in events if name == "content_block_start"]
+    assert starts == ["thinking", "text", "tool_use"]
+    assert [d["index"] for n, d in events if n == "content_block_stop"] == [0, 1, 2]
+    json_parts = [d["delta"]["partial_json"] for n, d in events if n == "content_block_delta"
+                  and d["delta"]["type"] == "input_json_delta"]
+    assert "".join(json_parts) == '{"a": 1}'
+    delta = events[-2][1]
+    assert delta["delta"]["stop_reason"] == "tool_use"
+    assert delta["usage"] == {"input_tokens": 6, "output_tokens": 4, "cache_creation_input_tokens": 0,
+                              "cache_read_input_tokens": 3}
+
+
+def test_message_body_from_a_completion():
+    message = {"role": "assistant", "content": "ok", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+    body = render_message(CHUNKS.completion(message, "length", Usage(3, 2)), "req2")
+    assert body["id"] == "msg_req2" and body["stop_reason"] == "max_tokens"
+    assert [b["type"] for b in body["content"]] == ["text", "tool_use"] and body["usage"]["input_tokens"] == 3
+
+
+def test_messages_request_into_the_canonical_one():
+    req = parse_messages_request({"model": "m", "max_tokens": 5, "system": "sys", "stop_sequences": ["X"],
+                                  "messages": [{"role": "user", "content": "hi"}]})
+    assert req.messages == [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]
+    assert req.stop == ["X"] and req.max_tokens == 5 and req.anthropic_body["system"] == "sys"
+
+
+def test_responses_stream_items_and_failure():
+    req = parse_responses_request({"model": "m", "input": "hi"})
+    renderer = ResponseStreamRenderer("resp_1", req)
+    events = renderer.start() + [e for chunk in STREAM for e in renderer.feed(chunk)]
+    done, final = renderer.finish_events()
+    events += done
+    assert [e[1]["sequence_number"] for e in events] == list(range(len(events)))
+    assert [item["type"] for item in final["output"]] == ["reasoning", "message", "function_call"]
+    assert final["output"][2]["arguments"] == '{"a": 1}' and final["usage"]["input_tokens"] == 9
+    failing = ResponseStreamRenderer("resp_2", req)
+    names = [n for n, _ in failing.start() + failing.feed(STREAM[2])
+             + failing.failure_events(ModelRequestFailed("broke"), "rq")]
+    assert names[-2:] == ["response.failed", "error"]
+
+
+def test_function_calls_of_one_turn_become_one_assistant_message():
+    items = parse_responses_request({"model": "m", "input": [
+        {"role": "user", "content": "go"},
+        {"type": "function_call", "call_id": "a", "name": "f", "arguments": "{}"},
+        {"type": "function_call", "call_id": "b", "name": "g", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "a", "output": "1"}]}).input_items
+    messages = items_to_messages(items)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert [c["id"] for c in messages[1]["tool_calls"]] == ["a", "b"]
