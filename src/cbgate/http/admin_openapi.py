@@ -25,7 +25,8 @@ def _list_of(name: str) -> dict:
 STR, NUM, INT, BOOL = {"type": "string"}, {"type": "number"}, {"type": "integer"}, {"type": "boolean"}
 NULLABLE_NUM = {"type": ["number", "null"]}
 NULLABLE_STR = {"type": ["string", "null"]}
-COUNTS = {"requests": INT, "errors": INT, "prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT}
+COUNTS = {"requests": INT, "errors": INT, "prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT,
+          "images": INT, "cache_read_tokens": INT, "cache_creation_tokens": INT}
 
 SCHEMAS = {
     "Error": _obj(["code", "message", "requestId"], code=STR, message=STR, requestId=STR),
@@ -52,7 +53,7 @@ SCHEMAS = {
                                "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}),
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
-                      "model": STR, "key": NULLABLE_STR, "day": STR, **COUNTS}}}),
+                      "model": STR, "key": NULLABLE_STR, "day": STR, "surface": STR, **COUNTS}}}),
     "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 0, "description": text} for name, text in (
         ("concurrency", "requests in flight at once"), ("rpm", "requests per minute"), ("tpm", "tokens per minute"),
         ("token_quota", "tokens the environment may use in all"))}, description="null means no limit"),
@@ -61,7 +62,8 @@ SCHEMAS = {
         ["request_id", "model", "status"], request_id=STR, env_id=STR, key_id=NULLABLE_STR, group_name=STR,
         model=STR, deployment=STR, stream=BOOL, prompt_tokens=INT, completion_tokens=INT, estimated=BOOL,
         status=INT, code=NULLABLE_STR, latency_ms=NUM, ttft_ms=NULLABLE_NUM, disconnected=BOOL, created_at=NUM,
-        content={"type": ["string", "null"],
+        surface={"enum": ["chat", "messages", "responses", "images"]}, cache_creation_tokens=INT,
+        cache_read_tokens=INT, images=INT, content={"type": ["string", "null"],
                  "description": "JSON {messages, answer}; null unless the operator turned content logging on"}),
     "OperatorToken": _obj(["id", "prefix"], id=STR, prefix=STR, name=STR, created_at=NUM, revoked_at=NULLABLE_NUM),
     "OperatorTokenCreated": {"allOf": [_ref("OperatorToken"),
@@ -150,7 +152,7 @@ PATHS = {
     },
     "/admin/v1/envs/{env}/usage": {
         "get": _op("Usage totals, optionally one row per model, key or day", _ref("Usage"),
-                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day"]})])},
+                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day", "surface"]})])},
     "/admin/v1/envs/{env}/usage/series": {
         "get": _op("Requests, errors and tokens per day and model (charts)", _list_of("UsagePoint"),
                    params=[ENV, *SINCE])},
