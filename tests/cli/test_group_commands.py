@@ -82,7 +82,7 @@ def test_secrets_are_encrypted_at_rest_and_never_printed(tmp_path, env, fake):
     assert SECRET.encode() not in stored and b"sk-hunyuan-canary-8d2f" not in stored
     listing = cbgate(tmp_path, "group", "list", "--env", env).stdout
     assert SECRET not in listing and "sk-hunyuan-canary" not in listing
-    assert groups(tmp_path, env)["hunyuan"][5] == "set" and groups(tmp_path, env)["deepseek"][5] == "not set"
+    assert groups(tmp_path, env)["hunyuan"][5] == "set" and groups(tmp_path, env)["deepseek"][5] == "missing"
     key_file = tmp_path / "secret.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
@@ -103,11 +103,11 @@ def test_switches_and_model_commands_for_every_group(tmp_path, env):
     assert groups(tmp_path, env)["mine"][4] == "enabled"
 
     cbgate(tmp_path, "model", "disable", "--env", env, "--group", "mine", "b")
-    assert cbgate(tmp_path, "model", "list", "--env", env, "--group", "mine").stdout.split("\n")[:2] == [
-        "mine\ta\tenabled", "mine\tb\tdisabled"]
+    assert cbgate(tmp_path, "model", "list", "--env", env, "--group", "mine").stdout.split("\n")[:3] == [
+        "group\tmodel\tstatus", "mine\ta\tenabled", "mine\tb\tdisabled"]
     cbgate(tmp_path, "model", "disable", "--env", env, "--group", "deepseek", "deepseek-reasoner")
     deepseek = cbgate(tmp_path, "model", "list", "--env", env, "--group", "deepseek").stdout
-    assert "deepseek\tdeepseek-chat\tenabled" in deepseek and "deepseek\tdeepseek-reasoner\tdisabled" in deepseek
+    assert "deepseek\tdeepseek-chat\tneeds key" in deepseek and "deepseek\tdeepseek-reasoner\tdisabled" in deepseek
     every = cbgate(tmp_path, "model", "list", "--env", env).stdout
     assert "cloudbase\tgemma-3-270m\tenabled" in every and "mine\tb\tdisabled" in every
 

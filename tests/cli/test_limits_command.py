@@ -15,7 +15,9 @@ def limits(gateway, *args) -> subprocess.CompletedProcess:
 
 
 def table(output: str) -> dict[str, str]:
-    return dict(line.split("\t") for line in output.strip().splitlines())
+    head, *lines = output.strip().splitlines()
+    assert head == "limit\tvalue"
+    return dict(line.split("\t") for line in lines)
 
 
 def test_show_defaults_then_set_some_and_switch_one_off(gateway):

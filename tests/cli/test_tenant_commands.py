@@ -32,8 +32,10 @@ def test_env_and_key_lifecycle(tmp_path):
     assert key not in listing and key[:12] in listing  # only the prefix is ever shown again
     key_id = listing.splitlines()[1].split("\t")[0]
     assert cbgate(tmp_path, "key", "revoke", key_id).returncode == 0
-    again = cbgate(tmp_path, "key", "revoke", key_id, check=False)
-    assert again.returncode == 1 and "no live key" in again.stderr
+    again = cbgate(tmp_path, "key", "revoke", key_id)  # idempotent, and says so
+    assert last_line(again) == f"already revoked {key_id} (nothing changed)"
+    unknown = cbgate(tmp_path, "key", "revoke", "key-000000000000", check=False)
+    assert unknown.returncode == 1 and "no key with id" in unknown.stderr
 
 
 def test_keys_are_stored_as_digests_only(tmp_path):

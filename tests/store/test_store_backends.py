@@ -70,8 +70,9 @@ def test_env_key_and_model_switch_operations(admin):
     assert admin.list_keys(env_id)[0].last_used_at == 123.0
     admin.revoke_key(row.id)
     assert admin.list_keys(env_id)[0].revoked_at is not None
+    assert admin.revoke_key(row.id) is False  # already revoked: no error, nothing changes
     with pytest.raises(InvalidParam):
-        admin.revoke_key(row.id)
+        admin.revoke_key("no-such-key")
     admin.set_model(env_id, "cloudbase", "gemma-3-270m", False)
     assert admin.list_models(env_id) == [("cloudbase", "gemma-3-270m", False)]
     admin.set_model(env_id, "cloudbase", "gemma-3-270m", True)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from cbgate.cli.common import open_admin, when
+from cbgate.cli.commands import add_command, add_group
+from cbgate.cli.common import iso, open_admin
+from cbgate.cli.output import add_json_flag, print_rows
 
 
 def cmd_token(args) -> None:
@@ -14,20 +16,26 @@ def cmd_token(args) -> None:
               file=sys.stderr)
         print(plain)
     elif args.action == "list":
-        print("id\tprefix\tname\tcreated\trevoked")
-        for t in admin.list_operator_tokens():
-            print(f"{t.id}\t{t.prefix}…\t{t.name or '-'}\t{when(t.created_at)}\t{when(t.revoked_at)}")
-    else:
-        admin.revoke_operator_token(args.token_id)
+        rows = [{"id": t.id, "prefix": t.prefix, "name": t.name or None, "created": iso(t.created_at),
+                 "revoked": iso(t.revoked_at)} for t in admin.list_operator_tokens()]
+        print_rows(args, ("id", "prefix", "name", "created", "revoked"), rows,
+                   plain={"prefix": lambda r: r["prefix"] + "…"})
+    elif admin.revoke_operator_token(args.token_id):
         print(f"revoked {args.token_id}")
+    else:
+        print(f"already revoked {args.token_id} (nothing changed)")
 
 
 def register(sub, common) -> None:
-    admin = sub.add_parser("admin", help="the admin plane").add_subparsers(dest="admin_command", required=True)
-    token = admin.add_parser("token", help="operator tokens (see every environment)")
-    actions = token.add_subparsers(dest="action", required=True)
-    actions.add_parser("create", parents=[common]).add_argument("--name")
-    actions.add_parser("list", parents=[common])
-    actions.add_parser("revoke", parents=[common]).add_argument("token_id")
-    for p in actions.choices.values():
+    admin = add_group(sub, "admin", "the admin plane (admin API and console)", dest="admin_command")
+    token = add_group(admin, "token", "operator tokens: they see every environment")
+    create = add_command(token, "create", "create an operator token for the console and admin API; prints it once",
+                         "cbgate admin token create --name alice", [common])
+    create.add_argument("--name", help="a label to recognise it by, e.g. alice")
+    add_json_flag(add_command(token, "list", "list operator tokens (prefixes only)",
+                              "cbgate admin token list --json", [common]))
+    revoke = add_command(token, "revoke", "revoke an operator token (again: says it already is, and succeeds)",
+                         "cbgate admin token revoke op-0123abcd", [common])
+    revoke.add_argument("token_id", help="the id from `cbgate admin token list`, e.g. op-0123abcd")
+    for p in token.choices.values():
         p.set_defaults(func=cmd_token)

@@ -22,8 +22,21 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if ts else "-"
 
 
-def open_admin(args) -> Admin:
+class DataDirMissing(Exception):
+    """A command other than `serve` was pointed at a data directory that does not exist."""
+
+
+def iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
+
+
+def open_admin(args, create: bool = False) -> Admin:
+    """Only `serve` (create=True) makes a missing data directory: anywhere else a typo in --data-dir
+    would silently start an empty database beside the real one."""
     settings = load_settings(args.data_dir)
+    if not create and not settings.data_dir.is_dir():
+        raise DataDirMissing(f"the data directory {settings.data_dir} does not exist (check --data-dir or "
+                             f"$CBGATE_DATA_DIR; `cbgate serve` creates it on first start)")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url)
     store.migrate()

@@ -1,13 +1,20 @@
 """`cbgate group`: model groups per environment (built-in vendor groups' keys, custom groups).
 
-Secrets go in and are never printed back: `group list` shows only whether a key is set.
+Secrets go in (from a prompt, stdin or a file) and are never printed back: `group list` shows only whether
+a key is set.
 """
 from __future__ import annotations
 
+from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import open_admin
+from cbgate.cli.output import add_json_flag, print_rows
+from cbgate.cli.secret_input import FILE_HELP, read_secret
+from cbgate.cli.tenants import ENV_HELP
+from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidParam
 
 TIMEOUTS_HELP = "seconds, e.g. connect=5,first_byte=30,idle=30,total=60 (any subset; `default` resets)"
+GROUP_HEADERS = ("name", "kind", "protocol", "base_url", "status", "key", "models")
 
 
 def parse_timeouts(spec: str | None) -> dict[str, float] | None:
@@ -24,21 +31,42 @@ def parse_timeouts(spec: str | None) -> dict[str, float] | None:
     return timeouts
 
 
+def group_rows(admin, env_id: str) -> list[dict]:
+    """Every group the env has, `cloudbase` first; a built-in group without the env's key is marked, and
+    its models are not shown as enabled, since none of them can be called yet."""
+    catalog = [{"name": model, "enabled": on} for _, model, on in admin.list_models(env_id, CATALOG_GROUP)]
+    rows = [{"name": CATALOG_GROUP, "kind": "built-in", "protocol": "catalog", "base_url": None,
+             "status": "enabled", "key": "operator", "models": catalog}]
+    for g in admin.list_groups(env_id):
+        keyless = g.kind == "built-in" and not g.has_key
+        switches = dict(admin.group_models(env_id, g.name))
+        status = "needs key" if keyless else "enabled" if g.enabled else "disabled"
+        rows.append({"name": g.name, "kind": g.kind, "protocol": g.protocol, "base_url": g.base_url,
+                     "status": status, "key": "set" if g.has_key else "missing" if keyless else "not set",
+                     "models": [{"name": m, "enabled": bool(switches.get(m, True)) and not keyless}
+                                for m in g.models]})
+    return rows
+
+
+def _models_cell(row: dict) -> str:
+    return ",".join(m["name"] for m in row["models"]) or "-"
+
+
 def cmd_group(args) -> None:
     admin = open_admin(args)
     if args.action == "create":
+        api_key = read_secret("upstream API key", from_file=args.api_key_file, given=args.api_key,
+                              required=args.ask_api_key)
         view = admin.create_group(args.env, args.name, args.base_url, args.models.split(","),
-                                  api_key=args.api_key, protocol=args.protocol, check=not args.no_check,
+                                  api_key=api_key, protocol=args.protocol, check=not args.no_check,
                                   timeouts=parse_timeouts(args.timeouts))
         checked = "not checked (--no-check)" if args.no_check else "checked: the base URL answered"
         print(f"created group {view.name} in {args.env} ({view.protocol}, {len(view.models)} models; {checked})")
     elif args.action == "list":
-        print("name\tkind\tprotocol\tbase_url\tstatus\tkey\tmodels")
-        for g in admin.list_groups(args.env):
-            print(f"{g.name}\t{g.kind}\t{g.protocol}\t{g.base_url}\t{'enabled' if g.enabled else 'disabled'}\t"
-                  f"{'set' if g.has_key else 'not set'}\t{','.join(g.models)}")
+        print_rows(args, GROUP_HEADERS, group_rows(admin, args.env), plain={"models": _models_cell})
     elif args.action == "set-key":
-        admin.set_group_key(args.env, args.name, args.key)
+        key = read_secret(f"API key for group {args.name}", from_file=args.key_file, given=args.key)
+        admin.set_group_key(args.env, args.name, key)
         print(f"key set for group {args.name} in {args.env}")
     elif args.action == "set-timeouts":
         admin.set_group_timeouts(args.env, args.name, parse_timeouts(args.timeouts))
@@ -52,28 +80,49 @@ def cmd_group(args) -> None:
 
 
 def register(sub, common) -> None:
-    group = sub.add_parser("group", help="model groups").add_subparsers(dest="action", required=True)
-    create = group.add_parser("create", parents=[common], help="add a custom group (OpenAI or Anthropic protocol)")
-    create.add_argument("--env", required=True)
-    create.add_argument("name")
+    group = add_group(sub, "group", "model groups: cloudbase, the vendor groups and custom upstreams")
+    _register_create(group, common)
+    listing = add_command(group, "list", "list every group with its status, key and models",
+                          "cbgate group list --env team-a --json", [common])
+    listing.add_argument("--env", required=True, help=ENV_HELP)
+    add_json_flag(listing)
+    set_key = add_command(group, "set-key", "set a group's upstream key (asked for, or read from stdin or a file)",
+                          ["cbgate group set-key --env team-a deepseek            # prompts for the key",
+                           "printf %s \"$DEEPSEEK_KEY\" | cbgate group set-key --env team-a deepseek",
+                           "cbgate group set-key --env team-a deepseek --key-file ~/.deepseek-key"], [common])
+    set_key.add_argument("--env", required=True, help=ENV_HELP)
+    set_key.add_argument("name", help="the group, e.g. deepseek or hunyuan")
+    set_key.add_argument("key", nargs="?", help="(discouraged: lands in shell history) the key itself")
+    set_key.add_argument("--key-file", metavar="FILE", help=FILE_HELP)
+    set_timeouts = add_command(group, "set-timeouts", "timeouts for calls to a group",
+                               "cbgate group set-timeouts --env team-a vllm connect=5,total=90", [common])
+    set_timeouts.add_argument("--env", required=True, help=ENV_HELP)
+    set_timeouts.add_argument("name", help="the group, e.g. vllm")
+    set_timeouts.add_argument("timeouts", help=TIMEOUTS_HELP)
+    for action, summary in (("enable", "switch a group on"), ("disable", "switch a group off"),
+                            ("delete", "delete a custom group")):
+        p = add_command(group, action, summary, f"cbgate group {action} --env team-a vllm", [common])
+        p.add_argument("--env", required=True, help=ENV_HELP)
+        p.add_argument("name", help="the group, e.g. vllm")
+    for p in group.choices.values():
+        p.set_defaults(func=cmd_group)
+
+
+def _register_create(group, common) -> None:
+    create = add_command(group, "create", "add a custom group (an OpenAI or Anthropic protocol upstream)",
+                         ["cbgate group create --env team-a vllm --base-url http://10.0.0.5:8000/v1 "
+                          "--models qwen3-8b --ask-api-key",
+                          "cbgate group create --env team-a ollama --base-url http://127.0.0.1:11434/v1 "
+                          "--models llama3 --no-check"], [common])
+    create.add_argument("--env", required=True, help=ENV_HELP)
+    create.add_argument("name", help="a-z, 0-9, '_' and '-', not starting with cloudbase, e.g. vllm")
     create.add_argument("--base-url", required=True, help="e.g. http://10.0.0.5:8000/v1")
-    create.add_argument("--api-key", help="the upstream's secret (stored encrypted, never shown again)")
-    create.add_argument("--protocol", choices=("openai", "anthropic"), default="openai")
+    create.add_argument("--ask-api-key", action="store_true",
+                        help="prompt for the upstream's secret (or read it from piped stdin)")
+    create.add_argument("--api-key-file", metavar="FILE", help=FILE_HELP)
+    create.add_argument("--api-key", help="(discouraged: lands in shell history) the upstream's secret")
+    create.add_argument("--protocol", choices=("openai", "anthropic"), default="openai",
+                        help="the upstream's wire protocol (default: openai)")
     create.add_argument("--models", required=True, help="comma-separated model names, e.g. qwen3-8b,llama3")
     create.add_argument("--no-check", action="store_true", help="skip checking that the base URL answers")
     create.add_argument("--timeouts", help=TIMEOUTS_HELP)
-    group.add_parser("list", parents=[common]).add_argument("--env", required=True)
-    set_key = group.add_parser("set-key", parents=[common], help="set a group's key (e.g. hunyuan, deepseek)")
-    set_key.add_argument("--env", required=True)
-    set_key.add_argument("name")
-    set_key.add_argument("key")
-    set_timeouts = group.add_parser("set-timeouts", parents=[common], help="timeouts for calls to a group")
-    set_timeouts.add_argument("--env", required=True)
-    set_timeouts.add_argument("name")
-    set_timeouts.add_argument("timeouts", help=TIMEOUTS_HELP)
-    for action in ("enable", "disable", "delete"):
-        p = group.add_parser(action, parents=[common])
-        p.add_argument("--env", required=True)
-        p.add_argument("name")
-    for p in group.choices.values():
-        p.set_defaults(func=cmd_group)

@@ -3,44 +3,59 @@ from __future__ import annotations
 
 import argparse
 
+from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import open_admin
+from cbgate.cli.output import add_json_flag, print_json
+from cbgate.cli.tenants import ENV_HELP
 
-LIMIT_OPTIONS = (("--concurrency", "concurrency"), ("--rpm", "rpm"), ("--tpm", "tpm"),
-                 ("--token-quota", "token_quota"))
+LIMIT_OPTIONS = (("--concurrency", "concurrency", "requests served at once, e.g. 5"),
+                 ("--rpm", "rpm", "requests per minute, e.g. 600"),
+                 ("--tpm", "tpm", "tokens per minute, e.g. 100000"),
+                 ("--token-quota", "token_quota", "total tokens allowed, e.g. 5000000"))
 UNSET = object()  # an option not given: that limit stays as it is (argparse would parse a string default)
 
 
 def limit_value(text: str) -> int | None:
-    """N (a whole number >= 0) or `off` (no limit)."""
+    """N (a whole number >= 1) or `off` (no limit). 0 would refuse every request, which is never what a
+    script meant: switching an environment off is done with its keys or groups, and `off` means no limit."""
     if text.lower() == "off":
         return None
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number or off, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 or off, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, or off for no limit, got {text!r}")
     return value
 
 
 def cmd_limits(args) -> None:
     admin = open_admin(args)
     if args.action == "set":
-        changes = {name: getattr(args, name) for _, name in LIMIT_OPTIONS if getattr(args, name) is not UNSET}
+        changes = {name: getattr(args, name) for _, name, _ in LIMIT_OPTIONS if getattr(args, name) is not UNSET}
         limits = admin.set_env_limits(args.env, changes)
     else:
         limits = admin.env_limits(args.env)
+    if args.json:
+        return print_json(limits)  # null: no limit
+    print("limit\tvalue")
     for name, value in limits.items():
         print(f"{name}\t{'off' if value is None else value}")
 
 
 def register(sub, common) -> None:
-    limits = sub.add_parser("limits", help="admission limits of an environment").add_subparsers(
-        dest="action", required=True)
-    change = limits.add_parser("set", parents=[common], help="change some limits (N or off); the rest stay")
-    change.add_argument("--env", required=True)
-    for option, name in LIMIT_OPTIONS:
-        change.add_argument(option, dest=name, type=limit_value, default=UNSET, metavar="N|off")
-    limits.add_parser("show", parents=[common]).add_argument("--env", required=True)
+    limits = add_group(sub, "limits", "admission limits of an environment")
+    change = add_command(limits, "set", "change some limits (N or off); the others stay as they are",
+                         ["cbgate limits set --env team-a --concurrency 10 --rpm 600",
+                          "cbgate limits set --env team-a --token-quota off"], [common])
+    change.add_argument("--env", required=True, help=ENV_HELP)
+    for option, name, help_text in LIMIT_OPTIONS:
+        change.add_argument(option, dest=name, type=limit_value, default=UNSET, metavar="N|off",
+                            help=f"{help_text}; off: no limit")
+    add_json_flag(change)
+    show = add_command(limits, "show", "show the limits in force (off: no limit)",
+                       "cbgate limits show --env team-a --json", [common])
+    show.add_argument("--env", required=True, help=ENV_HELP)
+    add_json_flag(show)
     for p in limits.choices.values():
         p.set_defaults(func=cmd_limits)

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import sys
 
-from cbgate.cli.common import open_admin, when
+from cbgate.cli.commands import add_command, add_group
+from cbgate.cli.common import iso, open_admin
+from cbgate.cli.output import add_json_flag, print_rows
+
+ENV_HELP = "environment id, e.g. env-k3x9q2ma (`cbgate env list` shows them)"
 
 
 def cmd_env(args) -> None:
@@ -14,8 +18,8 @@ def cmd_env(args) -> None:
         origins = admin.set_env_origins(args.env_id, args.origins.split(",") if args.origins else [])
         print(",".join(origins) or "(no origins: publishable keys work from no browser page)")
     else:
-        for env_id, created in admin.list_envs():
-            print(f"{env_id}\t{when(created)}")
+        print_rows(args, ("id", "created"), [{"id": env_id, "created": iso(created)}
+                                             for env_id, created in admin.list_envs()])
 
 
 def cmd_key(args) -> None:
@@ -26,55 +30,89 @@ def cmd_key(args) -> None:
         print(f"created {kind} key {row.id} in {row.env_id}; it is shown only this once:", file=sys.stderr)
         print(plain)
     elif args.action == "list":
-        print("id\tprefix\tkind\tname\tcreated\texpires\trevoked\tlast_used")
-        for k in admin.list_keys(args.env):
-            print(f"{k.id}\t{k.prefix}…\t{k.kind}\t{k.name or '-'}\t{when(k.created_at)}\t"
-                  f"{when(k.expires_at)}\t{when(k.revoked_at)}\t{when(k.last_used_at)}")
-    else:
-        admin.revoke_key(args.key_id)
+        headers = ("id", "prefix", "kind", "name", "created", "expires", "revoked", "last_used")
+        rows = [{"id": k.id, "prefix": k.prefix, "kind": k.kind, "name": k.name or None,
+                 "created": iso(k.created_at), "expires": iso(k.expires_at), "revoked": iso(k.revoked_at),
+                 "last_used": iso(k.last_used_at)} for k in admin.list_keys(args.env)]
+        print_rows(args, headers, rows, plain={"prefix": lambda r: r["prefix"] + "…"})
+    elif admin.revoke_key(args.key_id):
         print(f"revoked {args.key_id}")
+    else:
+        print(f"already revoked {args.key_id} (nothing changed)")
 
 
 def cmd_model(args) -> None:
     admin = open_admin(args)
     if args.action == "list":
-        for group, model, enabled in admin.list_models(args.env, args.group):
-            print(f"{group}\t{model}\t{'enabled' if enabled else 'disabled'}")
+        keyless = keyless_groups(admin, args.env)
+        rows = [{"group": group, "model": model,
+                 "status": "disabled" if not enabled else "needs key" if group in keyless else "enabled"}
+                for group, model, enabled in admin.list_models(args.env, args.group)]
+        print_rows(args, ("group", "model", "status"), rows)
     else:
         admin.set_model(args.env, args.group, args.model, args.action == "enable")
         print(f"{args.model} in {args.group}: {args.action}d")
 
 
+def keyless_groups(admin, env_id: str) -> set[str]:
+    """Built-in vendor groups without the env's key: nothing in them can be called yet."""
+    return {g.name for g in admin.list_groups(env_id) if g.kind == "built-in" and not g.has_key}
+
 
 def register(sub, common) -> None:
-    env = sub.add_parser("env", help="environments").add_subparsers(dest="action", required=True)
-    create = env.add_parser("create", parents=[common])
-    create.add_argument("env_id", nargs="?")
-    env.add_parser("list", parents=[common])
-    origins = env.add_parser("set-origins", parents=[common], help="origins allowed to use publishable keys")
-    origins.add_argument("env_id")
-    origins.add_argument("origins", help="comma-separated, e.g. https://app.example.com,http://localhost:3000")
+    _register_env(sub, common)
+    _register_key(sub, common)
+    _register_model(sub, common)
+
+
+def _register_env(sub, common) -> None:
+    env = add_group(sub, "env", "environments (tenants): each owns keys, model groups, limits and usage")
+    create = add_command(env, "create", "create an environment; prints its id",
+                         ["cbgate env create", "cbgate env create team-a"], [common])
+    create.add_argument("env_id", nargs="?", help="3-48 of a-z, 0-9 and '-', e.g. team-a (default: generated)")
+    add_json_flag(add_command(env, "list", "list the environments", ["cbgate env list --json"], [common]))
+    origins = add_command(env, "set-origins", "set the browser origins allowed to use publishable keys (CORS)",
+                          "cbgate env set-origins team-a https://app.example.com,http://localhost:3000",
+                          [common])
+    origins.add_argument("env_id", help=ENV_HELP)
+    origins.add_argument("origins", help="comma-separated, e.g. https://app.example.com (empty: none)")
     for p in env.choices.values():
         p.set_defaults(func=cmd_env)
 
-    key = sub.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
-    create = key.add_parser("create", parents=[common])
-    create.add_argument("--env", required=True)
-    create.add_argument("--expires-days", type=float)
+
+def _register_key(sub, common) -> None:
+    key = add_group(sub, "key", "API keys")
+    create = add_command(key, "create", "create an API key; prints it once, on the last line",
+                         ["cbgate key create --env team-a --name ci --expires-days 30",
+                          "cbgate key create --env team-a --publishable"], [common])
+    create.add_argument("--env", required=True, help=ENV_HELP)
+    create.add_argument("--expires-days", type=float, metavar="DAYS", help="expire after DAYS days, e.g. 30")
     create.add_argument("--publishable", action="store_true", help="a browser-safe key for chat only")
-    create.add_argument("--name")
-    key.add_parser("list", parents=[common]).add_argument("--env", required=True)
-    key.add_parser("revoke", parents=[common]).add_argument("key_id")
+    create.add_argument("--name", help="a label to recognise it by, e.g. ci")
+    listing = add_command(key, "list", "list an environment's keys (prefixes only)",
+                          "cbgate key list --env team-a --json", [common])
+    listing.add_argument("--env", required=True, help=ENV_HELP)
+    add_json_flag(listing)
+    revoke = add_command(key, "revoke", "revoke a key (again: says it already is, and succeeds)",
+                         "cbgate key revoke key-0123abcd", [common])
+    revoke.add_argument("key_id", help="the id from `cbgate key list`, e.g. key-0123abcd")
     for p in key.choices.values():
         p.set_defaults(func=cmd_key)
 
-    model = sub.add_parser("model", help="the model switch").add_subparsers(dest="action", required=True)
-    model.add_parser("list", parents=[common]).add_argument("--env", required=True)
-    model.choices["list"].add_argument("--group")
+
+def _register_model(sub, common) -> None:
+    model = add_group(sub, "model", "the model switch: which models an environment may call")
+    listing = add_command(model, "list", "list the models an environment can call, with their switch",
+                          ["cbgate model list --env team-a", "cbgate model list --env team-a --group deepseek"],
+                          [common])
+    listing.add_argument("--env", required=True, help=ENV_HELP)
+    listing.add_argument("--group", help="only this group, e.g. cloudbase")
+    add_json_flag(listing)
     for action in ("enable", "disable"):
-        p = model.add_parser(action, parents=[common])
-        p.add_argument("--env", required=True)
-        p.add_argument("--group", required=True)
-        p.add_argument("model")
+        p = add_command(model, action, f"{action} a model for an environment",
+                        f"cbgate model {action} --env team-a --group cloudbase gemma-3-270m", [common])
+        p.add_argument("--env", required=True, help=ENV_HELP)
+        p.add_argument("--group", required=True, help="the model group, e.g. cloudbase")
+        p.add_argument("model", help="the model name, e.g. gemma-3-270m")
     for p in model.choices.values():
         p.set_defaults(func=cmd_model)

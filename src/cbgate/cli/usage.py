@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 
 import orjson
 
+from cbgate.cli.commands import add_command
 from cbgate.cli.common import open_admin
+from cbgate.cli.tenants import ENV_HELP
 from cbgate.errors import InvalidParam
 from cbgate.store.usage import GROUPINGS
 
@@ -40,6 +42,8 @@ def _table(summary: dict, by: str | None) -> str:
         lines.append("\t".join([by, *head]))
         lines += ["\t".join(str(row[c] if row[c] is not None else "-") for c in [by, *head])
                   for row in summary["rows"]]
+    else:
+        lines.append("\t".join(["scope", *head]))  # the totals line is labelled too
     lines.append("\t".join(["total", *(str(summary[c]) for c in head)]))
     return "\n".join(lines)
 
@@ -54,9 +58,13 @@ def cmd_usage(args) -> None:
 
 
 def register(sub, common) -> None:
-    usage = sub.add_parser("usage", parents=[common], help="tokens and requests of an environment")
-    usage.add_argument("--env", required=True)
-    usage.add_argument("--since", metavar="DATE", help="from this date, time (UTC) or span ago (24h, 7d)")
-    usage.add_argument("--by", choices=GROUPINGS, help="one row per model, key, day or surface (chat, messages, responses, images)")
+    usage = add_command(sub, "usage", "tokens and requests of an environment, from the usage ledger",
+                        ["cbgate usage --env team-a --since 7d", "cbgate usage --env team-a --by model --json"],
+                        [common])
+    usage.add_argument("--env", required=True, help=ENV_HELP)
+    usage.add_argument("--since", metavar="DATE",
+                       help="from this date, time (UTC) or span ago, e.g. 2026-11-01, 24h, 7d")
+    usage.add_argument("--by", choices=GROUPINGS,
+                       help="one row per model, key, day or surface (chat, messages, responses, images), e.g. --by day")
     usage.add_argument("--json", action="store_true", help="one JSON object with `total_tokens` and `rows`")
     usage.set_defaults(func=cmd_usage)

@@ -70,12 +70,14 @@ class Admin(GroupOperations):
         self.require_env(env_id)
         return self.store.list_keys(env_id)
 
-    def revoke_key(self, key_id: str, env_id: str | None = None) -> None:
-        """With `env_id`, only a key of that environment (the admin API scopes every call to one env)."""
-        if env_id is not None and key_id not in {k.id for k in self.list_keys(env_id)}:
-            raise InvalidParam(f"no live key with id {key_id!r} in environment {env_id!r}")
-        if not self.store.revoke_key(key_id):
-            raise InvalidParam(f"no live key with id {key_id!r}")
+    def revoke_key(self, key_id: str, env_id: str | None = None) -> bool:
+        """True when this call revoked the key, False when it already was (revoking twice is no error).
+        With `env_id`, only a key of that environment (the admin API scopes every call to one env)."""
+        known = {k.id for k in (self.list_keys(env_id) if env_id is not None else self.store.list_keys())}
+        if key_id not in known:
+            where = f" in environment {env_id!r}" if env_id is not None else ""
+            raise InvalidParam(f"no key with id {key_id!r}{where}")
+        return self.store.revoke_key(key_id)
 
     def list_models(self, env_id: str, group: str | None = None) -> list[tuple[str, str, bool]]:
         """(group, model, enabled) for every model the env could call."""
@@ -130,9 +132,11 @@ class Admin(GroupOperations):
     def list_operator_tokens(self) -> list[OperatorTokenRow]:
         return access.list_operator_tokens(self.store)
 
-    def revoke_operator_token(self, token_id: str) -> None:
-        if not access.revoke_operator_token(self.store, token_id):
-            raise InvalidParam(f"no live operator token with id {token_id!r}")
+    def revoke_operator_token(self, token_id: str) -> bool:
+        """True when this call revoked the token, False when it already was."""
+        if token_id not in {t.id for t in access.list_operator_tokens(self.store)}:
+            raise InvalidParam(f"no operator token with id {token_id!r}")
+        return access.revoke_operator_token(self.store, token_id)
 
     def env_origins(self, env_id: str) -> list[str]:
         self.require_env(env_id)
@@ -153,14 +157,15 @@ class Admin(GroupOperations):
         return {name: getattr(limits, name) for name in LIMIT_FIELDS}
 
     def set_env_limits(self, env_id: str, changes: dict[str, int | None]) -> dict[str, int | None]:
-        """Set the named limits (a non-negative number, or None for no limit); others stay as they are."""
+        """Set the named limits (a number >= 1, or None for no limit); others stay as they are."""
         self.require_env(env_id)
         stored = {}
         for name, value in changes.items():
             if name not in LIMIT_FIELDS:
                 raise InvalidParam(f"unknown limit {name!r}; limits are {', '.join(LIMIT_FIELDS)}")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise InvalidParam(f"{name} must be a whole number >= 0, or off")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidParam(f"{name} must be a whole number >= 1, or off (null) for no limit; "
+                                   "0 would refuse every request")
             stored[name] = OFF if value is None else value
         stored_limits.set_env_limits(self.store, env_id, stored)
         return self.env_limits(env_id)

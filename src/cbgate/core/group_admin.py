@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from cbgate.core.resolve import CATALOG_GROUP, CUSTOM, VENDOR
+from cbgate.core.resolve import CATALOG_GROUP, CUSTOM, VENDOR, did_you_mean
 from cbgate.core.secrets import SecretBox
 from cbgate.core.vendors import VENDOR_GROUPS
 from cbgate.errors import CloudBaseError, InvalidParam, ModelGroupNotFound, ModelRequestFailed
@@ -173,7 +173,7 @@ class GroupOperations:
         if stored.update_group(self.store, env_id, name, secret=secret):
             return
         if name not in VENDOR_GROUPS:
-            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+            raise self._no_such_group(env_id, name)
         now = time.time()
         vendor = VENDOR_GROUPS[name]
         stored.insert_group(self.store, GroupRow(env_id=env_id, name=name, kind=VENDOR, base_url=vendor.base_url,
@@ -194,7 +194,7 @@ class GroupOperations:
         if stored.update_group(self.store, env_id, name, **values):
             return
         if name not in VENDOR_GROUPS:
-            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+            raise self._no_such_group(env_id, name)
         now, vendor = time.time(), VENDOR_GROUPS[name]
         row = GroupRow(env_id=env_id, name=name, kind=VENDOR, base_url=vendor.base_url, protocol=vendor.protocol,
                        secret=None, enabled=True, created_at=now, updated_at=now)
@@ -205,7 +205,11 @@ class GroupOperations:
         if name == CATALOG_GROUP or name in VENDOR_GROUPS:
             raise InvalidParam(f"{name!r} is a built-in group and cannot be deleted; switch it off instead")
         if not stored.delete_group(self.store, env_id, name):
-            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+            raise self._no_such_group(env_id, name)
+
+    def _no_such_group(self, env_id: str, name: str) -> ModelGroupNotFound:
+        known = [CATALOG_GROUP, *VENDOR_GROUPS, *(r.name for r in stored.list_groups(self.store, env_id))]
+        return ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}{did_you_mean(name, known)}")
 
     # Used by Admin.list_models / set_model for every group that is not the catalog.
     def _group_row(self, env_id: str, name: str) -> GroupRow | None:
@@ -221,7 +225,7 @@ class GroupOperations:
             return [(m, bool(switches.get(m, True))) for m in VENDOR_GROUPS[name].models]
         row = self._group_row(env_id, name)
         if row is None or row.kind != CUSTOM:
-            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+            raise self._no_such_group(env_id, name)
         return [(m, bool(on)) for m, on in switches.items()]
 
     def configured_group_names(self, env_id: str) -> list[str]:

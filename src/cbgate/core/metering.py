@@ -141,10 +141,11 @@ class Meter:
 
 class Metering:
     def __init__(self, ledger: LedgerWriter | None = None, metrics: Metrics | None = None,
-                 log_content: bool = False):
+                 log_content: bool = False, on_record: Callable[[UsageRecord], None] | None = None):
         self.ledger = ledger
         self.metrics = metrics or Metrics()
         self.log_content = log_content
+        self.on_record = on_record  # the access log's view of a finished request
 
     def start(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
         self.metrics.started(principal.env_id, group)
@@ -158,6 +159,8 @@ class Metering:
                               elapsed, ttft)
         if self.ledger is not None:
             self.ledger.finish(r)
+        if self.on_record is not None:
+            self.on_record(r)
 
 
 class MeteredStream:

@@ -7,6 +7,7 @@ only when the group's row changes, so the hot path is a dict lookup.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import logging
 from dataclasses import dataclass
@@ -34,6 +35,20 @@ class Route:
     providers: list[Provider]
 
 
+def did_you_mean(name: str, known) -> str:
+    near = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def models_hint(model: str, known) -> str:
+    """The models that do exist, so the unknown-model error says what to ask for instead."""
+    names = list(known)
+    if not names:
+        return "; it has no models enabled for this environment"
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    return f"{did_you_mean(model, names)} (models: {shown})"
+
+
 def custom_group(snapshot: TenantSnapshot, env_id: str, group: str) -> GroupRow | None:
     row = snapshot.groups.get((env_id, group))
     return row if row is not None and row.kind == CUSTOM else None
@@ -50,7 +65,9 @@ class Resolver:
         if group == CATALOG_GROUP or group in VENDOR_GROUPS:
             return
         if snapshot is None or custom_group(snapshot, env_id, group) is None:
-            raise ModelGroupNotFound(f"model group {group!r} does not exist")
+            known = [CATALOG_GROUP, *VENDOR_GROUPS] + ([g for (e, g) in snapshot.groups if e == env_id]
+                                                       if snapshot is not None else [])
+            raise ModelGroupNotFound(f"model group {group!r} does not exist{did_you_mean(group, known)}")
 
     def resolve(self, snapshot: TenantSnapshot, env_id: str, group: str, model: str) -> Route:
         if group == CATALOG_GROUP:
@@ -60,7 +77,8 @@ class Resolver:
         row = snapshot.groups.get((env_id, group))
         switch = snapshot.model_enabled(env_id, group, model)
         if (switch is None) if vendor is None else (model not in vendor.models):
-            raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
+            known = vendor.models if vendor is not None else snapshot.switches.get((env_id, group), {})
+            raise ModelNotSupported(f"model {model!r} is not in group {group!r}{models_hint(model, known)}")
         if row is not None and not row.enabled:
             raise ModelDisabled(f"group {group!r} is switched off for this environment")
         if switch is False:
@@ -77,7 +95,8 @@ class Resolver:
     def _catalog(self, snapshot: TenantSnapshot, env_id: str, model: str) -> Route:
         providers = self.registry.deployments(model)
         if not providers:
-            raise ModelNotSupported(f"model {model!r} is not in group {CATALOG_GROUP!r}")
+            known = [m for m in self.registry.by_model if snapshot.model_enabled(env_id, CATALOG_GROUP, m)]
+            raise ModelNotSupported(f"model {model!r} is not in group {CATALOG_GROUP!r}{models_hint(model, known)}")
         if not snapshot.model_enabled(env_id, CATALOG_GROUP, model):
             raise ModelDisabled(f"model {model!r} is switched off in group {CATALOG_GROUP!r} for this environment")
         return Route(CATALOG_GROUP, model, providers)

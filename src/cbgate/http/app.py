@@ -4,14 +4,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import sys
+import time
 
 from cbgate.config import Settings, load_settings
 from cbgate.core.access import authenticate_admin
 from cbgate.core.admin import Admin
 from cbgate.core.chat import ChatService
 from cbgate.core.context import ContextCounter
+from cbgate.core.readiness import Check, engine_check, redis_check, run_checks, store_checks
 from cbgate.core.metering import Metering
 from cbgate.core.metrics import Metrics
 from cbgate.core.resolve import Resolver
@@ -27,6 +28,7 @@ from cbgate.http.images_routes import ImagesRoutes
 from cbgate.http.messages_routes import MessagesRoutes
 from cbgate.http.responses_routes import ResponsesRoutes
 from cbgate.http.surface_routes import SurfaceRoutes
+from cbgate.http.paths import path_hint
 from cbgate.limits.memory import MemoryLimiter
 from cbgate.limits.redis import RedisLimiter
 from cbgate.providers.base import Provider
@@ -34,6 +36,8 @@ from cbgate.providers.registry import ProviderRegistry
 from cbgate.store import limits as stored_limits
 from cbgate.store.db import Store
 from cbgate.store.ledger import LedgerWriter
+from cbgate.store.usage import UsageRecord
+from cbgate.logs import access_line, setup_logging
 
 log = logging.getLogger("cbgate")
 
@@ -49,6 +53,8 @@ class App:
         self.metrics = Metrics()
         self.ledger: LedgerWriter | None = None
         self.tune_interpreter = False  # create_app (real serving) turns it on; in-process tests keep the defaults
+        self.records: dict[str, UsageRecord] = {}  # request id -> its metered record, until the access log line
+        self.readiness: list[Check] = []
 
     async def startup(self) -> None:
         self.store = Store(self.settings.database_url)
@@ -63,7 +69,7 @@ class App:
         self.limiter = make_limiter(self.settings)
         await self.limiter.start()
         await self.limiter.seed_quota(await asyncio.to_thread(quota_usage, self.store, directory.snapshot))
-        metering = Metering(self.ledger, self.metrics, self.settings.log_content)
+        metering = Metering(self.ledger, self.metrics, self.settings.log_content, on_record=self._note_record)
         service = ChatService(directory, Resolver(self.registry), metering, self.limiter)
         self.chat = ChatRoutes(service, self.settings.max_body_bytes)
         counter = ContextCounter(self.registry.estimator)
@@ -78,6 +84,7 @@ class App:
         self._tasks.append(asyncio.create_task(directory.run()))
         self._tasks.append(asyncio.create_task(self.ledger.run()))
         self._tasks.append(asyncio.create_task(responses.purge_forever()))
+        self.readiness = readiness_checks(self.store, self.registry, self.limiter, self.settings)
 
     async def shutdown(self) -> None:
         for task in self._tasks:
@@ -118,21 +125,38 @@ class App:
 
     async def http(self, scope, receive, send) -> None:
         ex = Exchange(scope, receive, send)
+        error: BaseException | None = None
         try:
             await self.dispatch(ex)
         except CloudBaseError as err:
+            error = err
             if not ex.metered:
                 self.metrics.rejected(err.code)
             if not ex.started:
                 await ex.reply_error(err)
-        except (ConnectionAbortedError, asyncio.CancelledError):
-            pass  # the client left; nothing to answer
-        except Exception:
+        except (ConnectionAbortedError, asyncio.CancelledError) as exc:
+            error = exc  # the client left; nothing to answer
+        except Exception as exc:
+            error = exc
             log.exception("request %s failed", ex.request_id)
             if not ex.started:
                 await ex.reply_error(InternalError("the gateway failed to handle this request"))
         finally:
             ex.stop_watching()
+            self._access_log(ex, error)
+
+    def _note_record(self, record: UsageRecord) -> None:
+        self.records[record.request_id] = record
+
+    def _access_log(self, ex: Exchange, error: BaseException | None) -> None:
+        record = self.records.pop(ex.request_id, None)
+        code = record.code if record is not None else getattr(error, "code", None)
+        status = ex.status or (499 if isinstance(error, (ConnectionAbortedError, asyncio.CancelledError)) else 500)
+        routed = record is not None and record.deployment
+        access_line(status, code, ex.request_id, (time.monotonic() - ex.began) * 1000,
+                    method=ex.scope["method"], path=ex.scope["path"], env=record.env_id if record else "",
+                    model=record.model if routed else "", prompt_tokens=record.prompt_tokens if record else 0,
+                    completion_tokens=record.completion_tokens if record else 0)
 
     async def dispatch(self, ex: Exchange) -> None:
         parts = ex.scope["path"].strip("/").split("/")
@@ -149,9 +173,21 @@ class App:
             authenticate_admin(self.directory.current(), ex.header(b"authorization"),
                                ex.header(b"host")).require_operator()
             return await ex.reply(200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
-        if parts == ["healthz"]:
+        if parts in (["livez"], ["healthz"]):  # alive: the process answers (/healthz: the older name)
             return await ex.reply_json({"status": "ok"})
-        raise InvalidPath(f"no such path: {ex.scope['path']}")
+        if parts == ["readyz"]:
+            checks = await run_checks(self.readiness)
+            ready = all(v == "ok" for v in checks.values())
+            return await ex.reply_json({"status": "ready" if ready else "not ready", "checks": checks},
+                                       200 if ready else 503)
+        raise InvalidPath(f"no such path: {ex.scope['path']}{path_hint(ex.scope['path'])}")
+
+
+def readiness_checks(store: Store, registry: ProviderRegistry, limiter, settings: Settings) -> list[Check]:
+    """Ready: the store answers with every migration applied, the embedded engine evaluates, and Redis
+    answers where it is configured."""
+    checks = store_checks(store) + [engine_check(registry)]
+    return checks + [redis_check(limiter)] if settings.redis_url else checks
 
 
 def quota_usage(store: Store, snapshot) -> dict[str, int]:
@@ -170,7 +206,7 @@ def make_limiter(settings: Settings):
 
 def create_app() -> App:
     """Factory for uvicorn (also with --workers): settings come from the CBGATE_* environment."""
-    logging.basicConfig(level=os.environ.get("CBGATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     app = App(load_settings())
     app.tune_interpreter = True
     return app

@@ -8,6 +8,7 @@ from cbgate.errors import CloudBaseError, InternalError, InvalidPath, MethodNotA
 from cbgate.http import sse
 from cbgate.http.coalesce import CoalescedChunks
 from cbgate.http.exchange import Exchange
+from cbgate.http.paths import path_hint
 from cbgate.protocol.chat_request import parse_chat_request
 
 log = logging.getLogger("cbgate.http")
@@ -31,7 +32,7 @@ class ChatRoutes:
             if method != "GET":
                 raise MethodNotAllowed(f"{method} is not allowed here; use GET")
             return await self.models(ex, group, tail[-1] if tail[-2:-1] == ("models",) else None)
-        raise InvalidPath(f"no such path: {ex.scope['path']}")
+        raise InvalidPath(f"no such path: {ex.scope['path']}{path_hint(ex.scope['path'])}")
 
     async def models(self, ex: Exchange, group: str, model: str | None) -> None:
         principal = self.service.authenticate(ex.header(b"authorization"), ex.header(b"host"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 
 import orjson
 
@@ -13,7 +14,8 @@ JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 
 
 class Exchange:
-    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher", "metered", "error_body")
+    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher", "metered", "error_body",
+                 "status", "began")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -22,6 +24,8 @@ class Exchange:
         self.request_id = os.urandom(12).hex()
         self.headers = {k: v for k, v in scope["headers"]}  # raw lower-case byte names
         self.started = False
+        self.status = 0  # the status sent, for the access log
+        self.began = time.monotonic()
         self.watcher: asyncio.Task | None = None
         self.metered = False  # the chat service's meter counts this request's outcome, error included
         self.error_body = error_body  # a surface with its own error envelope (Messages) sets its renderer
@@ -80,6 +84,7 @@ class Exchange:
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.started = True
+        self.status = status
         await self.send({"type": "http.response.start", "status": status,
                          "headers": headers + [(b"x-request-id", self.request_id.encode())]})
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from cbgate.store import schema
-from cbgate.store.migrations import migrate
+from cbgate.store.migrations import migrate, migration_status
 
 
 class StoreConflict(Exception):
@@ -70,6 +70,11 @@ class Store:
                 # Replicas starting together must not run the same migration twice.
                 conn.execute(text("SELECT pg_advisory_xact_lock(7242001)"))
             return migrate(conn)
+
+    def migration_status(self) -> dict[str, list[str]]:
+        """{"applied": [...], "pending": [...]}: what `migrate()` has done here and what it still would."""
+        with self.engine.connect() as conn:
+            return migration_status(conn)
 
     def close(self) -> None:
         self.engine.dispose()

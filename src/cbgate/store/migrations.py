@@ -97,3 +97,12 @@ def migrate(conn: Connection) -> list[str]:
         conn.execute(insert(schema.migrations).values(name=name, applied_at=time.time()))
         applied.append(name)
     return applied
+
+
+def migration_status(conn: Connection) -> dict[str, list[str]]:
+    """The migrations applied to this database and those this version would still apply."""
+    if not inspect(conn).has_table(schema.migrations.name):
+        return {"applied": [], "pending": [name for name, _ in MIGRATIONS]}
+    done = set(conn.execute(select(schema.migrations.c.name)).scalars())
+    return {"applied": [name for name, _ in MIGRATIONS if name in done],
+            "pending": [name for name, _ in MIGRATIONS if name not in done]}

