@@ -47,8 +47,8 @@ def test_keys_are_stored_as_digests_only(tmp_path):
 
 def test_model_switch(tmp_path):
     cbgate(tmp_path, "env", "create", "team-a")
-    assert cbgate(tmp_path, "model", "list", "--env", "team-a").stdout.split() == ["cloudbase", "gemma-3-270m",
-                                                                                  "enabled"]
+    assert cbgate(tmp_path, "model", "list", "--env", "team-a").stdout.split() == [
+        "group", "model", "status", "cloudbase", "gemma-3-270m", "enabled"]
     cbgate(tmp_path, "model", "disable", "--env", "team-a", "--group", "cloudbase", "gemma-3-270m")
     assert "disabled" in cbgate(tmp_path, "model", "list", "--env", "team-a", "--group", "cloudbase").stdout
     cbgate(tmp_path, "model", "enable", "--env", "team-a", "--group", "cloudbase", "gemma-3-270m")
@@ -78,6 +78,10 @@ def test_data_dir_from_the_environment(tmp_path):
     import os
 
     env = {**os.environ, "CBGATE_DATA_DIR": str(tmp_path / "d")}
+    refused = subprocess.run([sys.executable, "-m", "cbgate", "env", "create", "from-env"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "does not exist" in refused.stderr  # only `serve` creates it
+    (tmp_path / "d").mkdir()
     out = subprocess.run([sys.executable, "-m", "cbgate", "env", "create", "from-env"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and (tmp_path / "d" / "cbgate.db").exists()
