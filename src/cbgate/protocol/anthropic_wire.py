@@ -312,8 +312,9 @@ def _user_turn(blocks: list[dict]) -> list[dict]:
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image":
             parts.append(_image_part(block))
-    if parts:
-        tools.append({"role": "user", "content": parts})
+    if parts:  # one text block reads as plain content, which every OpenAI-compatible server takes
+        single = len(parts) == 1 and parts[0]["type"] == "text"
+        tools.append({"role": "user", "content": parts[0]["text"] if single else parts})
     return tools
 
 

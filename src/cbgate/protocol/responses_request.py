@@ -182,6 +182,8 @@ def _chat_parts(content: Any) -> Any:
             parts.append({"type": "image_url", "image_url": {"url": part["image_url"]}})
         else:
             parts.append({"type": "text", "text": part.get("text", part.get("refusal", ""))})
+    if len(parts) == 1 and parts[0]["type"] == "text":  # plain content, which every OpenAI-compatible server takes
+        return parts[0]["text"]
     return parts
 
 
