@@ -122,6 +122,8 @@ def test_errors_carry_both_envelopes(surfaces, client):
     assert reply.status_code == 400 and body["code"] == "AI_MODEL_PARAM_REQUIRED" and body["requestId"]
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     assert "max_tokens" in body["error"]["message"]
+    wrong_method = requests.get(surfaces.base() + "/v1/messages", headers=surfaces.gw.headers()).json()
+    assert wrong_method["type"] == "error" and wrong_method["code"] == "INVALID_PATH"
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(base_url=surfaces.base(), api_key="cbsk_wrong", max_retries=0).messages.create(
             model="up-openai", max_tokens=8, messages=HELLO)

@@ -8,6 +8,7 @@ from cbgate.http.exchange import Exchange
 from cbgate.http.images_routes import ImagesRoutes
 from cbgate.http.messages_routes import MessagesRoutes
 from cbgate.http.responses_routes import ResponsesRoutes
+from cbgate.protocol.anthropic_messages import messages_error_body
 
 IMAGES_TAILS = (("images", "generations"), ("v1", "images", "generations"))
 
@@ -21,6 +22,7 @@ class SurfaceRoutes:
 
     async def handle(self, ex: Exchange, group: str, tail: tuple[str, ...]) -> None:
         if tail[:2] == ("v1", "messages") and len(tail) <= 3:
+            ex.error_body = messages_error_body  # Anthropic's envelope, for this path's every refusal
             if ex.scope["method"] != "POST":
                 raise MethodNotAllowed(f"{ex.scope['method']} is not allowed here; use POST")
             if tail[2:] == ("count_tokens",):
