@@ -53,7 +53,8 @@ def surfaces(tmp_path_factory):
         {"name": "up-small", "deployments": [_upstream("openai", fake.url, "openai-small", context_window=300)]},
         {"name": "up-image", "deployments": [_upstream("openai", fake.url, "images-main")]},
     ])
-    gw = start_in_thread(data_dir, env={"TEST_SURFACES_SECRET": SECRET})
+    gw = start_in_thread(data_dir, env={"TEST_SURFACES_SECRET": SECRET, "CBGATE_UPSTREAM_ALLOW": "127.0.0.1",
+                                        "CBGATE_SECRET_KEY": "surfaces-operator-key"})
     other_env = gw.admin.create_env()
     _, other_key = gw.admin.create_key(other_env)
     wait_until(lambda: requests.get(f"{gw.url}/v1/ai/cloudbase/models", headers=gw.headers(other_key),
