@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import openai
 import pytest
@@ -60,8 +61,14 @@ def test_readyz_checks_redis_where_it_is_configured(tmp_path):
         gw.stop()
 
 
-def access_records(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == ACCESS]
+def access_records(caplog, count: int) -> list[logging.LogRecord]:
+    """The access lines, once `count` are there: a line is written just after the answer's last byte."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [r for r in caplog.records if r.name == ACCESS]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.01)
 
 
 def test_one_access_log_line_per_request_with_its_outcome(gateway, caplog):
@@ -69,7 +76,7 @@ def test_one_access_log_line_per_request_with_its_outcome(gateway, caplog):
     answer = gateway.chat({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})
     refused = gateway.chat({"model": MODEL, "messages": []}, key="cbsk_wrong")
     requests.get(gateway.url + "/livez", timeout=10)
-    lines = access_records(caplog)
+    lines = access_records(caplog, 3)
     assert len(lines) == 3
     chat, bad, live = (r.fields for r in lines)
     usage = answer.json()["usage"]
@@ -88,7 +95,7 @@ def test_a_stream_gets_one_access_line_when_it_ends(gateway, caplog):
                        "stream_options": {"include_usage": True}}, stream=True) as response:
         body = response.content
     assert b"[DONE]" in body
-    (line,) = access_records(caplog)
+    (line,) = access_records(caplog, 1)
     assert line.fields["status"] == 200 and line.fields["completion_tokens"] > 0
 
 
