@@ -47,6 +47,10 @@ class Settings:
     snapshot_max_age: float = 30.0  # seconds without a store answer before authentication fails closed
     log_content: bool = False  # keep each request's messages and answer in the ledger (off: privacy first)
     responses_ttl: float = 30 * 86400.0  # seconds a stored Response is kept (CBGATE_RESPONSES_TTL_DAYS)
+    shutdown_timeout: float = 30.0  # SIGTERM to exit; streams still running are cut before it, with an error event
+    spool_max_bytes: int = 256 * 1024 * 1024  # undrained ledger spool past which requests are refused (503)
+    serve_without_spool: bool = False  # answer even when the spool cannot make a record durable (off: refuse)
+    quota_reconcile_interval: float = 60.0  # seconds between quota counter checks against the ledger
     catalog: tuple[CatalogModel, ...] = ()
     env_vars: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -103,6 +107,20 @@ def _days(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _seconds(env: dict[str, str], name: str, default: float, low: float = 0.5) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of seconds, got {env[name]!r}") from exc
+    if not low <= value < 86_400:
+        raise ConfigError(f"{name} must be between {low:g} and 86400 seconds, got {value:g}")
+    return value
+
+
+def _flag(env: dict[str, str], name: str, default) -> bool:
+    return env.get(name, str(default)).lower() in ("1", "true", "yes", "on")
+
+
 def _ratelimit_failure(value: str) -> str:
     if value not in ("fail-open", "fail-closed"):
         raise ConfigError(f"CBGATE_RATELIMIT_FAILURE must be fail-open or fail-closed, got {value!r}")
@@ -137,6 +155,11 @@ def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None
         log_content=(env.get("CBGATE_LOG_CONTENT", str(server.get("log_content", ""))).lower()
                      in ("1", "true", "yes", "on")),
         responses_ttl=_days(env, "CBGATE_RESPONSES_TTL_DAYS", server.get("responses_ttl_days", 30)) * 86400.0,
+        shutdown_timeout=_seconds(env, "CBGATE_SHUTDOWN_TIMEOUT", server.get("shutdown_timeout", 30), low=1.0),
+        spool_max_bytes=_int(env, "CBGATE_SPOOL_MAX_BYTES", server.get("spool_max_bytes", 256 * 1024 * 1024)),
+        serve_without_spool=_flag(env, "CBGATE_SERVE_WITHOUT_SPOOL", server.get("serve_without_spool", "")),
+        quota_reconcile_interval=_seconds(env, "CBGATE_QUOTA_RECONCILE_INTERVAL",
+                                          server.get("quota_reconcile_interval", 60)),
         catalog=catalog,
         env_vars=env,
     )

@@ -87,7 +87,9 @@ def cmd_serve(args) -> None:
     uvicorn.run("cbgate.http.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, loop="auto", http="httptools", access_log=False,
                 log_config=uvicorn_log_config(args.log_format),
-                log_level=os.environ.get("CBGATE_LOG_LEVEL", "info").lower(), timeout_graceful_shutdown=30)
+                log_level=os.environ.get("CBGATE_LOG_LEVEL", "info").lower(),
+                # streams are cut (with an error event) before this; the app's watchdog ends the rest
+                timeout_graceful_shutdown=max(1, int(admin.settings.shutdown_timeout)))
 
 
 def register(sub, common) -> None:

@@ -2,23 +2,31 @@
 
 The chat service opens a `Meter` per request; `finish()` runs exactly once (normal end, error, or the
 client's disconnect cancelling the task) and only appends to the spool and updates counters in memory.
+
+The billing rule, in one place (`Meter.finish`): a request bills tokens only once its answer began, that
+is once a non-streamed body was produced or a stream's first chunk went out. A failure before that (an
+upstream error, a malformed first event, a timeout, a refusal, the client leaving, the gateway stopping)
+bills 0 tokens, whichever deployment failed and however. After the first chunk, a stream bills its prompt
+and the tokens produced up to its end, however it ended; a `kill -9` bills the tokens journalled up to
+the last progress entry (every PROGRESS_TOKENS chunks or PROGRESS_SECONDS).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Protocol
 
 import orjson
 
 from cbgate.core.auth import Principal
 from cbgate.core.metrics import Metrics
-from cbgate.errors import CloudBaseError
+from cbgate.errors import CloudBaseError, ServiceUnavailable
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import Usage
 from cbgate.providers.base import StreamOutcome
 from cbgate.store.ledger import LedgerWriter
+from cbgate.store.spool import SpoolUnwritable
 from cbgate.store.usage import UsageRecord
 
 log = logging.getLogger("cbgate.metering")
@@ -26,6 +34,8 @@ log = logging.getLogger("cbgate.metering")
 INTERRUPTED = "GATEWAY_INTERRUPTED"  # the code of a request whose process died before it ended
 CLIENT_CLOSED_STATUS = 499  # nginx's "client closed request": the client left before the answer
 CONTENT_LIMIT = 64 * 1024  # characters of logged content kept per request
+PROGRESS_TOKENS = 16  # a stream journals its progress every this many chunks (one chunk ~ one token) ...
+PROGRESS_SECONDS = 0.25  # ... or this often while chunks arrive, whichever comes first
 
 
 def answer_text(chunk: dict | bytes) -> str:
@@ -41,10 +51,14 @@ def answer_text(chunk: dict | bytes) -> str:
     return (choices[0].get("delta") or {}).get("content") or ""
 
 
-def rough_prompt_tokens(messages: list[dict]) -> int:
-    """About four characters a token: only for a request whose process died before it was counted."""
-    chars = sum(len(m["content"]) if isinstance(m.get("content"), str) else 256 for m in messages)
-    return max(1, chars // 4)
+class PromptCounter(Protocol):
+    async def load(self) -> None: ...
+
+    def usage_now(self, messages: list[dict], completion_parts: list[str]) -> Usage: ...
+
+
+class StreamCut(ServiceUnavailable):
+    """A stream the gateway ended itself (its shutdown deadline passed): a gateway error, not the client's."""
 
 
 def _client_left(error: BaseException | None) -> bool:
@@ -56,7 +70,7 @@ def _client_left(error: BaseException | None) -> bool:
 
 class Meter:
     __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done",
-                 "finishers", "answer")
+                 "finishers", "answer", "unrecorded", "cut", "streamed", "journalled", "journalled_at")
 
     def __init__(self, metering: Metering, principal: Principal, group: str, req: ChatRequest,
                  request_id: str):
@@ -73,6 +87,11 @@ class Meter:
         self.done = False
         self.finishers: list[Callable[[UsageRecord], None]] = []
         self.answer: list[str] | None = [] if metering.log_content else None  # None: contents are not kept
+        self.unrecorded = False  # refused because the spool could not promise its record: none is kept
+        self.cut: StreamCut | None = None  # set when the gateway ends the stream itself
+        self.streamed = 0  # chunks sent (about one token each): what a crash bills
+        self.journalled = 0  # `streamed` as the spool's last progress entry has it
+        self.journalled_at = self.started
 
     def note_completion(self, body: dict) -> None:
         if self.answer is not None and body.get("choices"):
@@ -93,11 +112,33 @@ class Meter:
         if not self.routed:
             self.routed = True
             if self.metering.ledger is not None:
-                r = self.record
-                self.metering.ledger.begin(UsageRecord(
-                    r.request_id, r.env_id, r.key_id, r.group_name, r.model, deployment, r.stream,
-                    prompt_tokens=rough_prompt_tokens(self.req.messages), estimated=True, status=500,
-                    code=INTERRUPTED, created_at=r.created_at, surface=r.surface))
+                self._begin(deployment)
+
+    def _begin(self, deployment: str) -> None:
+        """Journal the request before anything is served; refuse it (503) if that cannot be promised,
+        unless the operator chose answering over billing."""
+        r = self.record
+        try:
+            self.metering.ledger.begin(UsageRecord(
+                r.request_id, r.env_id, r.key_id, r.group_name, r.model, deployment, r.stream,
+                prompt_tokens=self.metering.prompt_tokens(self.req.messages), estimated=True, status=500,
+                code=INTERRUPTED, created_at=r.created_at, surface=r.surface))
+        except SpoolUnwritable:
+            if self.metering.answer_unbilled:
+                return  # served anyway: its record goes straight to the database when it ends
+            self.unrecorded = True
+            raise ServiceUnavailable("the gateway cannot record usage right now; try again shortly") from None
+
+    def note_streamed(self) -> None:
+        """One more chunk went out; journal the progress now and then, so a crash bills it."""
+        self.streamed += 1
+        ledger = self.metering.ledger
+        if ledger is None:
+            return
+        unsaid = self.streamed - self.journalled
+        if unsaid >= PROGRESS_TOKENS or time.monotonic() - self.journalled_at >= PROGRESS_SECONDS:
+            self.journalled, self.journalled_at = self.streamed, time.monotonic()
+            ledger.progress(self.record.request_id, self.streamed)
 
     def __enter__(self) -> Meter:
         return self
@@ -111,8 +152,11 @@ class Meter:
             return
         self.done = True
         r = self.record
+        if self.cut is not None:
+            error = self.cut
         usage = self.usage or (self.outcome.usage if self.outcome is not None else None)
-        if usage is not None:
+        # the billing rule (module docstring): nothing is billed for a request whose answer never began
+        if usage is not None and (error is None or self.answered):
             r.prompt_tokens, r.completion_tokens, r.estimated = (
                 usage.prompt_tokens, usage.completion_tokens, usage.estimated)
             r.cache_creation_tokens, r.cache_read_tokens = usage.cache_creation_tokens, usage.cache_read_tokens
@@ -141,11 +185,25 @@ class Meter:
 
 class Metering:
     def __init__(self, ledger: LedgerWriter | None = None, metrics: Metrics | None = None,
-                 log_content: bool = False, on_record: Callable[[UsageRecord], None] | None = None):
+                 log_content: bool = False, on_record: Callable[[UsageRecord], None] | None = None,
+                 prompt_counter: PromptCounter | None = None, answer_unbilled: bool = False):
         self.ledger = ledger
         self.metrics = metrics or Metrics()
         self.log_content = log_content
         self.on_record = on_record  # the access log's view of a finished request
+        self.prompt_counter = prompt_counter  # what adapters count a prompt with when usage is not reported
+        self.answer_unbilled = answer_unbilled  # serve even when the spool cannot promise the record
+        self._loading: asyncio.Task | None = None
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        """The prompt as normal operation counts it when the upstream reports nothing: a crashed request's
+        record carries this, so it bills what the same request would have billed had it ended."""
+        if self.prompt_counter is not None:
+            if self._loading is None:  # its encoding loads off the loop once; a rough count until then
+                self._loading = asyncio.get_running_loop().create_task(self.prompt_counter.load())
+            return self.prompt_counter.usage_now(messages, []).prompt_tokens
+        chars = sum(len(m["content"]) if isinstance(m.get("content"), str) else 256 for m in messages)
+        return max(1, chars // 4)
 
     def start(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
         self.metrics.started(principal.env_id, group)
@@ -157,7 +215,7 @@ class Metering:
         model = r.model if meter.routed else ""
         self.metrics.finished(r.env_id, r.group_name, model, code, r.prompt_tokens, r.completion_tokens,
                               elapsed, ttft)
-        if self.ledger is not None:
+        if self.ledger is not None and not meter.unrecorded:
             self.ledger.finish(r)
         if self.on_record is not None:
             self.on_record(r)
@@ -179,6 +237,7 @@ class MeteredStream:
     async def __anext__(self):
         try:
             chunk = await self.chunks.__anext__()
+            self.meter.note_streamed()
             if self.meter.answer is not None:
                 self.meter.note_chunk(chunk)
             return chunk

@@ -4,7 +4,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import sys
+import threading
 import time
 
 from cbgate.config import Settings, load_settings
@@ -17,6 +19,7 @@ from cbgate.core.metering import Metering
 from cbgate.core.metrics import Metrics
 from cbgate.core.resolve import Resolver
 from cbgate.core.responses import ResponsesService
+from cbgate.core.shutdown import ShutdownDeadline
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import CloudBaseError, InternalError, InvalidPath
 from cbgate.http.admin_routes import AdminRoutes
@@ -52,6 +55,7 @@ class App:
         self._tasks: list[asyncio.Task] = []
         self.metrics = Metrics()
         self.ledger: LedgerWriter | None = None
+        self.deadline = ShutdownDeadline(settings.shutdown_timeout)
         self.tune_interpreter = False  # create_app (real serving) turns it on; in-process tests keep the defaults
         self.records: dict[str, UsageRecord] = {}  # request id -> its metered record, until the access log line
         self.readiness: list[Check] = []
@@ -64,14 +68,16 @@ class App:
         self.registry = ProviderRegistry(self.settings, self.overrides)
         await asyncio.to_thread(self.registry.build)
         await self.registry.start()  # upstream sessions belong to this loop
-        self.ledger = LedgerWriter(self.store, self.settings.data_dir / "spool")
+        self.ledger = LedgerWriter(self.store, self.settings.data_dir / "spool",
+                                   spool_max_bytes=self.settings.spool_max_bytes)
         await asyncio.to_thread(self.ledger.replay_orphans)  # what a killed run left behind
-        self.limiter = make_limiter(self.settings)
+        self.limiter = make_limiter(self.settings, self.ledger_usage)
         await self.limiter.start()
-        await self.limiter.seed_quota(await asyncio.to_thread(quota_usage, self.store, directory.snapshot))
-        metering = Metering(self.ledger, self.metrics, self.settings.log_content, on_record=self._note_record)
+        metering = Metering(self.ledger, self.metrics, self.settings.log_content, on_record=self._note_record,
+                            prompt_counter=self.registry.estimator,
+                            answer_unbilled=self.settings.serve_without_spool)
         service = ChatService(directory, Resolver(self.registry), metering, self.limiter)
-        self.chat = ChatRoutes(service, self.settings.max_body_bytes)
+        self.chat = ChatRoutes(service, self.settings.max_body_bytes, self.deadline)
         counter = ContextCounter(self.registry.estimator)
         responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
         self.surfaces = SurfaceRoutes(self.chat, MessagesRoutes(service, counter, self.settings.max_body_bytes),
@@ -86,6 +92,27 @@ class App:
         self._tasks.append(asyncio.create_task(responses.purge_forever()))
         self.readiness = readiness_checks(self.store, self.registry, self.limiter, self.settings)
 
+    async def ledger_usage(self, env_ids: list[str]) -> dict[str, int]:
+        """Tokens each env used by the ledger, this process's spool flushed first: where quota counters
+        are reconciled from."""
+        await self.ledger.flush()
+        return await asyncio.to_thread(stored_limits.tokens_used, self.store, env_ids)
+
+    def watch_for_shutdown(self) -> None:
+        """Start the shutdown deadline on SIGTERM/SIGINT, then let uvicorn's handler do its part. Signals
+        reach only the main thread; a gateway run in a thread is stopped by its owner."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+
+            def on_signal(signum, frame, previous=previous):
+                loop.call_soon_threadsafe(self.deadline.begin)
+                if callable(previous):
+                    previous(signum, frame)
+            signal.signal(sig, on_signal)
+
     async def shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -93,7 +120,11 @@ class App:
         if getattr(self, "limiter", None):
             await self.limiter.close()
         if self.ledger:  # uvicorn has drained the requests by now, so every record is in
-            await self.ledger.close()
+            try:  # within the deadline; a database that does not answer leaves the records in the spool
+                await asyncio.wait_for(self.ledger.close(), timeout=max(0.5, self.deadline.remaining() - 1.0))
+            except TimeoutError:
+                log.error("the ledger's last flush did not finish in time; its records wait in the spool "
+                          "for the next start")
         if self.registry:
             await self.registry.close()
         if self.store:
@@ -115,6 +146,7 @@ class App:
                     log.error("startup failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                self.watch_for_shutdown()
                 if self.tune_interpreter:
                     tune_interpreter_for_serving()
                 await send({"type": "lifespan.startup.complete"})
@@ -190,18 +222,14 @@ def readiness_checks(store: Store, registry: ProviderRegistry, limiter, settings
     return checks + [redis_check(limiter)] if settings.redis_url else checks
 
 
-def quota_usage(store: Store, snapshot) -> dict[str, int]:
-    """Tokens used so far by each env that has a quota (quota counters start there after a restart)."""
-    envs = [env for (env, kind), limits in snapshot.limits.items() if kind == "server" and limits.token_quota]
-    return stored_limits.tokens_used(store, envs) if envs else {}
-
-
-def make_limiter(settings: Settings):
-    """Shared limits across replicas when Redis is configured, else this process's own counters."""
+def make_limiter(settings: Settings, usage_source):
+    """Shared limits across replicas when Redis is configured, else this process's own counters; quota
+    counters are reconciled with the ledger through `usage_source`."""
     if settings.redis_url:
         return RedisLimiter(settings.redis_url, settings.redis_prefix,
-                            fail_open=settings.ratelimit_failure == "fail-open")
-    return MemoryLimiter()
+                            fail_open=settings.ratelimit_failure == "fail-open", usage_source=usage_source,
+                            reconcile_interval=settings.quota_reconcile_interval)
+    return MemoryLimiter(usage_source, settings.quota_reconcile_interval)
 
 
 def create_app() -> App:

@@ -1,9 +1,11 @@
 """`/v1/ai/<group>/...`: chat completions (JSON or SSE) and the model listing."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from cbgate.core.chat import ChatService
+from cbgate.core.shutdown import ShutdownDeadline
 from cbgate.errors import CloudBaseError, InternalError, InvalidPath, MethodNotAllowed
 from cbgate.http import sse
 from cbgate.http.coalesce import CoalescedChunks
@@ -18,9 +20,10 @@ MODELS_TAILS = (("models",), ("v1", "models"))
 
 
 class ChatRoutes:
-    def __init__(self, service: ChatService, max_body_bytes: int):
+    def __init__(self, service: ChatService, max_body_bytes: int, deadline: ShutdownDeadline | None = None):
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.deadline = deadline or ShutdownDeadline(30.0)
 
     async def handle(self, ex: Exchange, group: str, tail: tuple[str, ...]) -> None:
         method = ex.scope["method"]
@@ -56,7 +59,9 @@ class ChatRoutes:
             return await ex.reply_json(body)
         # the events of one upstream read leave in one write: a write per event held bench/ to ~1,500
         # streams/s, coalesced it does ~2,600
-        chunks = CoalescedChunks(await self.service.open_stream(principal, group, req, ex.request_id), sse.event)
+        stream = await self.service.open_stream(principal, group, req, ex.request_id)
+        chunks = CoalescedChunks(stream, sse.event)
+        untrack = self.deadline.track(stream.meter)
         try:
             await ex.start(200, sse.SSE_HEADERS)  # in the try: the stream is closed (and metered) come what may
             async for events in chunks.batches():
@@ -64,9 +69,15 @@ class ChatRoutes:
             tail = sse.DONE
         except CloudBaseError as err:
             tail = sse.error_event(err, ex.request_id)
+        except asyncio.CancelledError:
+            if stream.meter.cut is None:
+                raise  # the client left
+            asyncio.current_task().uncancel()  # the shutdown deadline: the client still gets told why
+            tail = sse.error_event(stream.meter.cut, ex.request_id)
         except Exception:
             log.exception("stream %s failed", ex.request_id)
             tail = sse.error_event(InternalError("the stream failed inside the gateway"), ex.request_id)
         finally:
+            untrack()
             await chunks.aclose()
         await ex.send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -6,8 +6,12 @@ concurrency slot and settles the token reservation to the real usage.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Awaitable, Callable, Protocol
+
+log = logging.getLogger("cbgate.limits")
 
 OFF = -1  # stored for "no limit", so NULL can keep meaning "the default"
 DEFAULT_MAX_TOKENS = 1024  # reserved for a request that names no max_tokens
@@ -75,10 +79,68 @@ class Limiter(Protocol):
 
     async def start(self) -> None: ...
 
-    async def seed_quota(self, used: dict[str, int]) -> None:
-        """Start quota counters from the tokens each env used before (env -> tokens)."""
-
     async def close(self) -> None: ...
+
+
+# env ids -> the tokens each used by the ledger (the app flushes its own spool first, so this is current)
+UsageSource = Callable[[list[str]], Awaitable[dict[str, int]]]
+_UNSEEN = object()
+
+
+class QuotaBook:
+    """Where quota counters meet the ledger, for either limiter. A counter is reconciled before it is
+    first used, when an environment's quota is set or changed, when the limiter finds it missing (a Redis
+    that came back empty), and every `interval` seconds: it becomes at least the ledger's total plus the
+    reservations this process holds. Counters only move up here (settlements bring them down), so a
+    ledger that lags a moment behind never lets an environment spend more than its quota."""
+
+    def __init__(self, usage_source: UsageSource | None, raise_to: Callable[[dict[str, int]], Awaitable[None]],
+                 interval: float = 60.0):
+        self.usage_source = usage_source
+        self.raise_to = raise_to  # env -> floor: each counter becomes at least its floor
+        self.interval = interval
+        self.seen: dict[str, object] = {}  # env -> the quota its counter was last reconciled under
+        self.reserved: dict[str, int] = {}  # env -> tokens reserved by this process's running requests
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def reserve(self, env_id: str, tokens: int) -> None:
+        self.reserved[env_id] = self.reserved.get(env_id, 0) + tokens
+
+    def release(self, env_id: str, tokens: int) -> None:
+        left = self.reserved.get(env_id, 0) - tokens
+        if left > 0:
+            self.reserved[env_id] = left
+        else:
+            self.reserved.pop(env_id, None)
+
+    async def ensure(self, env_id: str, quota: int | None) -> None:
+        """Reconcile the env's counter first if its quota is new to this process or changed."""
+        if self.seen.get(env_id, _UNSEEN) == quota:
+            return
+        lock = self._locks.setdefault(env_id, asyncio.Lock())
+        async with lock:
+            if self.seen.get(env_id, _UNSEEN) == quota:
+                return  # another request of the env did it while this one waited
+            if quota is not None:
+                await self.reconcile([env_id])
+            self.seen[env_id] = quota
+
+    async def reconcile(self, envs: list[str]) -> None:
+        used = await self.usage_source(envs) if self.usage_source is not None else {}
+        await self.raise_to({env: used.get(env, 0) + self.reserved.get(env, 0) for env in envs})
+
+    async def run(self) -> None:
+        """Every `interval`: counters of every env with a quota, against the ledger (replicas without a
+        shared Redis each count their own traffic; this brings in the others')."""
+        while True:
+            await asyncio.sleep(self.interval)
+            envs = [env for env, quota in self.seen.items() if quota is not None]
+            if not envs:
+                continue
+            try:
+                await self.reconcile(envs)
+            except Exception as exc:  # the ledger or Redis away: the next round tries again
+                log.warning("could not reconcile quota counters with the ledger: %s", exc)
 
 
 class NoTicket:

@@ -1,16 +1,21 @@
 """In-process limiter: plain counters on the event loop (one thread touches them, so no locks).
 
 Requests per minute use a sliding log of admission times; tokens per minute a fixed one-minute window
-that reservations are charged to and settlements corrected in; the quota counts tokens used since
-the process started (the Redis limiter keeps it across processes and restarts).
+that reservations are charged to and settlements corrected in; the quota counts tokens used or reserved,
+starting from the ledger's total when a quota is first seen or changed, and brought up to the ledger's
+total every reconcile interval (other replicas' traffic reaches this one's counter only that way).
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import deque
 
-from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, TokenQuotaExceeded
-from cbgate.limits.base import EnvLimits
+from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, ServiceUnavailable, TokenQuotaExceeded
+from cbgate.limits.base import EnvLimits, QuotaBook, UsageSource
+
+log = logging.getLogger("cbgate.limits")
 
 WINDOW = 60.0
 
@@ -42,28 +47,40 @@ class MemoryTicket:
             self.scope.tpm_used += delta
         used = self.limiter.quota_used
         used[self.env_id] = used.get(self.env_id, 0) + delta
+        self.limiter.quota.release(self.env_id, self.cost)
 
 
 class MemoryLimiter:
-    def __init__(self):
+    def __init__(self, usage_source: UsageSource | None = None, reconcile_interval: float = 60.0):
         self.scopes: dict[str, _Scope] = {}
         self.quota_used: dict[str, int] = {}  # env -> tokens used or reserved
+        self.quota = QuotaBook(usage_source, self._raise_counters, reconcile_interval)
+        self._reconciler: asyncio.Task | None = None
 
     async def start(self) -> None:
-        pass
+        self._reconciler = asyncio.create_task(self.quota.run())
 
     async def close(self) -> None:
-        pass
+        if self._reconciler:
+            self._reconciler.cancel()
 
-    async def seed_quota(self, used: dict[str, int]) -> None:
-        """Start the quota counters from what the ledger says each env used (at startup)."""
-        self.quota_used.update(used)
+    async def _raise_counters(self, floors: dict[str, int]) -> None:
+        for env_id, floor in floors.items():
+            if self.quota_used.get(env_id, 0) < floor:
+                self.quota_used[env_id] = floor
 
     def inflight(self, scope: str) -> int:
         found = self.scopes.get(scope)
         return found.inflight if found else 0
 
     async def admit(self, scope_name: str, env_id: str, limits: EnvLimits, cost: int) -> MemoryTicket:
+        if self.quota.seen.get(env_id) != limits.token_quota:
+            try:
+                await self.quota.ensure(env_id, limits.token_quota)
+            except Exception as exc:  # the quota fails closed: without the ledger, the counter is unknown
+                log.warning("could not read the ledger to start a quota counter: %s", exc)
+                raise ServiceUnavailable("the gateway cannot check this environment's token quota; "
+                                         "try again shortly") from None
         scope = self.scopes.get(scope_name)
         if scope is None:
             scope = self.scopes[scope_name] = _Scope()
@@ -93,4 +110,5 @@ class MemoryLimiter:
             scope.admitted.append(now)
         scope.tpm_used += cost
         self.quota_used[env_id] = used + cost
+        self.quota.reserve(env_id, cost)
         return MemoryTicket(self, scope, env_id, window, cost)

@@ -5,6 +5,13 @@ before counting, and each replica refreshes the leases of its running requests e
 replica killed with `kill -9` stops refreshing and its slots free themselves within `lease` seconds.
 Requests per minute are a sliding log (ZSET of admission times); tokens per minute a counter per
 minute; the quota a counter of tokens used or reserved, settled to the real usage when a request ends.
+
+Redis that restarts empty loses leases and counters. The admission script notices (this replica's marker
+key, or an env's quota counter, is missing) and says so instead of admitting: the replica re-adds its
+running requests' leases, or reconciles the quota counter with the ledger, and asks again. Lease
+refreshes re-add a lease that is gone (`ZADD` without `XX`). Pooled connections are health-checked
+before use after a pause and a failed send is retried once on a new connection, so a Redis that
+answers again serves the very next request.
 """
 from __future__ import annotations
 
@@ -14,10 +21,13 @@ import os
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, ServiceUnavailable, TokenQuotaExceeded
-from cbgate.limits.base import NO_TICKET, EnvLimits
+from cbgate.limits.base import NO_TICKET, EnvLimits, QuotaBook, UsageSource
 
 log = logging.getLogger("cbgate.limits")
 
@@ -25,6 +35,8 @@ ADMIT = """
 local now, lease, slot = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local conc, rpm, tpm, quota = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local cost, window_end = tonumber(ARGV[8]), tonumber(ARGV[9])
+if conc >= 0 and redis.call('EXISTS', KEYS[5]) == 0 then return {6, 0} end
+if quota >= 0 and redis.call('EXISTS', KEYS[4]) == 0 then return {5, 0} end
 if conc >= 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   if redis.call('ZCARD', KEYS[1]) >= conc then return {1, 0} end
@@ -62,16 +74,28 @@ end
 return 0
 """
 
+# Quota counters only move up to the ledger here; settlements bring them down.
+RAISE = """
+for i, key in ipairs(KEYS) do
+  local floor = tonumber(ARGV[i])
+  if tonumber(redis.call('GET', key) or '-1') < floor then redis.call('SET', key, floor) end
+end
+return 0
+"""
+
+MARKER_TTL_MS = 3600 * 1000  # a replica's marker outlives any pause; when it expires, leases are re-added
+COUNTER_MISSING, LEASES_LOST = 5, 6
+
 
 def _limit(value: int | None) -> int:
     return -1 if value is None else value
 
 
 class RedisTicket:
-    __slots__ = ("limiter", "keys", "slot", "cost", "done")
+    __slots__ = ("limiter", "keys", "slot", "cost", "env_id", "done")
 
-    def __init__(self, limiter: RedisLimiter, keys: tuple[str, str, str], slot: str, cost: int):
-        self.limiter, self.keys, self.slot, self.cost = limiter, keys, slot, cost
+    def __init__(self, limiter: RedisLimiter, keys: tuple[str, str, str], slot: str, cost: int, env_id: str):
+        self.limiter, self.keys, self.slot, self.cost, self.env_id = limiter, keys, slot, cost, env_id
         self.done = False
 
     def finish(self, used_tokens: int) -> None:
@@ -82,8 +106,13 @@ class RedisTicket:
 
 class RedisLimiter:
     def __init__(self, url: str, prefix: str = "cbgate", lease: float = 6.0, fail_open: bool = True,
-                 client: aioredis.Redis | None = None):
-        self.redis = client or aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+                 client: aioredis.Redis | None = None, usage_source: UsageSource | None = None,
+                 reconcile_interval: float = 60.0):
+        # A send on a connection Redis closed (it restarted) fails at once and is retried on a new one;
+        # a timeout is not retried (the script may have run), and an idle connection is pinged first.
+        self.redis = client or aioredis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=2,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
         self.prefix = prefix
         self.lease_ms = int(lease * 1000)
         self.fail_open = fail_open
@@ -92,43 +121,87 @@ class RedisLimiter:
         self._pending: set[asyncio.Task] = set()
         self._admit = self.redis.register_script(ADMIT)
         self._settle = self.redis.register_script(FINISH)
+        self._raise = self.redis.register_script(RAISE)
         self._refresher: asyncio.Task | None = None
+        self._reconciler: asyncio.Task | None = None
         self._slot_base = os.urandom(6).hex()
         self._slot_seq = 0
+        self.marker = f"{prefix}:replica:{self._slot_base}"  # gone from Redis = this replica's leases are
+        self.quota = QuotaBook(usage_source, self._raise_counters, reconcile_interval)
+        self.leases_readded = 0  # times Redis was found to have lost this replica's leases
 
     async def start(self) -> None:
         self._refresher = asyncio.create_task(self._refresh_leases())
+        self._reconciler = asyncio.create_task(self.quota.run())
 
     async def close(self) -> None:
-        if self._refresher:
-            self._refresher.cancel()
+        for task in (self._refresher, self._reconciler):
+            if task:
+                task.cancel()
         for ticket in list(self.running.values()):
             ticket.finish(ticket.cost)
         await asyncio.gather(*self._pending, return_exceptions=True)
         await self.redis.aclose()
 
-    async def seed_quota(self, used: dict[str, int]) -> None:
-        """Start the quota counters from the ledger where Redis has none (a new or emptied Redis); a
-        counter that exists is ahead of the ledger (it holds reservations) and is kept."""
+    async def _raise_counters(self, floors: dict[str, int]) -> None:
+        keys = [f"{self.prefix}:quota:{env_id}" for env_id in floors]
+        await self._raise(keys=keys, args=list(floors.values()))
+
+    async def _readd_leases(self) -> None:
+        """Redis lost this replica's state (it restarted empty): put the running requests' leases back
+        before anything else is admitted, then the marker that says they are there."""
+        expiry = int(time.time() * 1000) + self.lease_ms
         async with self.redis.pipeline(transaction=False) as pipe:
-            for env_id, tokens in used.items():
-                pipe.set(f"{self.prefix}:quota:{env_id}", tokens, nx=True)
+            for ticket in list(self.running.values()):
+                pipe.zadd(ticket.keys[0], {ticket.slot: expiry})
+            pipe.set(self.marker, 1, px=MARKER_TTL_MS)
             await pipe.execute()
+        self.leases_readded += 1
 
     async def admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int):
+        try:
+            if self.quota.seen.get(env_id) != limits.token_quota:
+                await self.quota.ensure(env_id, limits.token_quota)
+            for _ in range(3):
+                verdict, detail, ticket = await self._try_admit(scope, env_id, limits, cost)
+                if verdict == LEASES_LOST:
+                    await self._readd_leases()
+                elif verdict == COUNTER_MISSING:
+                    await self.quota.reconcile([env_id])
+                else:
+                    break
+        except (RedisError, OSError) as exc:
+            return self._unanswered(limits, exc)
+        except Exception as exc:  # the ledger did not answer a reconciliation: the quota fails closed
+            log.warning("could not reconcile the quota counter of %s: %s", env_id, exc)
+            raise ServiceUnavailable("the gateway cannot check this environment's token quota; try again shortly",
+                                     retry_after=5) from None
+        if verdict in (LEASES_LOST, COUNTER_MISSING):
+            raise ServiceUnavailable("the gateway cannot check this environment's limits; try again shortly",
+                                     retry_after=5)
+        self._refuse(verdict, detail, limits)
+        if limits.token_quota is not None:
+            self.quota.reserve(env_id, cost)
+        if limits.concurrency is not None:
+            self.running[ticket.slot] = ticket
+        return ticket
+
+    async def _try_admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int):
         p = self.prefix
         now = time.time()
         window = int(now // 60)
-        keys = (f"{p}:slots:{scope}", f"{p}:rpm:{scope}", f"{p}:tpm:{scope}:{window}", f"{p}:quota:{env_id}")
+        keys = (f"{p}:slots:{scope}", f"{p}:rpm:{scope}", f"{p}:tpm:{scope}:{window}", f"{p}:quota:{env_id}",
+                self.marker)
         self._slot_seq += 1
         slot = f"{self._slot_base}:{self._slot_seq}"
-        now_ms = int(now * 1000)
-        try:
-            verdict, detail = await self._admit(keys=keys, args=(
-                now_ms, self.lease_ms, slot, _limit(limits.concurrency), _limit(limits.rpm), _limit(limits.tpm),
-                _limit(limits.token_quota), cost, (window + 1) * 60000))
-        except (RedisError, OSError) as exc:
-            return self._unanswered(limits, exc)
+        verdict, detail = await self._admit(keys=keys, args=(
+            int(now * 1000), self.lease_ms, slot, _limit(limits.concurrency), _limit(limits.rpm),
+            _limit(limits.tpm), _limit(limits.token_quota), cost, (window + 1) * 60000))
+        ticket = RedisTicket(self, (keys[0], keys[2], keys[3]), slot, cost, env_id) if verdict == 0 else None
+        return verdict, detail, ticket
+
+    @staticmethod
+    def _refuse(verdict: int, detail: int, limits: EnvLimits) -> None:
         if verdict == 1:
             raise ConcurrencyExceeded(f"more than {limits.concurrency} concurrent requests in this environment")
         if verdict == 2:
@@ -138,10 +211,6 @@ class RedisLimiter:
         if verdict == 4:
             raise TokenQuotaExceeded("the environment's token quota is used up" if detail >= limits.token_quota
                                      else "the environment's token quota has too few tokens left for this request")
-        ticket = RedisTicket(self, (keys[0], keys[2], keys[3]), slot, cost)
-        if limits.concurrency is not None:
-            self.running[slot] = ticket
-        return ticket
 
     def _unanswered(self, limits: EnvLimits, exc: BaseException):
         """Redis did not answer: the quota fails closed; rate limits as the operator chose."""
@@ -157,6 +226,7 @@ class RedisLimiter:
 
     def _finish(self, ticket: RedisTicket, delta: int) -> None:
         self.running.pop(ticket.slot, None)
+        self.quota.release(ticket.env_id, ticket.cost)
         task = asyncio.get_running_loop().create_task(self._settle_now(ticket, delta))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -173,10 +243,18 @@ class RedisLimiter:
             if not self.running:
                 continue
             expiry = int(time.time() * 1000) + self.lease_ms
+            refreshed = list(self.running.values())
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for ticket in list(self.running.values()):
-                        pipe.zadd(ticket.keys[0], {ticket.slot: expiry}, xx=True)
+                    for ticket in refreshed:  # re-added if Redis lost it (restarted empty)
+                        pipe.zadd(ticket.keys[0], {ticket.slot: expiry})
+                    pipe.set(self.marker, 1, px=MARKER_TTL_MS)
                     await pipe.execute()
+                    # a request that ended while the refresh was on its way must not keep a slot
+                    for ticket in refreshed:
+                        if ticket.slot not in self.running:
+                            pipe.zrem(ticket.keys[0], ticket.slot)
+                    if len(pipe):
+                        await pipe.execute()
             except (RedisError, OSError) as exc:
                 log.warning("could not refresh request leases: %s", exc)

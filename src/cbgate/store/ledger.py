@@ -2,8 +2,10 @@
 I/O wait on the request path) and drained into the database in batches by a background task.
 
 Nothing is lost: a record is in the spool file before the request's task ends, the spool is fsync'd
-before each batch, and the drain offset only moves once the database has the batch. Nothing is counted
-twice: inserts skip request ids already in the ledger, so replaying a spool is harmless.
+before each batch, and the drain offset only moves once the database has the batch. A record the spool
+could not take (a full or unwritable disk) is kept in memory and goes straight to the database with the
+next batch. Nothing is counted twice: inserts skip request ids already in the ledger, so replaying a
+spool is harmless.
 """
 from __future__ import annotations
 
@@ -12,82 +14,144 @@ import logging
 import time
 from pathlib import Path
 
-from cbgate.store.spool import DONE, OPEN, Spool, read_span, replay_records
+from cbgate.store.spool import DONE, OPEN, PROGRESS, Spool, SpoolUnwritable, replay_records
 from cbgate.store.usage import UsageRecord, insert_records
 
 log = logging.getLogger("cbgate.ledger")
 
 READ_LIMIT = 4 * 1024 * 1024  # bytes of spool per database round
 INSERT_BATCH = 1000
+MAX_UNJOURNALED = 100_000  # records held in memory while the spool cannot take them
 
 
 class LedgerWriter:
     def __init__(self, store, spool_dir: Path, *, interval: float = 0.5, batch_size: int = 200,
-                 rotate_bytes: int = 4 * 1024 * 1024, orphan_scan_interval: float = 30.0):
+                 rotate_bytes: int = 4 * 1024 * 1024, spool_max_bytes: int = 256 * 1024 * 1024,
+                 orphan_scan_interval: float = 30.0):
         self.store = store
-        self.spool = Spool(spool_dir)
+        self.spool = Spool(spool_dir, spool_max_bytes)
         self.interval = interval
         self.batch_size = batch_size
-        self.rotate_bytes = rotate_bytes
+        # a drained segment is replaced once it is this big (well under the cap, or the cap would fill)
+        self.rotate_bytes = min(rotate_bytes, spool_max_bytes // 4)
         self.orphan_scan_interval = orphan_scan_interval
         self.open: dict[str, UsageRecord] = {}  # request id -> its open entry, carried over on rotation
+        self.unjournaled: list[UsageRecord] = []  # finished records the spool could not take
         self.drained = 0  # offset in the current segment up to which the database has every record
         self.pending = 0  # records journalled since the last flush started
         self.written = 0  # records handed to the database (a replayed duplicate counts, and is skipped)
         self.db_ok = True
+        self.spool_ok = True  # the last entry landed; False while the spool's disk refuses
+        self.durable = True  # False while the spool's directory is gone and no new segment could be made there
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
 
     # The request path: one write() each, never an await.
     def begin(self, record: UsageRecord) -> None:
-        """A deployment starts serving: if this process dies now, the request is still billed."""
+        """A deployment starts serving: if this process dies now, the request is still billed.
+        Raises SpoolUnwritable when that cannot be promised (the caller chooses to refuse or to serve)."""
         self.open[record.request_id] = record
+        if not self.durable:
+            raise SpoolUnwritable(2, "the ledger spool's directory is gone; a restart would not find this record")
         self._journal(OPEN, record)
+
+    def progress(self, request_id: str, completion_tokens: int) -> None:
+        """A stream's tokens so far, so a `kill -9` bills what went out; best effort (the open entry stands)."""
+        record = self.open.get(request_id)
+        if record is None:
+            return
+        record.completion_tokens = completion_tokens  # carried over on rotation, too
+        try:
+            self._journal(PROGRESS, {"request_id": request_id, "completion_tokens": completion_tokens})
+        except SpoolUnwritable:
+            pass  # said once in _journal; the open entry and the done record still bill the request
 
     def finish(self, record: UsageRecord) -> None:
         self.open.pop(record.request_id, None)
-        self._journal(DONE, record)
+        try:
+            self._journal(DONE, record)
+        except SpoolUnwritable:
+            self._hold(record)
         self.pending += 1
-        if self.pending >= self.batch_size:
+        if self.pending >= self.batch_size or not self.spool_ok:
             self._wake.set()
 
-    def _journal(self, kind: str, record: UsageRecord) -> None:
+    def _hold(self, record: UsageRecord) -> None:
+        if len(self.unjournaled) >= MAX_UNJOURNALED:
+            log.error("ledger spool unwritable and %d records held in memory; record %s is lost",
+                      MAX_UNJOURNALED, record.request_id)
+            return
+        self.unjournaled.append(record)
+
+    def _journal(self, kind: str, record) -> None:
         try:
             self.spool.append(kind, record)
-        except OSError as exc:  # a full disk must not fail the request; say so loudly
-            log.error("could not write the ledger spool (%s); record %s is lost", exc, record.request_id)
+        except SpoolUnwritable as exc:
+            if self.spool_ok:
+                log.error("the ledger spool cannot take records: %s", exc)
+            self.spool_ok = False
+            raise
+        if not self.spool_ok:
+            log.warning("the ledger spool takes records again")
+            self.spool_ok = True
 
     # The drain.
     async def flush(self) -> bool:
         """Move everything journalled so far into the database; False if the database did not answer."""
         async with self._flushing:
             self.pending = 0
-            path, start, end = self.spool.path, self.drained, self.spool.size
-            if start < end:
+            start, end = self.drained, self.spool.size
+            held, self.unjournaled = self.unjournaled, []
+            if start < end or held:
                 try:
-                    await asyncio.to_thread(self._drain, path, start, end)
+                    await asyncio.to_thread(self._drain, start, end, held)
                 except Exception as exc:
-                    if self.db_ok:
+                    self.unjournaled = held + self.unjournaled
+                    if isinstance(exc, OSError):
+                        log.error("could not read the ledger spool back: %s", exc)
+                    elif self.db_ok:
                         log.warning("ledger database unreachable, records wait in the spool: %s", exc)
-                    self.db_ok = False
+                    self.db_ok = isinstance(exc, OSError) and self.db_ok
                     return False
                 if not self.db_ok:
                     log.warning("ledger database reachable again; the spool is drained")
                 self.db_ok = True
                 self.drained = end
-            if self.drained == self.spool.size and self.spool.size > self.rotate_bytes:
-                self.spool.rotate(list(self.open.values()))
-                self.drained = self.spool.size  # the carried entries are open ones, not records
+            if self.drained == self.spool.size:
+                self._maybe_rotate()
             return True
 
-    def _drain(self, path: Path, start: int, end: int) -> None:
-        self.spool.sync()
+    def _maybe_rotate(self) -> None:
+        """A fully drained segment is replaced when it grew big, when its disk refused an entry (the new
+        segment may fit where the old did not), or when its directory was unmounted or replaced."""
+        detached = self.spool.detached()
+        if not (self.spool.size > self.rotate_bytes or not self.spool_ok or detached):
+            return
+        try:
+            self.spool.rotate(list(self.open.values()))
+        except SpoolUnwritable as exc:
+            if self.durable or not detached:
+                log.error("could not start a new ledger spool segment: %s", exc)
+            self.durable = not detached
+            return
+        if not self.durable:
+            log.warning("the ledger spool has a directory again")
+        self.durable = True
+        self.drained = self.spool.size  # the carried entries are open ones, not records
+
+    def _drain(self, start: int, end: int, held: list[UsageRecord]) -> None:
+        if start < end:
+            self.spool.sync()
         while start < end:
-            entries, start = read_span(path, start, end, READ_LIMIT)
+            entries, start = self.spool.read(start, end, READ_LIMIT)
             records = [UsageRecord.from_dict(e["r"]) for e in entries if e.get("k") == DONE]
-            for i in range(0, len(records), INSERT_BATCH):
-                insert_records(self.store, records[i:i + INSERT_BATCH])
-            self.written += len(records)
+            self._insert(records)
+        self._insert(held)
+
+    def _insert(self, records: list[UsageRecord]) -> None:
+        for i in range(0, len(records), INSERT_BATCH):
+            insert_records(self.store, records[i:i + INSERT_BATCH])
+        self.written += len(records)
 
     def replay_orphans(self) -> int:
         """Replay the spools of processes that died (this one's previous run included); runs in a thread."""
@@ -132,9 +196,12 @@ class LedgerWriter:
                     log.warning("could not scan the ledger spool directory: %s", exc)
 
     async def close(self) -> None:
-        """The last flush at shutdown; what the database cannot take stays in the spool for the next start."""
+        """The last flush at shutdown; what the database cannot take stays in the spool for the next start
+        (records that never reached the spool are said to be lost: nothing else can keep them)."""
         ok = await self.flush()
         if not ok:
             await asyncio.sleep(self.interval)
             ok = await self.flush()
+        if self.unjournaled:
+            log.error("%d ledger records the spool could not take are lost at shutdown", len(self.unjournaled))
         self.spool.close(drained=ok and not self.open and self.drained == self.spool.size)

@@ -1,13 +1,27 @@
 """The ledger's durable local spool: an append-only journal in the data directory.
 
-Every request writes an "open" entry when a deployment starts serving it and a "done" entry when it
-ends, each with one write() (the page cache survives `kill -9`; fsyncs are grouped by the writer for
-power loss). The database is the spool's drain. Each process owns its files through an flock on its
-lock file; files whose owner died (the lock can be taken) are orphans, replayed by whoever finds them:
-their done records, and their open ones never finished, which are billed as interrupted.
+Every request writes a "open" entry when a deployment starts serving it, "prog" entries as a stream's
+tokens go out, and a "done" entry when it ends. The database is the spool's drain. Each process owns
+its files through an flock on its lock file; files whose owner died (the lock can be taken) are
+orphans, replayed by whoever finds them: their done records, and their open ones never finished,
+billed as interrupted with the progress last journalled.
+
+The spool never lies about what it holds:
+- an entry is written whole or not at all: a short write (a full disk) is cut back to the last whole
+  line, and the entry's caller is told (`SpoolUnwritable`);
+- `size` counts only bytes this process wrote and saw land, and the drain reads them back through the
+  segment's own descriptor, so a directory unmounted or replaced underneath still drains, and is noticed
+  (`detached()`) so new entries go where a restart will find them;
+- a torn last line (power loss) is cut off before a dead owner's segments are replayed;
+- the spool holds at most `max_bytes` undrained: past that, entries are refused like on a full disk.
+
+fsync policy: each entry is one write() into the page cache, which survives `kill -9` of the process;
+the drain fsyncs the segment before each database round (every `CBGATE_LEDGER_INTERVAL`, 0.5 s), and
+rotation and shutdown fsync too, so a power loss can cost at most the last half second of entries.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -17,7 +31,11 @@ import orjson
 
 log = logging.getLogger("cbgate.ledger")
 
-OPEN, DONE = "open", "done"
+OPEN, DONE, PROGRESS = "open", "done", "prog"
+
+
+class SpoolUnwritable(OSError):
+    """An entry could not be made durable: the spool's disk is full, unwritable, or the cap is reached."""
 
 
 def _lock(path: Path) -> int | None:
@@ -31,87 +49,156 @@ def _lock(path: Path) -> int | None:
     return fd
 
 
-def read_entries(path: Path, start: int = 0, end: int | None = None) -> list[dict]:
-    """Complete, parseable entries between two offsets (a torn last line after power loss is skipped)."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read() if end is None else f.read(end - start)
-    return _parse_lines(path, data)
-
-
-def _parse_lines(path: Path, data: bytes) -> list[dict]:
+def parse_lines(name: str, data: bytes) -> list[dict]:
     entries = []
     for line in data.splitlines():
         try:
             entries.append(orjson.loads(line))
         except orjson.JSONDecodeError:
-            log.warning("skipping a torn line in the ledger spool %s", path.name)
+            log.warning("skipping a torn line in the ledger spool %s", name)
     return entries
 
 
-def read_span(path: Path, start: int, end: int, limit: int) -> tuple[list[dict], int]:
-    """Entries from `start` up to `end`, at most about `limit` bytes, cut after a whole line; and the
-    offset reached, so a large backlog drains in pieces and no line is ever half-counted."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read(min(end - start, limit))
-    if start + len(data) < end and b"\n" in data:
-        data = data[:data.rfind(b"\n") + 1]
-    return _parse_lines(path, data), start + len(data)
+def repair_tail(path: Path) -> bytes:
+    """A dead owner's segment, cut back to its last whole line (a torn tail is what power loss leaves)."""
+    with open(path, "r+b") as f:
+        data = f.read()
+        whole = data.rfind(b"\n") + 1
+        if whole < len(data):
+            log.warning("cutting a torn tail of %d bytes off the ledger spool %s", len(data) - whole, path.name)
+            f.truncate(whole)
+    return data[:whole]
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except OSError:
+        return False
+    mine = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 class Spool:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, max_bytes: int = 256 * 1024 * 1024):
         self.directory = directory
+        self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self.owner = f"{os.getpid()}-{os.urandom(4).hex()}"
-        lock_path = directory / f"ledger-{self.owner}.lock"
-        self.lock_fd = _lock(lock_path)
-        if self.lock_fd is None or os.fstat(self.lock_fd).st_ino != lock_path.stat().st_ino:
-            raise RuntimeError(f"could not take the ledger spool lock {lock_path}")
         self.seq = 0
         self.fd = -1
-        self.size = 0
+        self.lock_fd: int | None = None
+        self.size = 0  # bytes of whole entries this process wrote into the current segment
+        self.path = directory / "unset"
+        self.torn = False  # a short write could not be cut back: append nothing after it
+        self._take_lock()
         self._open_segment()
 
     @property
-    def path(self) -> Path:
-        return self.directory / f"ledger-{self.owner}-{self.seq:06d}.jsonl"
+    def lock_path(self) -> Path:
+        return self.directory / f"ledger-{self.owner}.lock"
+
+    def _take_lock(self) -> None:
+        fd = _lock(self.lock_path)
+        if fd is None or os.fstat(fd).st_ino != self.lock_path.stat().st_ino:
+            raise RuntimeError(f"could not take the ledger spool lock {self.lock_path}")
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+        self.lock_fd = fd
 
     def _open_segment(self) -> None:
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.path = self.directory / f"ledger-{self.owner}-{self.seq:06d}.jsonl"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self.fd).st_size
+        self.torn = False
 
     def append(self, kind: str, record) -> None:
-        """One line per entry; `record` is a dataclass or dict (orjson writes both natively, fast)."""
+        """One line per entry; `record` is a dataclass or dict (orjson writes both natively, fast).
+        Raises SpoolUnwritable when the entry did not land whole; the spool is then as it was."""
         line = orjson.dumps({"k": kind, "r": record}) + b"\n"
-        os.write(self.fd, line)
+        if self.size + len(line) > self.max_bytes:
+            raise SpoolUnwritable(errno.ENOSPC, f"the ledger spool holds its cap of {self.max_bytes} bytes")
+        if self.torn:
+            self._cut_back()
+        written = 0
+        try:
+            while written < len(line):
+                n = os.write(self.fd, line[written:] if written else line)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, "the spool's disk took no bytes")
+                written += n
+        except OSError as exc:
+            if written:
+                self.torn = True
+                self._cut_back()
+            raise SpoolUnwritable(exc.errno or errno.EIO, f"could not write the ledger spool: {exc}") from exc
         self.size += len(line)
+
+    def _cut_back(self) -> None:
+        """Remove a partly written line, so the next entry starts on a line of its own."""
+        try:
+            os.ftruncate(self.fd, self.size)
+        except OSError as exc:
+            raise SpoolUnwritable(exc.errno or errno.EIO, f"could not repair the ledger spool: {exc}") from exc
+        self.torn = False
+
+    def read(self, start: int, end: int, limit: int) -> tuple[list[dict], int]:
+        """Entries between two offsets this process wrote, at most about `limit` bytes, cut after a whole
+        line; and the offset reached. Read through the segment's own descriptor, never by its path."""
+        want = min(end - start, limit)
+        data = os.pread(self.fd, want, start)
+        if len(data) < want or (start + len(data) < end and b"\n" in data):
+            data = data[:data.rfind(b"\n") + 1]
+        if not data and start < end:  # the file lost bytes we wrote: never wait for them to come back
+            log.error("the ledger spool %s is shorter than what was written to it; skipping %d bytes",
+                      self.path.name, end - start)
+            return [], end
+        return parse_lines(self.path.name, data), start + len(data)
 
     def sync(self) -> None:
         os.fsync(self.fd)
 
+    def detached(self) -> bool:
+        """True when the segment's path no longer names the file written (the directory was unmounted
+        or replaced): a restart would not find these entries there."""
+        return not _same_file(self.path, self.fd)
+
     def rotate(self, still_open: list) -> None:
-        """Start a new segment (carrying the entries still open) and drop the old, fully drained one."""
-        old_fd, old_path = self.fd, self.path
+        """Start a new segment (carrying the entries still open) and drop the old, fully drained one.
+        After a detach, the new segment (and lock) are made in the directory as it is now."""
+        old_fd, old_path, was_detached = self.fd, self.path, self.detached()
         self.seq += 1
-        self._open_segment()
-        for record in still_open:
-            self.append(OPEN, record)
-        self.sync()
+        try:
+            if was_detached:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._take_lock()
+            self._open_segment()
+            for record in still_open:
+                self.append(OPEN, record)
+            self.sync()
+        except OSError as exc:
+            if self.fd != old_fd:
+                os.close(self.fd)
+            self.fd, self.path = old_fd, old_path
+            self.size = os.fstat(old_fd).st_size
+            raise SpoolUnwritable(exc.errno or errno.EIO, f"could not start a ledger spool segment: {exc}") from exc
+        if _same_file(old_path, old_fd):
+            old_path.unlink(missing_ok=True)
         os.close(old_fd)
-        old_path.unlink(missing_ok=True)
 
     def close(self, drained: bool) -> None:
         """Release the files; a drained spool is removed, anything else stays for replay."""
         if self.fd < 0:
             return
-        self.sync()
+        try:
+            self.sync()
+        except OSError as exc:
+            log.error("could not sync the ledger spool at shutdown: %s", exc)
+        if drained and _same_file(self.path, self.fd):
+            self.path.unlink(missing_ok=True)
+            self.lock_path.unlink(missing_ok=True)
         os.close(self.fd)
         self.fd = -1
-        if drained:
-            self.path.unlink(missing_ok=True)
-            (self.directory / f"ledger-{self.owner}.lock").unlink(missing_ok=True)
         if self.lock_fd is not None:
             os.close(self.lock_fd)
 
@@ -136,13 +223,24 @@ class Spool:
 
 
 def replay_records(segments: list[Path]) -> list[dict]:
-    """The records a dead owner's segments stand for: each done one, and each open one never done."""
+    """The records a dead owner's segments stand for: each done one, and each open one never done,
+    with the completion tokens its last progress entry counted."""
     done: dict[str, dict] = {}
     opened: dict[str, dict] = {}
+    progress: dict[str, int] = {}
     for path in segments:
-        for entry in read_entries(path):
-            record = entry.get("r") or {}
-            target = done if entry.get("k") == DONE else opened
-            if "request_id" in record:
-                target[record["request_id"]] = record
-    return list(done.values()) + [r for rid, r in opened.items() if rid not in done]
+        for entry in parse_lines(path.name, repair_tail(path)):
+            kind, record = entry.get("k"), entry.get("r") or {}
+            rid = record.get("request_id")
+            if rid is None:
+                continue
+            if kind == PROGRESS:
+                progress[rid] = max(progress.get(rid, 0), int(record.get("completion_tokens") or 0))
+            else:
+                (done if kind == DONE else opened)[rid] = record
+    interrupted = []
+    for rid, record in opened.items():
+        if rid not in done:
+            tokens = max(progress.get(rid, 0), int(record.get("completion_tokens") or 0))
+            interrupted.append({**record, "completion_tokens": tokens})
+    return list(done.values()) + interrupted
