@@ -39,6 +39,7 @@ class Gateway:
     key: str
     admin: Admin
     stop: callable = field(repr=False, default=None)
+    app: App | None = field(repr=False, default=None)  # in-process gateways: state a test can wait on
 
     def chat_url(self, group: str = "cloudbase") -> str:
         return f"{self.url}/v1/ai/{group}/chat/completions"
@@ -74,7 +75,8 @@ def start_in_thread(data_dir: Path, env: dict[str, str] | None = None, overrides
     settings = load_settings(str(data_dir), env=env)
     overrides = overrides if overrides is not None else {"embedded-gemma": fake_local_provider()}
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(App(settings, overrides), host="127.0.0.1", port=port,
+    app = App(settings, overrides)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", http="httptools", lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
@@ -89,7 +91,7 @@ def start_in_thread(data_dir: Path, env: dict[str, str] | None = None, overrides
         thread.join(timeout=30)
         admin.store.close()
 
-    return Gateway(f"http://127.0.0.1:{port}", data_dir, env_id, key, admin, stop)
+    return Gateway(f"http://127.0.0.1:{port}", data_dir, env_id, key, admin, stop, app)
 
 
 @dataclass
