@@ -8,6 +8,7 @@ hide terminal lines, and OSC sequences write the operator's clipboard), and a bo
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Cc: C0/C1 controls (NUL, ESC, CR, LF, BEL, DEL...); Cf: format (bidi overrides, zero-width);
@@ -40,19 +41,23 @@ def is_count(value: object) -> bool:
     return type(value) is int and 0 <= value <= MAX_SAFE_INTEGER
 
 
-def for_terminal(value: object) -> str:
-    """`value` as text that cannot drive a terminal: control and format characters become escapes."""
+# What can drive a terminal or reorder what it shows: C0 and C1 controls (ESC starts CSI/OSC sequences,
+# OSC 52 writes the clipboard, CR overwrites a line), bidi and zero-width format characters, separators.
+_UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2064\u2066-\u206f\ufeff"
+_UNSAFE_IN_FIELD = re.compile(f"[\t\n{_UNSAFE}]")
+_UNSAFE_IN_LINES = re.compile(f"[{_UNSAFE}]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def for_terminal(value: object, keep_layout: bool = False) -> str:
+    """`value` as text that cannot drive a terminal: control and format characters become escapes
+    (`\\x1b`). `keep_layout` keeps tabs and newlines (for whole lines of output we wrote ourselves)."""
     text = value if isinstance(value, str) else str(value)
-    if text.isascii() and not any(c < " " or c == "\x7f" for c in text):
-        return text
-    out = []
-    for c in text:
-        if (c < " " or c == "\x7f") or (not c.isascii() and _bad_char(c)):
-            code = ord(c)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(c)
-    return "".join(out)
+    return (_UNSAFE_IN_LINES if keep_layout else _UNSAFE_IN_FIELD).sub(_escape, text)
 
 
 def token_count(value: object) -> int:

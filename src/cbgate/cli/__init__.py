@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from cbgate.cli import admin_tokens, groups, limits, serve, tenants, usage
 from cbgate.cli.commands import add_command
 from cbgate.cli.common import DATA_HELP, DataDirMissing, data_dir_option
+from cbgate.cli.terminal import guard_output
 from cbgate.config import ConfigError
 from cbgate.errors import CloudBaseError
 from cbgate.providers.local.source import ModelSourceError
@@ -52,6 +53,7 @@ def _completion_script(shell: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    guard_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # `cbgate` alone: help, not an error

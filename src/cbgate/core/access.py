@@ -16,6 +16,7 @@ from cbgate.core.auth import authenticate, bearer_token
 from cbgate.core.keys import SHOWN_PREFIX_LEN, key_digest
 from cbgate.core.tenants import TenantSnapshot
 from cbgate.errors import InvalidAccessToken, InvalidParam, PermissionDenied
+from cbgate.providers.netguard import InvalidUpstreamURL, parse_upstream_url
 from cbgate.store.access import OperatorTokenRow
 
 OPERATOR_PREFIX = "cbop_"
@@ -34,6 +35,7 @@ class AdminPrincipal:
     operator: bool
     env_id: str | None  # the one environment a server key may manage; None for an operator
     token_id: str
+    expires_at: float | None = None  # a server key's own expiry: keys it creates may not outlive it
 
     @property
     def kind(self) -> str:
@@ -62,20 +64,34 @@ def authenticate_admin(snapshot: TenantSnapshot, authorization: str | None, host
     principal = authenticate(snapshot, authorization, host)  # expiry, revocation and the Host's env
     if principal.kind != "server":
         raise PermissionDenied("a publishable key may not use the admin API")
-    return AdminPrincipal(False, principal.env_id, principal.key_id)
+    row = snapshot.keys.get(key_digest(token))
+    return AdminPrincipal(False, principal.env_id, principal.key_id, row.expires_at if row else None)
+
+
+MAX_ORIGINS = 100
 
 
 def normalise_origins(origins: list[str]) -> list[str]:
-    """`scheme://host[:port]` only (what a browser sends as Origin), lower-cased, deduplicated."""
+    """`scheme://host[:port]` only, in the form a browser sends as Origin (lower case, IDNA host, no
+    default port), deduplicated. Read by the same parser as upstream URLs: no markup, no CR/LF."""
+    if len(origins) > MAX_ORIGINS:
+        raise InvalidParam(f"an environment may allow at most {MAX_ORIGINS} origins")
     result = []
     for raw in origins:
-        origin = raw.strip().rstrip("/").lower()
+        origin = raw.strip().rstrip("/")
         if not origin:
             continue
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query \
-                or parts.fragment or parts.username is not None or len(origin) > 255:
-            raise InvalidParam(f"origin {raw!r} must look like https://app.example.com[:port], with no path")
+        why = "must look like https://app.example.com[:port], with no path"
+        try:
+            target = parse_upstream_url(origin)
+        except InvalidUpstreamURL as exc:
+            raise InvalidParam(f"origin {ascii(raw[:200])} {why} ({exc})") from None
+        url = target.url
+        if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment or len(origin) > 255:
+            raise InvalidParam(f"origin {ascii(raw[:200])} {why}")
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        port = f":{url.explicit_port}" if url.explicit_port not in (None, 80 if url.scheme == "http" else 443) else ""
+        origin = f"{url.scheme}://{host}{port}"
         if origin not in result:
             result.append(origin)
     return sorted(result)

@@ -18,9 +18,19 @@ from cbgate.store import access, usage
 from cbgate.store import limits as stored_limits
 from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import KeyRow, Store, StoreConflict
+from cbgate.text import MAX_SAFE_INTEGER, text_problem
 
-ENV_ID = re.compile(r"^[a-z][a-z0-9-]{2,47}$")
+ENV_ID = re.compile(r"\A[a-z][a-z0-9-]{2,47}\Z")
+MAX_KEY_DAYS = 36500  # a hundred years: any longer is "never", which is what leaving it out says
+MAX_NAME = 128
 _ALPHABET = string.ascii_lowercase + string.digits
+
+
+def check_name(name: object, what: str) -> None:
+    """A display name (keys, tokens): any language, but nothing that could drive a terminal or a store."""
+    problem = text_problem(name, MAX_NAME)
+    if problem:
+        raise InvalidParam(f"{what} {problem}")
 
 
 def new_env_id() -> str:
@@ -34,9 +44,9 @@ class Admin(GroupOperations):
 
     def create_env(self, env_id: str | None = None) -> str:
         env_id = env_id or new_env_id()
-        if not ENV_ID.match(env_id):
+        if not isinstance(env_id, str) or not ENV_ID.match(env_id):
             raise InvalidParam(
-                f"environment id {env_id!r} must be 3-48 characters: lower-case letters, digits and '-', "
+                f"environment id {ascii(env_id)} must be 3-48 characters: lower-case letters, digits and '-', "
                 "starting with a letter")
         try:
             self.store.create_env(env_id, {CATALOG_GROUP: self.settings.default_models})
@@ -52,17 +62,25 @@ class Admin(GroupOperations):
             raise InvalidEnv(f"environment {env_id!r} does not exist")
 
     def create_key(self, env_id: str, kind: str = "server", expires_days: float | None = None,
-                   name: str = "") -> tuple[KeyRow, str]:
-        """Return the stored row and the plain key, which is never stored and cannot be shown again."""
+                   name: str = "", not_after: float | None = None) -> tuple[KeyRow, str]:
+        """Return the stored row and the plain key, which is never stored and cannot be shown again.
+        `not_after`: the expiry of the key asking for this one, which the new key may not outlive
+        (without `expires_days` it expires with it)."""
         self.require_env(env_id)
-        if expires_days is not None and expires_days <= 0:
-            raise InvalidParam("expiry must be a positive number of days")
-        plain = generate_key(kind)
+        check_name(name, "key name")
+        if expires_days is not None and (isinstance(expires_days, bool) or not isinstance(expires_days, (int, float))
+                                         or not 0 < expires_days <= MAX_KEY_DAYS):
+            raise InvalidParam(f"expiry must be a positive number of days, at most {MAX_KEY_DAYS}")
         now = time.time()
+        expires_at = now + expires_days * 86400 if expires_days is not None else None
+        if not_after is not None:
+            if expires_at is not None and expires_at > not_after:
+                raise InvalidParam("a key may not outlive the key that creates it: ask for fewer expires_days")
+            expires_at = not_after if expires_at is None else expires_at
+        plain = generate_key(kind)
         row = KeyRow(id=new_key_id(), env_id=env_id, digest=key_digest(plain), prefix=plain[:SHOWN_PREFIX_LEN],
-                     kind=kind, name=name, created_at=now,
-                     expires_at=now + expires_days * 86400 if expires_days is not None else None,
-                     revoked_at=None, last_used_at=None)
+                     kind=kind, name=name, created_at=now, expires_at=expires_at, revoked_at=None,
+                     last_used_at=None)
         self.store.insert_key(row)
         return row, plain
 
@@ -125,6 +143,7 @@ class Admin(GroupOperations):
     # The admin plane: operator tokens and the browser origins an environment allows (CORS).
     def create_operator_token(self, name: str = "") -> tuple[OperatorTokenRow, str]:
         """Return the stored row and the plain token, shown once."""
+        check_name(name, "token name")
         row, plain = new_operator_token(name)
         access.insert_operator_token(self.store, row)
         return row, plain
@@ -163,9 +182,10 @@ class Admin(GroupOperations):
         for name, value in changes.items():
             if name not in LIMIT_FIELDS:
                 raise InvalidParam(f"unknown limit {name!r}; limits are {', '.join(LIMIT_FIELDS)}")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise InvalidParam(f"{name} must be a whole number >= 1, or off (null) for no limit; "
-                                   "0 would refuse every request")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not 1 <= value <= MAX_SAFE_INTEGER):
+                raise InvalidParam(f"{name} must be a whole number from 1 to {MAX_SAFE_INTEGER}, or off (null) "
+                                   "for no limit; 0 would refuse every request")
             stored[name] = OFF if value is None else value
         stored_limits.set_env_limits(self.store, env_id, stored)
         return self.env_limits(env_id)

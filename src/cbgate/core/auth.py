@@ -10,7 +10,7 @@ from cbgate.core.keys import key_digest
 from cbgate.core.tenants import TenantSnapshot
 from cbgate.errors import AccessTokenExpired, InvalidAccessToken, InvalidEnv, MissingCredentials, PermissionDenied
 
-HOST_ENV = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)\.api\.")
+HOST_ENV = re.compile(r"\A([A-Za-z0-9][A-Za-z0-9-]*)\.api\.", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +31,12 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def env_from_host(host: str | None) -> str | None:
-    """`<ENV_ID>.api.<anything>` names the environment; any other Host names none."""
+    """`<ENV_ID>.api.<anything>` names the environment; any other Host names none. Host names are
+    case-insensitive (`Team-A.API.example` is team-a), so an upper-case label never skips the check."""
     if not host:
         return None
     match = HOST_ENV.match(host)
-    return match.group(1) if match else None
+    return match.group(1).lower() if match else None
 
 
 def authenticate(snapshot: TenantSnapshot, authorization: str | None, host: str | None) -> Principal:

@@ -19,9 +19,10 @@ from cbgate.providers.upstream_http import Timeouts
 from cbgate.store import groups as stored
 from cbgate.store.db import StoreConflict
 from cbgate.store.groups import GroupRow
+from cbgate.text import text_problem
 
-GROUP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+GROUP_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,63}\Z")
+MODEL_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,8 @@ class UpstreamCheckFailed(ModelRequestFailed):
 
 
 def validate_group_name(name: str) -> None:
-    if not GROUP_NAME.match(name or ""):
-        raise InvalidParam(f"group name {name!r} must be 1-64 characters: lower-case letters, digits, '-' and '_', "
+    if not isinstance(name, str) or not GROUP_NAME.match(name):
+        raise InvalidParam(f"group name {ascii(name)} must be 1-64 characters: lower-case letters, digits, '-' and '_', "
                            "starting with a letter")
     if name.startswith(CATALOG_GROUP):
         raise InvalidParam(f"group name {name!r} may not start with {CATALOG_GROUP!r} (reserved for the catalog)")
@@ -52,13 +53,22 @@ def validate_group_name(name: str) -> None:
 
 
 def validate_models(models: list[str]) -> list[str]:
+    if len(models) > 1000:
+        raise InvalidParam("a group may list at most 1000 models")
     cleaned = list(dict.fromkeys(m.strip() for m in models if m.strip()))
     if not cleaned:
         raise InvalidParam("a group needs at least one model")
     for model in cleaned:
         if not MODEL_NAME.match(model):
-            raise InvalidParam(f"model name {model!r} is not valid (letters, digits and . _ : / @ + -, at most 128)")
+            raise InvalidParam(f"model name {ascii(model)} is not valid (letters, digits and . _ : / @ + -, at most 128)")
     return cleaned
+
+
+def validate_secret(api_key: object) -> None:
+    """A group's upstream key goes out in a header: printable text only (a CR/LF would forge headers)."""
+    problem = text_problem(api_key, 4096)
+    if problem or not api_key.isascii():
+        raise InvalidParam(f"the key {problem or 'must be ASCII'}")
 
 
 def validate_timeouts(timeouts: dict[str, float] | None) -> str | None:
@@ -136,6 +146,8 @@ class GroupOperations:
             raise InvalidParam(f"protocol {protocol!r} is not supported; use {' or '.join(UPSTREAM_PROTOCOLS)}")
         base_url, models = validate_base_url(base_url), validate_models(models)
         timeouts_json = validate_timeouts(timeouts)
+        if api_key:
+            validate_secret(api_key)
         if self._group_row(env_id, name) is not None:
             raise InvalidParam(f"group {name!r} already exists in {env_id}")
         if check:
@@ -169,6 +181,7 @@ class GroupOperations:
         self.require_env(env_id)
         if not api_key:
             raise InvalidParam("the key may not be empty")
+        validate_secret(api_key)
         secret = self._secrets().encrypt(api_key)
         if stored.update_group(self.store, env_id, name, secret=secret):
             return

@@ -55,13 +55,19 @@ def key_view(row) -> dict:
     return view
 
 
+MAX_DAYS = 36500
+
+
 def _since(call: Call) -> float | None:
     days = call.number("days")
     if days is not None:
-        if days <= 0:
-            raise InvalidParam("days must be positive")
+        if not 0 < days <= MAX_DAYS:
+            raise InvalidParam(f"days must be above 0 and at most {MAX_DAYS}")
         return time.time() - days * 86400
-    return call.number("since")
+    since = call.number("since")
+    if since is not None and not 0 <= since <= 1e11:
+        raise InvalidParam("since must be a time in epoch seconds")
+    return since
 
 
 class AdminRoutes(GroupRoutes):
@@ -179,7 +185,8 @@ class AdminRoutes(GroupRoutes):
             raise InvalidParam("name must be a string of at most 128 characters")
         if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float))):
             raise InvalidParam("expires_days must be a number")
-        row, plain = await self.run(self.admin.create_key, call.params["env"], kind, days, name)
+        row, plain = await self.run(self.admin.create_key, call.params["env"], kind, days, name,
+                                    call.principal.expires_at)
         return 201, {**key_view(row), "key": plain}
 
     async def revoke_key(self, call: Call):
@@ -206,7 +213,7 @@ class AdminRoutes(GroupRoutes):
         return 200, {"env": call.params["env"], "data": rows}
 
     async def recent_requests(self, call: Call):
-        limit = int(call.number("limit", 50))
+        limit = int(max(1, min(call.number("limit", 50), 1000)))
         records = await self.run(self.admin.recent_requests, call.params["env"], limit)
         # The ledger holds no message contents, so none can leak from here.
         return 200, {"data": [r.as_dict() for r in records]}

@@ -26,6 +26,7 @@ log = logging.getLogger("cbgate.upstream")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 REASON_LIMIT = 300  # characters of an upstream's error text we pass on
+MAX_TIMEOUT = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +46,11 @@ class Timeouts:
         unknown = set(options) - known
         if unknown:
             raise ValueError(f"unknown timeouts {sorted(unknown)}; known: {sorted(known)}")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in options.values()):
+            raise ValueError("timeouts must be numbers of seconds")
         values = {k: float(v) for k, v in options.items()}
-        if any(v <= 0 for v in values.values()):
-            raise ValueError("timeouts must be positive numbers of seconds")
+        if not all(0 < v <= MAX_TIMEOUT for v in values.values()):
+            raise ValueError(f"timeouts must be positive numbers of seconds, at most {MAX_TIMEOUT:g}")
         return cls(**values)
 
 
