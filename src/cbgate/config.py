@@ -1,6 +1,7 @@
 """Operator settings: built once from `CBGATE_*` variables and an optional TOML file, then passed down."""
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -67,12 +68,39 @@ def default_catalog() -> tuple[CatalogModel, ...]:
     return (CatalogModel(DEFAULT_MODEL, (local,), default=True),)
 
 
+# Every key the config file may hold (README, "The config file"); any other is an error naming it, so a typo
+# never silently falls back to a default.
+FILE_KEYS = frozenset({"models", "server"})
+SERVER_KEYS = frozenset({"database_url", "redis_url", "redis_prefix", "ratelimit_failure", "max_body_bytes",
+                         "engine_queue", "snapshot_max_age", "log_content", "responses_ttl_days", "shutdown_timeout",
+                         "spool_max_bytes", "serve_without_spool", "quota_reconcile_interval"})
+MODEL_KEYS = frozenset({"name", "default", "deployments"})
+DEPLOYMENT_KEYS = {
+    "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens"}),
+    "openai": frozenset({"kind", "name", "base_url", "api_key_env", "model", "timeouts", "context_window"}),
+}
+DEPLOYMENT_KEYS["anthropic"] = DEPLOYMENT_KEYS["openai"]
+
+
+def check_keys(table: Any, allowed: frozenset[str], where: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], allowed, n=1)
+        hint = f" (did you mean `{near[0]}`?)" if near else f" (known: {', '.join(sorted(allowed))})"
+        raise ConfigError(f"{where}: unknown key `{unknown[0]}`{hint}")
+
+
 def _parse_catalog(raw: list[Any], origin: str) -> tuple[CatalogModel, ...]:
     models = []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{origin}: `models` must be an array of tables ([[models]])")
     for i, entry in enumerate(raw):
         where = f"{origin}: models[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise ConfigError(f"{where} needs a `name`")
+        check_keys(entry, MODEL_KEYS, f"{where} ({entry['name']})")
         deployments = entry.get("deployments") or []
         if not deployments:
             raise ConfigError(f"{where} ({entry['name']}) needs at least one deployment")
@@ -85,6 +113,7 @@ def _parse_catalog(raw: list[Any], origin: str) -> tuple[CatalogModel, ...]:
                 raise ConfigError(f"{where}.deployments[{j}]: a local deployment needs a `source`")
             if kind != "local" and not dep.get("base_url"):
                 raise ConfigError(f"{where}.deployments[{j}]: an upstream deployment needs a `base_url`")
+            check_keys(dep, DEPLOYMENT_KEYS[kind], f"{where}.deployments[{j}] ({kind})")
             parsed.append(Deployment(kind, {k: v for k, v in dep.items() if k != "kind"}))
         models.append(CatalogModel(entry["name"], tuple(parsed), bool(entry.get("default", False))))
     return tuple(models)
@@ -139,9 +168,11 @@ def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None
             raise ConfigError(f"{config_path}: {exc}") from exc
     elif "CBGATE_CONFIG" in env:
         raise ConfigError(f"CBGATE_CONFIG points at {config_path}, which is not a file")
+    check_keys(file_conf, FILE_KEYS, config_path)
     catalog = (_parse_catalog(file_conf["models"], config_path) if "models" in file_conf
                else default_catalog())
     server = file_conf.get("server", {})
+    check_keys(server, SERVER_KEYS, f"{config_path}: [server]")
     return Settings(
         data_dir=root,
         database_url=env.get("CBGATE_DATABASE_URL") or server.get("database_url") or str(root / "cbgate.db"),

@@ -17,6 +17,7 @@ from cbgate.core.context import ContextCounter
 from cbgate.core.readiness import Check, engine_check, redis_check, run_checks, store_checks
 from cbgate.core.metering import Metering
 from cbgate.core.metrics import Metrics
+from cbgate.core.reload import reload_settings
 from cbgate.core.resolve import Resolver
 from cbgate.core.responses import ResponsesService
 from cbgate.core.shutdown import ShutdownDeadline
@@ -73,9 +74,9 @@ class App:
         await asyncio.to_thread(self.ledger.replay_orphans)  # what a killed run left behind
         self.limiter = make_limiter(self.settings, self.ledger_usage)
         await self.limiter.start()
-        metering = Metering(self.ledger, self.metrics, self.settings.log_content, on_record=self._note_record,
-                            prompt_counter=self.registry.estimator,
-                            answer_unbilled=self.settings.serve_without_spool)
+        metering = self.metering = Metering(self.ledger, self.metrics, self.settings.log_content,
+                                            on_record=self._note_record, prompt_counter=self.registry.estimator,
+                                            answer_unbilled=self.settings.serve_without_spool)
         service = ChatService(directory, Resolver(self.registry), metering, self.limiter)
         self.chat = ChatRoutes(service, self.settings.max_body_bytes, self.deadline)
         counter = ContextCounter(self.registry.estimator)
@@ -91,6 +92,17 @@ class App:
         self._tasks.append(asyncio.create_task(self.ledger.run()))
         self._tasks.append(asyncio.create_task(responses.purge_forever()))
         self.readiness = readiness_checks(self.store, self.registry, self.limiter, self.settings)
+        self._reload_on_sighup()
+
+    def _reload_on_sighup(self) -> None:
+        """SIGHUP reloads the config file instead of ending the process (core/reload.py says what applies)."""
+        def reload() -> None:
+            self.settings = reload_settings(self.settings, self.registry, self.metering, self.admin_api.admin)
+
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests), or no SIGHUP
+            pass
 
     async def ledger_usage(self, env_ids: list[str]) -> dict[str, int]:
         """Tokens each env used by the ledger, this process's spool flushed first: where quota counters
@@ -114,6 +126,10 @@ class App:
             signal.signal(sig, on_signal)
 
     async def shutdown(self) -> None:
+        try:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        except (ValueError, RuntimeError, NotImplementedError):
+            pass
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,6 +1,7 @@
 """Builds provider adapters from the operator's catalog. The only place that maps a kind to a class."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cbgate.config import CatalogModel, Deployment, Settings
@@ -83,6 +84,29 @@ class ProviderRegistry:
         return kinds[protocol](name, base_url=base_url, api_key=api_key, client=self.upstream,
                                estimator=self.estimator, upstream_model=upstream_model, timeouts=timeouts,
                                guarded=guarded)
+
+    def reload_catalog(self, settings: Settings) -> list[str]:
+        """Take a new catalog (SIGHUP). Upstream deployments are rebuilt (cheap: pooled sessions); embedded
+        ones keep running as they are, so a model whose embedded deployment is new or changed keeps its old
+        form until a restart. Returns those models' names. Raises ValueError and changes nothing when a
+        deployment cannot be built."""
+        old = {m.name: m for m in self.settings.catalog}
+        kept, by_model, restart = [], {}, []
+        for model in settings.catalog:
+            before = old.get(model.name)
+            local = [d for d in model.deployments if d.kind == "local"]
+            if local and local != [d for d in (before.deployments if before else ()) if d.kind == "local"]:
+                restart.append(model.name)
+                if before is not None:
+                    kept.append(before)
+                    by_model[model.name] = self.by_model[model.name]
+                continue
+            by_model[model.name] = [self.by_model[model.name][before.deployments.index(d)] if d.kind == "local"
+                                    else self._adapter(model, d) for d in model.deployments]
+            kept.append(model)
+        self.by_model = by_model
+        self.settings = replace(settings, catalog=tuple(kept))
+        return restart
 
     async def start(self) -> None:
         """Open the upstream sessions on the running loop (call once, in the app's startup)."""

@@ -1,0 +1,48 @@
+"""The config file is validated: an unknown key anywhere is an error naming it (with the likely intended key),
+never silently ignored."""
+from __future__ import annotations
+
+import pytest
+
+from cbgate.config import ConfigError, load_settings
+
+UPSTREAM = '[[models]]\nname = "m"\n[[models.deployments]]\nkind = "openai"\nbase_url = "http://10.0.0.5/v1"\n'
+
+
+@pytest.mark.parametrize("text,named", [
+    ("modles = []\n", "unknown key `modles` (did you mean `models`?)"),
+    ("[server]\nredis_ulr = 'redis://x'\n", "[server]: unknown key `redis_ulr` (did you mean `redis_url`?)"),
+    ('[[models]]\nname = "m"\ndefualt = true\n', "models[0] (m): unknown key `defualt`"),
+    (UPSTREAM + 'api_key = "sk-x"\n', "deployments[0] (openai): unknown key `api_key` (did you mean `api_key_env`?)"),
+    ('[[models]]\nname = "m"\n[[models.deployments]]\nkind = "local"\nsource = "x.gguf"\nctx = 4096\n',
+     "deployments[0] (local): unknown key `ctx`"),
+])
+def test_unknown_keys_are_errors_that_name_the_key(tmp_path, text, named):
+    (tmp_path / "cbgate.toml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(tmp_path), env={})
+    assert named in str(caught.value) and "cbgate.toml" in str(caught.value)
+
+
+def test_every_documented_key_is_accepted(tmp_path):
+    (tmp_path / "cbgate.toml").write_text(
+        "[server]\ndatabase_url = 'db.sqlite'\nredis_url = 'redis://127.0.0.1:6379/0'\nredis_prefix = 'p'\n"
+        "ratelimit_failure = 'fail-closed'\nmax_body_bytes = 1000\nengine_queue = 4\nsnapshot_max_age = 10\n"
+        "log_content = true\nresponses_ttl_days = 7\n"
+        + UPSTREAM + 'name = "d"\napi_key_env = "K"\nmodel = "up"\ncontext_window = 8192\n'
+        "timeouts = {connect = 1, first_byte = 2, idle = 3, total = 4}\n"
+        '[[models]]\nname = "local"\ndefault = true\n[[models.deployments]]\nkind = "local"\nsource = "x.gguf"\n'
+        "n_ctx = 2048\nn_threads = 2\ntemperature = 0.5\ntop_p = 0.9\nmax_tokens = 64\n")
+    settings = load_settings(str(tmp_path), env={})
+    assert [m.name for m in settings.catalog] == ["m", "local"] and settings.engine_queue == 4
+
+
+def test_every_server_key_the_loader_reads_is_a_known_key():
+    """A new `[server]` setting must be added to SERVER_KEYS, or the file could not set it."""
+    import inspect
+    import re
+
+    import cbgate.config as config
+
+    read = set(re.findall(r'server\.get\("([a-z_]+)"', inspect.getsource(config.load_settings)))
+    assert read and read <= config.SERVER_KEYS, read - config.SERVER_KEYS

@@ -1,0 +1,169 @@
+"""`cbgate serve` as an operator meets it: the first start's one-time message, a busy port found at once,
+JSON logs, and SIGHUP reloading the config file without stopping the server. The catalog points at a fake
+OpenAI-compatible upstream, so no model is loaded."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.catalog import write_catalog
+from tests.support.fake_upstream import start_fake_upstream
+from tests.support.gateway import free_port
+
+SECRET = "sk-serve-test-upstream"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    fake = start_fake_upstream(require_key=SECRET)
+    yield fake
+    fake.stop()
+
+
+def upstream_model(name: str, fake) -> dict:
+    return {"name": name, "deployments": [{"kind": "openai", "base_url": fake.url, "api_key_env": "SERVE_SECRET",
+                                           "name": f"fake-{name}"}]}
+
+
+class Served:
+    def __init__(self, data_dir: Path, *args: str, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.out, self.err = data_dir.parent / f"out-{self.port}.log", data_dir.parent / f"err-{self.port}.log"
+        env = {**os.environ, "SERVE_SECRET": SECRET}
+        env.pop("CBGATE_DATABASE_URL", None)  # these tests are about the process, on its own SQLite
+        self.proc = subprocess.Popen([sys.executable, "-m", "cbgate", "serve", "--data-dir", str(data_dir),
+                                      "--port", str(self.port), *args],
+                                     stdout=self.out.open("w"), stderr=self.err.open("w"), env=env)
+
+    def wait_ready(self, timeout: float = 60) -> Served:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"serve exited {self.proc.returncode}: {self.stderr()}"
+            try:
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"serve did not become ready: {self.stderr()}")
+
+    def stdout(self) -> str:
+        return self.out.read_text()
+
+    def stderr(self) -> str:
+        return self.err.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def data_dir(tmp_path, fake):
+    data = tmp_path / "data"
+    write_catalog(data, [upstream_model("up-model", fake)], include_embedded=False)
+    return data
+
+
+def test_first_start_says_everything_once_and_a_restart_says_none_of_it(data_dir):
+    served = Served(data_dir).wait_ready()
+    try:
+        out = served.stdout()
+        key = next(word for word in out.split() if word.startswith("cbsk_"))
+        assert out.count(key) == 2  # once alone, once in the curl line
+        assert f"curl -N {served.url}/v1/ai/cloudbase/chat/completions" in out
+        assert '"stream": true' in out and '"max_tokens": 48' in out and '"model": "up-model"' in out
+        assert f"base_url = {served.url}/v1/ai/cloudbase/v1" in out and f"baseUrl = {served.url}/v1" in out
+        assert f"{served.url}/console" in out and f"cbgate admin token create --data-dir {data_dir}" in out
+        curl = json.loads(out.split("-d '")[1].split("'")[0])
+        answer = requests.post(served.url + "/v1/ai/cloudbase/chat/completions", json=curl, stream=True, timeout=30,
+                               headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200 and b"data: [DONE]" in answer.content
+    finally:
+        served.stop()
+    again = Served(data_dir).wait_ready()
+    again.stop()
+    assert "cbsk_" not in again.stdout() and "console" not in again.stdout()
+
+
+def test_a_busy_port_is_refused_before_anything_is_loaded(tmp_path):
+    data = tmp_path / "data"  # the default catalog: the embedded model, whose file must not even be looked at
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        served = Served(data, port=port)
+        assert served.proc.wait(timeout=60) == 1
+    err = served.stderr()
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+    assert "model file" not in err and "Traceback" not in err
+
+
+def test_json_log_format_makes_every_log_line_json(data_dir):
+    served = Served(data_dir, "--log-format", "json").wait_ready()
+    try:
+        requests.get(served.url + "/livez", timeout=10)
+        deadline = time.monotonic() + 10
+        while '"/livez"' not in served.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        served.stop()
+    lines = [json.loads(line) for line in served.stderr().splitlines() if line.strip()]
+    assert any(e["logger"].startswith("uvicorn") for e in lines)  # uvicorn's own lines too
+    access = [e for e in lines if e["logger"] == "cbgate.access" and e["path"] == "/livez"]
+    assert access and access[0]["status"] == 200 and access[0]["request_id"]
+
+
+def wait_for_log(served: Served, text: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in served.stderr():
+        assert time.monotonic() < deadline, f"no {text!r} in the log: {served.stderr()}"
+        assert served.proc.poll() is None, served.stderr()
+        time.sleep(0.05)
+
+
+def test_sighup_reloads_the_catalog_and_keeps_serving(data_dir, fake):
+    served = Served(data_dir).wait_ready()
+    try:
+        key = next(word for word in served.stdout().split() if word.startswith("cbsk_"))
+        env_id = next(word for word in served.stdout().split() if word.startswith("env-"))
+        write_catalog(data_dir, [upstream_model("up-model", fake), upstream_model("up-new", fake)],
+                      include_embedded=False)
+        served.proc.send_signal(signal.SIGHUP)
+        wait_for_log(served, "config reloaded: 2 catalog models")
+        subprocess.run([sys.executable, "-m", "cbgate", "model", "enable", "--env", env_id, "--group", "cloudbase",
+                        "up-new", "--data-dir", str(data_dir)], check=True, capture_output=True, timeout=60)
+        ask = {"model": "up-new", "messages": [{"role": "user", "content": "hi"}]}
+        deadline = time.monotonic() + 10
+        while True:  # the switch reaches the server with its next snapshot
+            answer = requests.post(served.url + "/v1/ai/cloudbase/chat/completions", json=ask, timeout=30,
+                                   headers={"Authorization": f"Bearer {key}"})
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert answer.status_code == 200, answer.text
+
+        (data_dir / "cbgate.toml").write_text("[server]\nredis_ulr = 'redis://x'\n")
+        served.proc.send_signal(signal.SIGHUP)
+        wait_for_log(served, "config not reloaded")
+        assert "unknown key `redis_ulr`" in served.stderr()
+        assert requests.post(served.url + "/v1/ai/cloudbase/chat/completions", json=ask, timeout=30,
+                             headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert served.proc.poll() is None  # two SIGHUPs, and still serving
+    finally:
+        served.stop()
