@@ -132,8 +132,7 @@ def new_env_key(admin, replicas, name: str, **limits) -> str:
     admin.set_env_limits(env_id, {"concurrency": None, "rpm": None, "tpm": None, "token_quota": None, **limits})
     key = admin.create_key(env_id)[1]
     for r in replicas:
-        wait_until(lambda: requests.get(r.url + "/admin/v1/me", headers={"Authorization": f"Bearer {key}"},
-                                        timeout=5).status_code == 200, 10, "the replicas to know the new key")
+        wait_until(lambda: r.knows(key), 10, f"replica {r.port} to know the new key")
     return key
 
 

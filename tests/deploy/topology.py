@@ -54,10 +54,21 @@ class Replica:
         self.proc = subprocess.Popen([sys.executable, "-m", "cbgate", "serve", "--port", str(self.port)],
                                      stdout=self.log.open("a"), stderr=subprocess.STDOUT, env=self.env)
 
+    def alive(self) -> None:
+        assert self.proc.poll() is None, f"replica on {self.port} exited:\n{self.log.read_text()[-3000:]}"
+
+    def knows(self, key: str) -> bool:
+        self.alive()
+        try:
+            return requests.get(self.url + "/admin/v1/me", headers={"Authorization": f"Bearer {key}"},
+                                timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
     def wait_ready(self, timeout: float = 60) -> None:
         """/readyz where the gateway has it, else /healthz."""
         def ready():
-            assert self.proc.poll() is None, f"replica on {self.port} exited:\n{self.log.read_text()[-3000:]}"
+            self.alive()
             try:
                 r = requests.get(self.url + "/readyz", timeout=1)
                 if r.status_code == 404:
