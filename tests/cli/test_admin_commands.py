@@ -2,7 +2,6 @@
 import requests
 
 from tests.cli.test_tenant_commands import cbgate, last_line
-from tests.support.admin_plane import wait_until_known
 from tests.support.postgres import store_env_for_tests
 
 
@@ -33,7 +32,7 @@ def test_a_cli_made_operator_token_opens_the_admin_api(gateway, monkeypatch):
     for name, value in store_env_for_tests().items():  # the CLI must use the gateway's database
         monkeypatch.setenv(name, value)
     token = last_line(cbgate(gateway.data_dir, "admin", "token", "create"))
-    wait_until_known(gateway, token)
+    gateway.wait_for_snapshot()
     cbgate(gateway.data_dir, "env", "set-origins", gateway.env_id, "https://shop.example.com")
     env = requests.get(f"{gateway.url}/admin/v1/envs/{gateway.env_id}", headers={"Authorization": f"Bearer {token}"},
                        timeout=10).json()

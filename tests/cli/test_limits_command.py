@@ -2,11 +2,9 @@
 import os
 import subprocess
 import sys
-import time
 
+from tests.support.chat import ask
 from tests.support.postgres import store_env_for_tests
-
-MODEL = "gemma-3-270m"
 
 
 def limits(gateway, *args) -> subprocess.CompletedProcess:
@@ -31,9 +29,8 @@ def test_show_defaults_then_set_some_and_switch_one_off(gateway):
     off = limits(gateway, "set", "--env", gateway.env_id, "--concurrency", "off")
     assert table(off.stdout)["concurrency"] == "off" and table(off.stdout)["rpm"] == "2"  # the rest stay
 
-    time.sleep(1.0)  # the running gateway picks the change up with its snapshot
-    ask = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
-    statuses = [gateway.chat(ask).status_code for _ in range(3)]
+    gateway.wait_for_snapshot()  # the running gateway picks the change up with its snapshot
+    statuses = [gateway.chat(ask("hi")).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
 
 

@@ -6,18 +6,15 @@ import time
 import pytest
 import requests
 
+from tests.support.chat import EMBEDDED_MODEL, ask
 from tests.support.fake_llama import FakeLlama
 from tests.support.sse import deltas, read_events
 
-MODEL = "gemma-3-270m"
+MODEL = EMBEDDED_MODEL
 
 
 def fake_tokens(text: str) -> int:
     return (len(text.encode()) + 1) // 2  # the fake engine's tokens are two bytes
-
-
-def ask(text: str, **extra) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
 
 
 @pytest.mark.parametrize("path", ["/v1/ai/cloudbase/chat/completions", "/v1/ai/cloudbase/v1/chat/completions"])
@@ -137,7 +134,7 @@ def test_engine_queue_is_bounded(tmp_path):
         FakeLlama.token_delay = 0.05
         first = threading.Thread(target=gw.chat, args=(ask("word " * 10),))
         first.start()
-        time.sleep(0.2)
+        gw.wait_admitted(1)  # and handed to the engine: nothing awaits in between
         r = gw.chat(ask("second"))
         assert r.status_code == 429 and r.json()["code"] == "EXCEED_CONCURRENT_REQUEST_LIMIT"
         first.join()

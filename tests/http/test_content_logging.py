@@ -1,20 +1,13 @@
 """Message contents reach the ledger only when the operator turns content logging on."""
 import json
-import time
 
 import pytest
 import requests
 
+from tests.support.chat import ask
 from tests.support.gateway import start_in_thread
 from tests.support.ledger import wait_for_records
 from tests.support.sse import read_events
-
-MODEL = "gemma-3-270m"
-
-
-def ask(text: str, **extra) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
-
 
 @pytest.fixture
 def logging_gateway(tmp_path):
@@ -33,14 +26,10 @@ def test_with_content_logging_on_the_ledger_keeps_messages_and_answers(logging_g
     assert by_question["streamed words"]["answer"] == "echo: streamed words"
     # The operator reads them through the admin API's recent requests.
     _, token = gw.admin.create_operator_token("ops")
-    recent = None
-    for _ in range(40):
-        recent = requests.get(f"{gw.url}/admin/v1/envs/{gw.env_id}/requests",
-                              headers={"Authorization": f"Bearer {token}"})
-        if recent.status_code == 200:
-            break
-        time.sleep(0.05)  # until the gateway has loaded the new token
-    assert "床前明月光" in recent.text
+    gw.wait_for_snapshot()
+    recent = requests.get(f"{gw.url}/admin/v1/envs/{gw.env_id}/requests", headers={"Authorization": f"Bearer {token}"},
+                          timeout=10)
+    assert recent.status_code == 200 and "床前明月光" in recent.text
 
 
 def test_by_default_no_content_is_kept(gateway):

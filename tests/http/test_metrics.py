@@ -1,28 +1,21 @@
 """GET /metrics as a Prometheus scraper reads it: counts that add up, and never a key in it."""
 import re
 import threading
-import time
 
 import requests
 
+from tests.support.chat import EMBEDDED_MODEL, ask
 from tests.support.fake_llama import FakeLlama
 from tests.support.gateway import fake_local_provider, start_in_thread
 from tests.support.sse import read_events
 
-MODEL = "gemma-3-270m"
-
-
-def ask(text: str, **extra) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
+MODEL = EMBEDDED_MODEL
 
 
 def scrape_text(gw) -> str:
     """The exposition as a Prometheus scraper with an operator token gets it."""
-    token = getattr(gw, "metrics_token", None)
-    if token is None:
-        _, token = gw.admin.create_operator_token("prometheus")
-        gw.metrics_token = token
-        time.sleep(1.5)  # the gateway reloads its snapshot every 0.5 s; a refused try would count as an error
+    _, token = gw.admin.create_operator_token("prometheus")
+    gw.wait_for_snapshot()  # a try before the gateway knows the token would count as an error
     r = requests.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     return r.text

@@ -4,13 +4,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import requests
 
 from cbgate.store.usage import recent_requests
 from tests.support.catalog import write_catalog
 from tests.support.gateway import free_port, make_admin, start_serve
+from tests.support.wait import wait_until
 
 MODEL = "fake-gpt"
 STREAMS = 4
@@ -67,9 +67,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_no_ledger_record(fresh_postgres_
         clients = [threading.Thread(target=stream_until_cut, args=(replica.url, key, got)) for got in received]
         for c in clients:
             c.start()
-        deadline = time.monotonic() + 20
-        while min(map(len, received)) < 5 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: min(map(len, received)) >= 5, "every stream to be under way")
         replica.proc.send_signal(signal.SIGKILL)
         replica.proc.wait(10)
         for c in clients:
@@ -79,17 +77,17 @@ def test_kill_9_mid_stream_loses_and_duplicates_no_ledger_record(fresh_postgres_
         replica = start_serve(data_dir, env)  # the restarted replica replays what the dead one journalled
         served = stats(upstream_port)
         assert served["chat_requests"] == 3 + STREAMS
-        deadline = time.monotonic() + 10
-        while len(rows := recent_requests(admin.store, env_id, 100)) < served["chat_requests"] \
-                and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: len(recent_requests(admin.store, env_id, 100)) >= served["chat_requests"],
+                   "the ledger to hold every served request")
+        rows = recent_requests(admin.store, env_id, 100)
         assert len(rows) == len({r.request_id for r in rows}) == served["chat_requests"]
         done = [r for r in rows if r.code is None]
         interrupted = [r for r in rows if r.code == "GATEWAY_INTERRUPTED"]
         assert len(done) == 3 and len(interrupted) == STREAMS
         assert all(r.stream and r.estimated and r.prompt_tokens > 0 for r in interrupted)
         assert sum(r.completion_tokens for r in done) == 3 * 40  # the fake's usage for each finished answer
-        time.sleep(1)  # a later flush or replay must not add anything
+        replica.proc.terminate()  # its last flush, and any replay, must not add anything
+        replica.proc.wait(30)
         assert len(recent_requests(admin.store, env_id, 100)) == served["chat_requests"]
     finally:
         replica.proc.terminate()
@@ -108,8 +106,7 @@ def test_sigterm_finishes_streams_then_flushes_the_ledger(fresh_postgres_url, tm
         clients = [threading.Thread(target=stream_until_cut, args=(replica.url, key, got)) for got in received]
         for c in clients:
             c.start()
-        while min(map(len, received)) < 3:
-            time.sleep(0.02)
+        wait_until(lambda: min(map(len, received)) >= 3, "both streams to be under way")
         replica.proc.send_signal(signal.SIGTERM)
         for c in clients:
             c.join(30)

@@ -4,16 +4,13 @@ import time
 
 import requests
 
+from tests.support.chat import EMBEDDED_MODEL, ask
 from tests.support.fake_llama import FakeLlama
 from tests.support.gateway import make_admin, start_in_thread
-from tests.support.ledger import DroppedStream, wait_for_records
+from tests.support.ledger import DroppedStream, ledger_rows, wait_for_records
 from tests.support.sse import read_events
 
-MODEL = "gemma-3-270m"
-
-
-def ask(text: str, **extra) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
+MODEL = EMBEDDED_MODEL
 
 
 def key_id(gateway) -> str:
@@ -49,10 +46,9 @@ def test_streaming_request_is_recorded_with_time_to_first_token(gateway):
 
 def test_failed_requests_are_recorded_with_their_code(gateway):
     gateway.admin.set_model(gateway.env_id, "cloudbase", MODEL, False)
-    deadline = time.monotonic() + 5
-    while (r := gateway.chat(ask("hi"))).status_code != 403 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert r.json()["code"] == "AI_MODEL_DISABLED"
+    gateway.wait_for_snapshot()
+    r = gateway.chat(ask("hi"))
+    assert r.status_code == 403 and r.json()["code"] == "AI_MODEL_DISABLED"
     streamed = gateway.chat(ask("hi", stream=True))
     assert streamed.status_code == 403
     failed = wait_for_records(gateway.admin.store, gateway.env_id, 2, where=lambda rec: rec.code is not None)
@@ -81,7 +77,7 @@ def test_records_are_flushed_at_shutdown_and_spool_is_cleared(tmp_path):
     ids = [gw.chat(ask(f"request {i}")).headers["x-request-id"] for i in range(5)]
     gw.stop()  # before the next batch is due
     admin = make_admin(tmp_path / "data")
-    rows = wait_for_records(admin.store, gw.env_id, 5, timeout=0)
+    rows = ledger_rows(admin.store, gw.env_id)
     assert sorted(r.request_id for r in rows) == sorted(ids)
     assert list((tmp_path / "data" / "spool").iterdir()) == []  # drained, so nothing left to replay
     admin.store.close()
@@ -99,7 +95,7 @@ def test_stream_finishing_during_shutdown_is_completed_and_recorded(tmp_path):
     stopper.join()
     assert rest.rstrip().endswith(b"data: [DONE]")
     admin = make_admin(tmp_path / "data")
-    [record] = wait_for_records(admin.store, gw.env_id, 1, timeout=0)
+    [record] = ledger_rows(admin.store, gw.env_id)
     assert record.status == 200 and not record.disconnected and record.completion_tokens > 40
     admin.store.close()
 
@@ -107,10 +103,15 @@ def test_stream_finishing_during_shutdown_is_completed_and_recorded(tmp_path):
 def test_usage_of_other_environments_is_not_mixed_in(gateway):
     other_env = gateway.admin.create_env("team-other")
     _, other_key = gateway.admin.create_key(other_env)
-    deadline = time.monotonic() + 5
-    while gateway.chat(ask("hi"), key=other_key).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert gateway.chat(ask("mine")).status_code == 200
-    [mine] = wait_for_records(gateway.admin.store, gateway.env_id, 1)
-    assert mine.env_id == gateway.env_id
+    gateway.wait_for_snapshot()
+    theirs = gateway.chat(ask("theirs"), key=other_key)
+    mine = gateway.chat(ask("mine"))
+    assert theirs.status_code == mine.status_code == 200
+    # each request is billed to the env of the key that made it, and to no other
+    assert [r.request_id for r in wait_for_records(gateway.admin.store, gateway.env_id, 1)] == [
+        mine.headers["x-request-id"]]
+    assert [r.request_id for r in wait_for_records(gateway.admin.store, other_env, 1)] == [
+        theirs.headers["x-request-id"]]
+    summary = gateway.admin.usage_summary(gateway.env_id)
+    assert summary["requests"] == 1 and summary["completion_tokens"] == mine.json()["usage"]["completion_tokens"]
     assert requests.get(gateway.url + "/healthz").ok

@@ -1,24 +1,19 @@
 """Admission through real HTTP on one gateway (in-process limiter) over the scripted engine."""
 import threading
-import time
 
 import pytest
 import requests
 
 from cbgate.errors import ModelRequestFailed
+from tests.support.chat import ask
 from tests.support.fake_llama import FakeLlama
 from tests.support.gateway import start_in_thread
-
-MODEL = "gemma-3-270m"
-
-
-def ask(text: str = "hello there", **extra) -> dict:
-    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
+from tests.support.wait import wait_until
 
 
 def set_limits(gw, **limits) -> None:
     gw.admin.set_env_limits(gw.env_id, limits)
-    time.sleep(1.0)  # the gateway's snapshot reloads every 0.5 s
+    gw.wait_for_snapshot()
 
 
 def code(r: requests.Response) -> str | None:
@@ -36,11 +31,9 @@ def test_sixth_concurrent_request_is_refused_at_once_and_slots_come_back(gateway
     clients = [threading.Thread(target=slow) for _ in range(5)]
     for c in clients:
         c.start()
-    time.sleep(0.4)  # all five admitted; the first is generating, the others wait for the engine
-    started = time.monotonic()
-    refused = gateway.chat(ask())
+    gateway.wait_admitted(5)  # the first is generating, the others wait for the engine
+    refused = gateway.chat(ask())  # refused, not queued behind ~2.5 s of slow answers
     assert refused.status_code == 429 and code(refused) == "EXCEED_CONCURRENT_REQUEST_LIMIT"
-    assert time.monotonic() - started < 1.0  # refused at once, not queued behind ~2.5 s of slow answers
     for c in clients:
         c.join(30)
     assert results == [200] * 5
@@ -59,10 +52,7 @@ def test_slot_is_released_when_the_client_drops_a_stream_mid_way(gateway):
         busy = gateway.chat(ask())
         assert busy.status_code == 429 and code(busy) == "EXCEED_CONCURRENT_REQUEST_LIMIT"
     # the connection is closed mid-stream: the slot frees although the answer had far to go
-    deadline = time.monotonic() + 3
-    while (status := gateway.chat(ask("x", max_tokens=2)).status_code) == 429 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert status == 200
+    wait_until(lambda: gateway.chat(ask("x", max_tokens=2)).status_code == 200, "the dropped stream's slot")
 
 
 class FailingProvider:
@@ -139,7 +129,7 @@ def test_bad_limit_values_are_refused(gateway, bad):
 
 def test_publishable_keys_get_their_own_lower_concurrency(gateway):
     _, publishable = gateway.admin.create_key(gateway.env_id, "publishable")
-    time.sleep(1.0)
+    gateway.wait_for_snapshot()
     FakeLlama.token_delay = 0.03
     results: list[int] = []
     clients = [threading.Thread(target=lambda: results.append(
@@ -147,7 +137,7 @@ def test_publishable_keys_get_their_own_lower_concurrency(gateway):
         for _ in range(2)]
     for c in clients:
         c.start()
-    time.sleep(0.3)
+    gateway.wait_admitted(2)
     refused = gateway.chat(ask(), key=publishable)
     assert refused.status_code == 429 and code(refused) == "EXCEED_CONCURRENT_REQUEST_LIMIT"
     assert gateway.chat(ask("x", max_tokens=2)).status_code == 200  # the server key's share is separate
@@ -158,8 +148,7 @@ def test_publishable_keys_get_their_own_lower_concurrency(gateway):
 
 def test_a_restarted_gateway_remembers_the_quota_used_by_the_ledger(tmp_path):
     first = start_in_thread(tmp_path / "data")
-    first.admin.set_env_limits(first.env_id, {"token_quota": 100})
-    time.sleep(1.0)
+    set_limits(first, token_quota=100)
     used = sum(first.chat(ask("hello there", max_tokens=10)).json()["usage"]["total_tokens"] for _ in range(5))
     assert 40 < used < 100
     first.stop()  # shutdown flushes the ledger

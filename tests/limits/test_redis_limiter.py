@@ -51,6 +51,16 @@ def test_concurrency_is_shared_between_replicas_and_freed_on_finish(prefix):
     run(scenario())
 
 
+async def admitted_once_free(limiter, limits: EnvLimits):
+    """Admit as soon as a slot is free: waits on the limiter's state, within a generous ceiling."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                return await limiter.admit("env", "env", limits, 1)
+            except ConcurrencyExceeded:
+                await asyncio.sleep(0.05)
+
+
 def test_a_dead_replicas_slots_expire_while_a_live_ones_leases_are_refreshed(prefix):
     async def scenario():
         dead = make(prefix, lease=1.0)  # never started: nobody refreshes its leases, as after kill -9
@@ -58,11 +68,14 @@ def test_a_dead_replicas_slots_expire_while_a_live_ones_leases_are_refreshed(pre
         await live.start()
         limits = EnvLimits(concurrency=2)
         await dead.admit("env", "env", limits, 1)
-        await live.admit("env", "env", limits, 1)
+        held = await live.admit("env", "env", limits, 1)
         with pytest.raises(ConcurrencyExceeded):
             await live.admit("env", "env", limits, 1)
-        await asyncio.sleep(1.6)
-        await live.admit("env", "env", limits, 1)  # the dead one's slot expired...
+        first_expiry = await live.redis.zscore(held.keys[0], held.slot)
+        async with asyncio.timeout(30):
+            while await live.redis.zscore(held.keys[0], held.slot) == first_expiry:
+                await asyncio.sleep(0.05)  # until the live replica refreshed its lease
+        await admitted_once_free(live, limits)  # the dead one's slot expired...
         with pytest.raises(ConcurrencyExceeded):  # ...the live one's did not
             await live.admit("env", "env", limits, 1)
         live.running.clear()

@@ -1,28 +1,16 @@
 """The check a model group runs on creation: does the upstream answer with this secret?"""
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from cbgate.errors import ModelRequestFailed
-from cbgate.providers.registry import ProviderRegistry
+from cbgate.core.group_admin import UpstreamCheckFailed, check_upstream
 from tests.support.gateway import make_admin
 
 
 def check_through(tmp_path, protocol: str, base_url: str, key: str) -> None:
-    """A group's creation check: does the upstream answer its model list with this secret?"""
-    settings = make_admin(tmp_path / "data").settings
-
-    async def run():
-        registry = ProviderRegistry(settings)
-        await registry.start()
-        try:
-            await registry.build_upstream(protocol, name="g", base_url=base_url, api_key=key).check()
-        finally:
-            await registry.close()
-
-    asyncio.run(run())
+    """The check `group create` runs, with the operator's settings (a loopback URL needs no egress allowance
+    when the check is not guarded)."""
+    check_upstream(make_admin(tmp_path / "data").settings, "g", protocol, base_url, key, guarded=False)
 
 
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
@@ -30,5 +18,5 @@ def test_the_creation_check_says_when_the_secret_is_refused(tmp_path, fake, prot
     fake.require_key = "right-key"
     base = fake.url if protocol == "openai" else fake.root
     check_through(tmp_path, protocol, base, "right-key")
-    with pytest.raises(ModelRequestFailed, match="401: invalid api key"):
+    with pytest.raises(UpstreamCheckFailed, match="401: invalid api key"):
         check_through(tmp_path, protocol, base, "wrong-key")

@@ -73,10 +73,9 @@ def test_rate_limit_retry_after_is_honoured(upstream_gateway, fake):
 
 def test_a_long_retry_after_is_not_waited_for_but_passed_on(upstream_gateway, fake):
     fake.script(Reply(status=429, headers={"Retry-After": "120"}, error="slow down"))
-    started = time.monotonic()
     r = upstream_gateway.chat(chat_body())
     assert_failed(r, 502, "429", "slow down")
-    assert time.monotonic() - started < 1 and r.headers["retry-after"] == "120"
+    assert r.headers["retry-after"] == "120" and len(fake.chat_requests) == 1  # no second try
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -109,12 +108,13 @@ def test_failure_after_the_first_byte_ends_with_an_error_event_and_no_done(upstr
     assert last["code"] == "AI_MODEL_REQUEST_FAILED" and last["requestId"] and words in last["message"]
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("stream", [False, True])
 def test_no_first_byte_in_time_is_a_504(upstream_gateway, fake, stream):
-    fake.script(Reply(first_byte_delay=1.5))
+    fake.script(Reply(first_byte_delay=3))
     started = time.monotonic()
     assert_failed(upstream_gateway.chat(chat_body("up-quick", stream=stream)), 504, "no")
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 2.5  # the first-byte timeout is 0.5 s; the answer would take 3 s
     fake.wait_for(lambda s: s["requests"] >= 1)
 
 
@@ -127,14 +127,12 @@ def test_an_idle_stream_ends_with_a_timeout_event_and_the_upstream_is_closed(ups
     fake.script(Reply(events=5, stall_after=2))
     events = read_events(upstream_gateway.chat(chat_body("up-quick", stream=True), stream=True))
     assert "[DONE]" not in events and "quiet" in events[-1]["message"]
-    fake.wait_for(lambda s: s["streams_aborted"] >= 1, timeout=2)
+    fake.wait_for(lambda s: s["streams_aborted"] >= 1)
 
 
 def test_the_total_timeout_bounds_a_non_streaming_call(upstream_gateway, fake):
-    fake.script(Reply(first_byte_delay=1.5))
-    started = time.monotonic()
+    fake.script(Reply(first_byte_delay=1.5))  # within its first-byte timeout (5 s), past its total (0.5 s)
     assert_failed(upstream_gateway.chat(chat_body("up-total")), 504, "0.5s")
-    assert time.monotonic() - started < 1.2
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -185,4 +183,4 @@ def test_a_client_leaving_a_non_streaming_call_closes_the_upstream_request(upstr
     fake.script(Reply(first_byte_delay=3))
     with pytest.raises(requests.Timeout):
         requests.post(upstream_gateway.chat_url(), json=chat_body(), headers=upstream_gateway.headers(), timeout=0.3)
-    fake.wait_for(lambda s: s["requests_aborted"] >= 1, timeout=1.5)
+    fake.wait_for(lambda s: s["requests_aborted"] >= 1)

@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import os
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from aiohttp import web
 
 from tests.support import fake_upstream_anthropic as anthropic_wire
 from tests.support.fake_upstream_openai import openai_completion, openai_error, openai_stream_events
+from tests.support.wait import wait_until
 
 STALL_SECONDS = 3600.0  # an idle stall lasts until the client gives up (the handler is then cancelled)
 
@@ -285,16 +285,12 @@ class FakeUpstream:
     def stats(self) -> dict:
         return self.server.stats.as_dict()
 
-    def wait_for(self, predicate, timeout: float = 5.0) -> dict:
-        """Poll the stats until predicate(stats) holds; returns them (fails the test on timeout)."""
-        deadline = time.monotonic() + timeout
-        while True:
+    def wait_for(self, predicate) -> dict:
+        """Poll the stats until predicate(stats) holds; returns them (fails the test if they never do)."""
+        def reached() -> dict | None:
             stats = self.stats()
-            if predicate(stats):
-                return stats
-            if time.monotonic() > deadline:
-                raise AssertionError(f"fake upstream never reached the expected state: {stats}")
-            time.sleep(0.01)
+            return stats if predicate(stats) else None
+        return wait_until(reached, "the fake upstream to reach the expected state")
 
     def all_traffic(self) -> bytes:
         """Every header and body the fake received, for checking that a secret never arrived."""

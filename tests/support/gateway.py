@@ -23,6 +23,7 @@ from cbgate.providers.local.provider import LocalProvider
 from cbgate.store.db import Store
 from tests.support.fake_llama import FakeLlama
 from tests.support.postgres import store_env_for_tests
+from tests.support.wait import wait_until
 
 
 def free_port() -> int:
@@ -49,6 +50,19 @@ class Gateway:
 
     def chat(self, body: dict, key: str | None = None, group: str = "cloudbase", **kwargs) -> requests.Response:
         return requests.post(self.chat_url(group), json=body, headers=self.headers(key), timeout=60, **kwargs)
+
+    def wait_for_snapshot(self) -> int:
+        """Until the gateway serves every change made in the store so far (keys, limits, groups...)."""
+        target = self.admin.store.revision()
+        wait_until(lambda: self.app.directory.snapshot.revision >= target, f"the gateway to load store revision {target}")
+        return target
+
+    def admitted(self, env_id: str | None = None) -> int:
+        """Chat requests of the env (the gateway's own by default) that passed admission so far."""
+        return self.app.metrics.admissions.get((env_id or self.env_id,), 0)
+
+    def wait_admitted(self, count: int, env_id: str | None = None) -> None:
+        wait_until(lambda: self.admitted(env_id) >= count, f"{count} requests to be admitted")
 
 
 def make_admin(data_dir: Path, env: dict[str, str] | None = None) -> Admin:
@@ -103,6 +117,16 @@ class ServeProcess:
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
+
+    def metric(self, operator_token: str, name: str, labels: str = "") -> float:
+        """One sample of its /metrics (0 when absent), e.g. `cbgate_tenant_snapshot_revision`."""
+        text = requests.get(self.url + "/metrics", headers={"Authorization": f"Bearer {operator_token}"},
+                            timeout=10).text
+        series = f"{name}{{{labels}}}" if labels else name
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
 
 
 def start_serve(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 120) -> ServeProcess:

@@ -2,22 +2,25 @@
 from __future__ import annotations
 
 import http.client
-import time
 from urllib.parse import urlparse
 
 import orjson
 
 from cbgate.store.usage import UsageRecord, recent_requests
+from tests.support.wait import wait_until
 
 
-def wait_for_records(store, env_id: str, count: int, timeout: float = 10.0, where=None) -> list[UsageRecord]:
+def ledger_rows(store, env_id: str, where=None) -> list[UsageRecord]:
+    """The env's ledger as it is now, newest first; only rows `where` accepts."""
+    return [r for r in recent_requests(store, env_id, limit=10_000) if where is None or where(r)]
+
+
+def wait_for_records(store, env_id: str, count: int, where=None) -> list[UsageRecord]:
     """The env's ledger (newest first; only rows `where` accepts) once it holds at least `count`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = [r for r in recent_requests(store, env_id, limit=10_000) if where is None or where(r)]
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+    def enough() -> list[UsageRecord] | None:
+        rows = ledger_rows(store, env_id, where)
+        return rows if len(rows) >= count else None
+    return wait_until(enough, f"{count} ledger rows of {env_id}")
 
 
 class DroppedStream:

@@ -92,6 +92,7 @@ class ChatService:
         request caused goes back to the client at once, since every deployment would refuse it."""
         providers = self._route(principal, group, req)
         await self._admit(principal, req, meter)
+        meter.admitted()
         call = ModelCall(req, ChunkFactory(req.model), request_id)
         failure = ModelRequestFailed(f"model {req.model!r} has no deployment to serve it")
         for provider in providers:

@@ -105,6 +105,9 @@ class Meter:
         reservation to the real usage, release a concurrency slot); it must not block."""
         self.finishers.append(callback)
 
+    def admitted(self) -> None:
+        self.metering.metrics.admitted(self.record.env_id)
+
     def serving(self, deployment: str, outcome: StreamOutcome | None = None) -> None:
         """A deployment is about to serve: journal the request so even `kill -9` cannot lose it."""
         self.record.deployment = deployment

@@ -57,6 +57,7 @@ class Metrics:
         self.prompt_tokens: dict[tuple, int] = defaultdict(int)  # (env, group, model)
         self.completion_tokens: dict[tuple, int] = defaultdict(int)
         self.in_flight: dict[tuple, int] = defaultdict(int)  # (env, group)
+        self.admissions: dict[tuple, int] = defaultdict(int)  # (env,) -> requests that passed admission
         self.latency = Histogram(LATENCY_BUCKETS)
         self.ttft = Histogram(TTFT_BUCKETS)
 
@@ -81,12 +82,16 @@ class Metrics:
         if ttft_s is not None:
             self.ttft.observe(route, ttft_s)
 
+    def admitted(self, env: str) -> None:
+        """A request passed admission (it holds its slot and reservation until it ends)."""
+        self.admissions[(env,)] += 1
+
     def rejected(self, code: str) -> None:
         """An error before a request was known to belong to an env (bad key, bad body, bad path)."""
         self.requests[("", "", "", code)] += 1
         self.errors[("", "", "", code)] += 1
 
-    def render(self) -> bytes:
+    def render(self, snapshot_revision: int | None = None) -> bytes:
         out: list[str] = []
         coded = ROUTE_LABELS + ("code",)
         self._counter(out, "cbgate_requests_total", "Chat requests by outcome.", coded, self.requests)
@@ -94,6 +99,8 @@ class Metrics:
                       self.errors)
         self._counter(out, "cbgate_admission_refusals_total", "Requests refused by admission (EXCEED_*).",
                       ("env", "code"), self.refusals)
+        self._counter(out, "cbgate_admitted_requests_total", "Chat requests that passed admission.", ("env",),
+                      self.admissions)
         self._counter(out, "cbgate_prompt_tokens_total", "Prompt tokens billed.", ROUTE_LABELS, self.prompt_tokens)
         self._counter(out, "cbgate_completion_tokens_total", "Completion tokens billed.", ROUTE_LABELS,
                       self.completion_tokens)
@@ -101,6 +108,10 @@ class Metrics:
                 "# TYPE cbgate_in_flight_requests gauge"]
         out += [f"cbgate_in_flight_requests{{{_labels(('env', 'group'), k)}}} {v}"
                 for k, v in sorted(self.in_flight.items())]
+        if snapshot_revision is not None:
+            name = "cbgate_tenant_snapshot_revision"
+            out += [f"# HELP {name} The store revision of the env-level state this process serves.",
+                    f"# TYPE {name} gauge", f"{name} {snapshot_revision}"]
         for name, help_text, hist in (
                 ("cbgate_request_duration_seconds", "Time from admission to the last byte.", self.latency),
                 ("cbgate_time_to_first_token_seconds", "Time from admission to the first token.", self.ttft)):

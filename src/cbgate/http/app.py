@@ -220,7 +220,8 @@ class App:
             # Its labels name every environment: the operator's view, not a tenant's.
             authenticate_admin(self.directory.current(), ex.header(b"authorization"),
                                ex.header(b"host")).require_operator()
-            return await ex.reply(200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")])
+            return await ex.reply(200, self.metrics.render(self.directory.snapshot.revision),
+                                  [(b"content-type", b"text/plain; version=0.0.4")])
         if parts in (["livez"], ["healthz"]):  # alive: the process answers (/healthz: the older name)
             return await ex.reply_json({"status": "ok"})
         if parts == ["readyz"]:
