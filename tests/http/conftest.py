@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import time
-
 import pytest
-import requests
 
 from tests.support.catalog import write_catalog
 from tests.support.fake_upstream import FakeUpstream, Reply, start_fake_upstream
@@ -24,13 +21,6 @@ SECRET = "sk-surfaces-upstream-secret-42"
 def _upstream(kind: str, base_url: str, name: str, **extra) -> dict:
     return {"kind": kind, "base_url": base_url, "api_key_env": "TEST_SURFACES_SECRET", "name": name,
             "model": "upstream-model", **extra}
-
-
-def wait_until(predicate, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "the gateway never reached the expected state"
-        time.sleep(0.05)
 
 
 @dataclass
@@ -57,8 +47,7 @@ def surfaces(tmp_path_factory):
                                         "CBGATE_SECRET_KEY": "surfaces-operator-key"})
     other_env = gw.admin.create_env()
     _, other_key = gw.admin.create_key(other_env)
-    wait_until(lambda: requests.get(f"{gw.url}/v1/ai/cloudbase/models", headers=gw.headers(other_key),
-                                    timeout=10).status_code == 200)  # the gateway has seen the new key
+    gw.wait_for_snapshot()  # the gateway has seen the new key
     yield Surfaces(gw, fake, other_key)
     gw.stop()
     fake.stop()

@@ -7,9 +7,9 @@ import openai
 import pytest
 import requests
 
-from tests.http.conftest import wait_until
 from tests.support.fake_upstream import Reply
 from tests.support.ledger import wait_for_records
+from tests.support.wait import wait_until
 
 HELLO = [{"role": "user", "content": "hello there"}]
 
@@ -20,8 +20,7 @@ def tenant(surfaces):
     admin = surfaces.gw.admin
     env_id = admin.create_env()
     _, key = admin.create_key(env_id)
-    wait_until(lambda: requests.get(f"{surfaces.base()}/models", headers={"Authorization": f"Bearer {key}"},
-                                    timeout=10).status_code == 200)
+    surfaces.gw.wait_for_snapshot()
     return env_id, key
 
 
@@ -30,19 +29,15 @@ def clients(surfaces, key: str):
             openai.OpenAI(base_url=surfaces.base(), api_key=key, max_retries=0))
 
 
-def wait_for_limits(surfaces, env_id: str, **limits) -> None:
-    surfaces.gw.admin.set_env_limits(env_id, limits)
-    wait_until(lambda: surfaces.gw.admin.env_limits(env_id) is not None)
-
-
 def test_concurrency_is_shared_by_every_surface(surfaces, fake, tenant):
     env_id, key = tenant
     claude, oai = clients(surfaces, key)
     surfaces.gw.admin.set_env_limits(env_id, {"concurrency": 1})
+    surfaces.gw.wait_for_snapshot()
     fake.default = Reply(events=50, chunk_delay=0.05)
     refused = []
 
-    def held_then_refused() -> bool:  # the limit reaches the gateway within its refresh; then it holds
+    def held_then_refused() -> bool:
         with claude.messages.stream(model="up-openai", max_tokens=64, messages=HELLO) as stream:
             next(iter(stream))  # admitted and streaming
             try:
@@ -54,10 +49,11 @@ def test_concurrency_is_shared_by_every_surface(surfaces, fake, tenant):
                 return True
             return False
 
-    wait_until(held_then_refused, seconds=15)
+    assert held_then_refused()
     assert refused == ["EXCEED_CONCURRENT_REQUEST_LIMIT"]
     fake.default = Reply()
-    wait_until(lambda: succeeds(lambda: oai.responses.create(model="up-openai", input="now")))  # the slot is back
+    wait_until(lambda: succeeds(lambda: oai.responses.create(model="up-openai", input="now")),
+               "the slot to come back")
 
 
 def succeeds(call) -> bool:
@@ -72,6 +68,7 @@ def test_quota_used_up_is_refused_in_each_envelope(surfaces, fake, tenant):
     env_id, key = tenant
     claude, oai = clients(surfaces, key)
     surfaces.gw.admin.set_env_limits(env_id, {"token_quota": 1})
+    surfaces.gw.wait_for_snapshot()
 
     def refused() -> bool:
         try:
@@ -82,7 +79,7 @@ def test_quota_used_up_is_refused_in_each_envelope(surfaces, fake, tenant):
             return True
         return False
 
-    wait_until(refused, seconds=15)
+    assert refused()
     with pytest.raises(openai.RateLimitError) as caught:
         oai.responses.create(model="up-openai", input="more")
     assert caught.value.body["code"] == "EXCEED_TOKEN_QUOTA_LIMIT"
@@ -100,7 +97,8 @@ def test_the_model_switch_applies(surfaces, fake, tenant):
             return exc.body["code"] == "AI_MODEL_DISABLED"
         return False
 
-    wait_until(disabled, seconds=15)
+    surfaces.gw.wait_for_snapshot()
+    assert disabled()
     with pytest.raises(openai.PermissionDeniedError):
         oai.responses.create(model="up-openai", input="x")
 
@@ -109,8 +107,7 @@ def test_a_publishable_key_gets_unstored_answers_only(surfaces, fake, tenant):
     env_id, key = tenant
     _, publishable = surfaces.gw.admin.create_key(env_id, kind="publishable")
     _, browser = clients(surfaces, publishable)
-    wait_until(lambda: requests.get(f"{surfaces.base()}/models", headers={"Authorization": f"Bearer {publishable}"},
-                                    timeout=10).status_code == 200)
+    surfaces.gw.wait_for_snapshot()
     answer = browser.responses.create(model="up-openai", input="hi")
     assert answer.store is False and answer.output_text
     _, server = clients(surfaces, key)
@@ -138,7 +135,7 @@ def test_usage_by_surface_and_metrics(surfaces, fake, tenant):
     assert rows["images"]["images"] == 3
     _, token = admin.create_operator_token()
     metrics = lambda: requests.get(surfaces.gw.url + "/metrics", headers={"Authorization": f"Bearer {token}"})  # noqa: E731
-    wait_until(lambda: metrics().status_code == 200)  # the gateway has seen the new token
+    surfaces.gw.wait_for_snapshot()  # the gateway has seen the new token
     text = metrics().text
     line = f'cbgate_requests_total{{env="{env_id}",group="cloudbase",model="up-openai",code="OK"}} 3'
     assert line in text

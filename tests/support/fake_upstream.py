@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import os
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
