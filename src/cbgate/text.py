@@ -66,6 +66,23 @@ def token_count(value: object) -> int:
     if type(value) is float and value.is_integer():
         value = int(value)
     if not is_count(value):
+        # the value is not quoted: an upstream may put anything there, its own key included
         raise ValueError(f"a token count must be a whole number from 0 to {MAX_SAFE_INTEGER}, "
-                         f"got {str(value)[:40]!r}")
+                         f"not {type(value).__name__} {'out of range' if isinstance(value, int) else ''}".rstrip())
     return value
+
+
+SECRET_MASK = "***"
+_TOKEN_CHAR = "A-Za-z0-9"
+LONG_SECRET = 16  # characters: a random string this long is never part of ordinary words
+
+
+def mask_secret(text: str, secret: str | None) -> str:
+    """`text` with every whole-token occurrence of `secret` masked. A long secret is masked wherever it
+    appears; a short one only where it stands as a token of its own, so a key `k` masks "bad key k" but
+    leaves "fake internal error" readable (issue 10, finding 10)."""
+    if not secret or secret not in text:
+        return text
+    if len(secret) >= LONG_SECRET:
+        return text.replace(secret, SECRET_MASK)
+    return re.sub(f"(?<![{_TOKEN_CHAR}]){re.escape(secret)}(?![{_TOKEN_CHAR}])", SECRET_MASK, text)

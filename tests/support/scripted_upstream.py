@@ -1,5 +1,8 @@
 """An upstream that answers each request with the next raw answer it was given (status, content type,
-bytes), for feeding the gateway malformed answers. Served by aiohttp on 127.0.0.1 in a thread."""
+bytes), for feeding the gateway malformed answers. Served by aiohttp on 127.0.0.1 in a thread.
+
+`{SECRET}` in an answer's bytes is replaced by the key the request carried (Bearer or x-api-key): an
+upstream that echoes its key, for the secret canary tests."""
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +44,8 @@ class ScriptedUpstream:
         if request.method == "GET":
             return web.json_response({"object": "list", "data": []})
         answer = self.answers.popleft() if self.answers else self.default
-        return web.Response(status=answer.status, body=answer.body,
+        key = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return web.Response(status=answer.status, body=answer.body.replace(b"{SECRET}", key.encode()),
                             headers={"Content-Type": answer.content_type})
 
     def start(self) -> ScriptedUpstream:

@@ -13,7 +13,8 @@ from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
 from cbgate.providers.base import Capabilities
 from cbgate.providers.netguard import EgressRefused
 from cbgate.providers.token_estimate import TokenEstimator
-from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient, error_reason, object_reason, read_failure
+from cbgate.providers.upstream_http import (REASON_SCAN, Endpoint, Timeouts, UpstreamClient, error_reason,
+                                            object_reason, read_failure)
 from cbgate.providers.upstream_sse import Event, read_events
 
 
@@ -59,7 +60,7 @@ class UpstreamAdapter:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ModelRequestFailed(f"upstream {self.name} answered with a body that is not JSON: "
-                                     f"{self.endpoint.scrub(raw[:200].decode('utf-8', 'replace'))}") from None
+                                     f"{self.endpoint.scrub(raw[:REASON_SCAN].decode('utf-8', 'replace'), 200)}") from None
         if not isinstance(body, dict) or body.get("error") or body.get("type") == "error":
             raise self.failure_from(body)
         return body
@@ -79,14 +80,14 @@ class UpstreamAdapter:
     def unreadable(self, exc: BaseException) -> ModelRequestFailed:
         """The failure for an answer whose shape or values are not what the protocol says."""
         return ModelRequestFailed(f"upstream {self.name} sent an answer that cannot be used: "
-                                  f"{self.endpoint.scrub(str(exc))[:200]}")
+                                  f"{self.endpoint.scrub(str(exc), 200)}")
 
     def decode_event(self, data: bytes) -> dict:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise ModelRequestFailed(f"upstream {self.name} sent a malformed stream event: "
-                                     f"{self.endpoint.scrub(data[:200].decode('utf-8', 'replace'))}") from None
+                                     f"{self.endpoint.scrub(data[:REASON_SCAN].decode('utf-8', 'replace'), 200)}") from None
         if not isinstance(chunk, dict):
             raise ModelRequestFailed(f"upstream {self.name} sent a stream event that is not an object")
         return chunk

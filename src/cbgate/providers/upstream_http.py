@@ -21,11 +21,13 @@ from aiohttp.resolver import DefaultResolver
 
 from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
 from cbgate.providers.netguard import EgressPolicy, EgressRefused, GuardedConnector
+from cbgate.text import mask_secret
 
 log = logging.getLogger("cbgate.upstream")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 REASON_LIMIT = 300  # characters of an upstream's error text we pass on
+REASON_SCAN = 64 * 1024  # characters of it we read at most (far past what is shown, so masking sees it all)
 MAX_TIMEOUT = 86400.0
 
 
@@ -70,10 +72,12 @@ class Endpoint:
     secret: str | None
     guarded: bool
 
-    def scrub(self, text: str) -> str:
-        if self.secret and self.secret in text:
-            text = text.replace(self.secret, "***")
-        return text
+    def scrub(self, text: str, limit: int = REASON_LIMIT) -> str:
+        """`text` as we may show it: the secret masked first, then shortened to `limit` characters (the
+        other way round, a secret cut in two once left its first characters in view)."""
+        if self.secret:
+            text = mask_secret(text[:limit + 2 * len(self.secret) + 16], self.secret)
+        return text[:limit]
 
 
 class UpstreamClient:
@@ -201,8 +205,7 @@ class _Retryable(Exception):
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text[:REASON_LIMIT]
+    return str(exc) or type(exc).__name__  # shortened by Endpoint.scrub, after masking
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -221,25 +224,27 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def error_reason(raw: bytes) -> str:
-    """The upstream's own words from an error body (OpenAI, Anthropic or plain text), shortened."""
+    """The upstream's own words from an error body (OpenAI, Anthropic or plain text), NOT shortened:
+    pass it through Endpoint.scrub, which masks the secret before it shortens."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return raw[:REASON_LIMIT].decode("utf-8", "replace").strip() or "(empty body)"
+        return raw[:REASON_SCAN].decode("utf-8", "replace").strip() or "(empty body)"
     return object_reason(body)
 
 
 def object_reason(body: Any) -> str:
-    """The message of an error object: `{"error": {"message": ...}}`, `{"error": "..."}`, `{"message": ...}`."""
+    """The message of an error object: `{"error": {"message": ...}}`, `{"error": "..."}`, `{"message": ...}`.
+    Not shortened either (see error_reason)."""
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict):
             message = error.get("message") or error.get("msg") or error.get("type")
             if message:
-                return str(message)[:REASON_LIMIT]
+                return str(message)[:REASON_SCAN]
         elif isinstance(error, str):
-            return error[:REASON_LIMIT]
-    return orjson.dumps(body)[:REASON_LIMIT].decode("utf-8", "replace")
+            return error[:REASON_SCAN]
+    return orjson.dumps(body)[:REASON_SCAN].decode("utf-8", "replace")
 
 
 def read_failure(endpoint: Endpoint, exc: BaseException) -> ModelRequestFailed:
