@@ -1,6 +1,8 @@
 """The check a model group runs on creation: does the upstream answer with this secret?"""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from cbgate.core.group_admin import UpstreamCheckFailed, check_upstream
@@ -8,9 +10,9 @@ from tests.support.gateway import make_admin
 
 
 def check_through(tmp_path, protocol: str, base_url: str, key: str) -> None:
-    """The check `group create` runs, with the operator's settings (a loopback URL needs no egress allowance
-    when the check is not guarded)."""
-    check_upstream(make_admin(tmp_path / "data").settings, "g", protocol, base_url, key, guarded=False)
+    """The check `group create` runs, under an egress policy that lets it reach the loopback fake."""
+    settings = make_admin(tmp_path / "data", {**os.environ, "CBGATE_UPSTREAM_ALLOW": "127.0.0.1"}).settings
+    check_upstream(settings, "g", protocol, base_url, key)
 
 
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
