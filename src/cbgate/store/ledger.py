@@ -50,10 +50,10 @@ class LedgerWriter:
     def begin(self, record: UsageRecord) -> None:
         """A deployment starts serving: if this process dies now, the request is still billed.
         Raises SpoolUnwritable when that cannot be promised (the caller chooses to refuse or to serve)."""
-        self.open[record.request_id] = record
         if not self.durable:
             raise SpoolUnwritable(2, "the ledger spool's directory is gone; a restart would not find this record")
         self._journal(OPEN, record)
+        self.open[record.request_id] = record
 
     def progress(self, request_id: str, completion_tokens: int) -> None:
         """A stream's tokens so far, so a `kill -9` bills what went out; best effort (the open entry stands)."""
@@ -117,6 +117,10 @@ class LedgerWriter:
                     log.warning("ledger database reachable again; the spool is drained")
                 self.db_ok = True
                 self.drained = end
+            if self.durable and self.spool.detached():  # refuse new requests now; move once drained
+                log.error("the ledger spool's directory was unmounted or replaced; refusing new requests "
+                          "until a segment can be made there")
+                self.durable = False
             if self.drained == self.spool.size:
                 self._maybe_rotate()
             return True
@@ -132,7 +136,7 @@ class LedgerWriter:
         except SpoolUnwritable as exc:
             if self.durable or not detached:
                 log.error("could not start a new ledger spool segment: %s", exc)
-            self.durable = not detached
+            self.durable = self.durable and not detached
             return
         if not self.durable:
             log.warning("the ledger spool has a directory again")
