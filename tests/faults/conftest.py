@@ -29,3 +29,9 @@ def own_postgres(_own_postgres_cluster):
         cluster.stop()
     except Exception:
         pass
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/faults/" in str(item.fspath):
+            item.add_marker(pytest.mark.faults)
