@@ -1,5 +1,6 @@
 """The console's first minutes and its model-group editor, in headless Chromium against a real gateway and a
 fake OpenAI-compatible upstream."""
+import os
 import time
 
 import pytest
@@ -27,7 +28,11 @@ def test_sign_in_says_where_a_token_comes_from_and_opens_the_env_with_traffic(pa
     page.wait_for_selector("main[data-page=envs]")
     options = page.locator("#env-select option").all_inner_texts()
     assert options.index(quiet) < options.index(gateway.env_id)
-    assert page.input_value("#env-select") == gateway.env_id
+    # The busiest env: this gateway's own unless the suite shares one PostgreSQL database with busier ones.
+    busiest = gateway.admin.busiest_env(options, time.time() - 30 * 86400)
+    assert busiest != quiet and page.input_value("#env-select") == busiest
+    if os.environ.get("CBGATE_TEST_STORE") != "postgresql":
+        assert busiest == gateway.env_id
 
 
 @pytest.fixture
