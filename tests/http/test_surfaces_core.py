@@ -147,16 +147,10 @@ def test_custom_groups_of_both_protocols_serve_every_surface(surfaces, fake, ten
     base = fake.url if protocol == "openai" else fake.root
     surfaces.gw.admin.create_group(env_id, f"my-{protocol}", base, ["their-model"], api_key="sk-surfaces-upstream-secret-42",
                                    protocol=protocol, check=False)
+    surfaces.gw.wait_for_snapshot()
     claude = anthropic.Anthropic(base_url=surfaces.base(f"my-{protocol}"), auth_token=key, max_retries=0)
     oai = openai.OpenAI(base_url=surfaces.base(f"my-{protocol}"), api_key=key, max_retries=0)
-
-    def served() -> bool:
-        try:
-            return bool(claude.messages.create(model="their-model", max_tokens=16, messages=HELLO).content)
-        except anthropic.NotFoundError:  # the gateway has not seen the new group yet
-            return False
-
-    wait_until(served)
+    assert claude.messages.create(model="their-model", max_tokens=16, messages=HELLO).content
     sent = fake.chat_requests[-1]
     assert sent.path.endswith("/messages" if protocol == "anthropic" else "/chat/completions")
     assert sent.json()["model"] == "their-model"
