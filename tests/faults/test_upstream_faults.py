@@ -55,6 +55,8 @@ BEFORE_FIRST_BYTE = [
     ("m-openai", True, Reply(first_byte_delay=2.0)),  # no first byte within its timeout: 504
     ("m-openai", True, Reply(reset=True)),
     ("m-openai", True, Reply(body="data: {not json")),  # a malformed answer where the first event belongs
+    ("m-openai", True, Reply(role_chunk=False, malformed_after=0)),  # the first event is malformed
+    ("m-openai", True, Reply(role_chunk=False, error_after=0)),  # the first event is an error object
     ("m-anthropic", True, Reply(status=529, error="overloaded")),
 ]
 

@@ -49,6 +49,7 @@ class Reply:
     reset_after: int | None = None  # streams: drop the connection after this many content events
     stall_after: int | None = None  # streams: stop sending (idle) after this many content events
     reset: bool = False  # drop the connection without any answer
+    role_chunk: bool = True  # OpenAI streams: open with the role chunk (off: a failure point can come first)
     usage_extra: dict | None = None  # Anthropic: more usage fields (e.g. cache_read_input_tokens)
 
     def pieces(self) -> list[str]:

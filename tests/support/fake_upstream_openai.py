@@ -41,7 +41,8 @@ def openai_stream_events(reply, model: str, prompt: int, include_usage: bool):
         return sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": model,
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
-    yield "head", chunk({"role": "assistant", "content": ""})
+    if reply.role_chunk:
+        yield "head", chunk({"role": "assistant", "content": ""})
     if reply.reasoning:
         for part in reply.reasoning.split(" "):
             yield "head", chunk({"reasoning_content": part + " "})
