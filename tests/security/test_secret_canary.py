@@ -13,7 +13,6 @@ import requests
 
 from cbgate.providers.upstream_http import Endpoint
 from cbgate.text import mask_secret
-from tests.support.admin_plane import wait_until_known
 from tests.support.gateway import start_in_thread
 from tests.support.scripted_upstream import RawAnswer, ScriptedUpstream
 
@@ -102,7 +101,7 @@ def test_no_canary_reaches_any_output(tmp_path, upstream):
     try:
         _, publishable = gw.admin.create_key(gw.env_id, "publishable", name="web")
         _, operator = gw.admin.create_operator_token("canary")
-        wait_until_known(gw, operator)
+        gw.wait_for_snapshot()
         canaries = [(UPSTREAM_SECRET, 0), (gw.key, 12), (publishable, 12), (operator, 12)]
 
         def record(reply: requests.Response) -> requests.Response:

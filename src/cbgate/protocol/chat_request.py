@@ -114,7 +114,7 @@ def _check_content(index: int, message: dict) -> None:
     if not isinstance(content, list):
         raise _invalid(where, "must be a string or a list of content parts")
     for j, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str) or part["type"] not in PART_TYPES:
             raise _invalid(f"{where}[{j}]", "must be a content part with type text or image_url")
         if part["type"] == "text" and not isinstance(part.get("text"), str):
             raise _invalid(f"{where}[{j}].text", "must be a string")
@@ -134,8 +134,8 @@ def _check_messages(messages: Any) -> list[dict]:
         if not isinstance(message, dict):
             raise _invalid(f"messages[{i}]", "must be an object")
         role = message.get("role")
-        if role not in ROLES:
-            raise _invalid(f"messages[{i}].role", f"unknown role {role!r}")
+        if not isinstance(role, str) or role not in ROLES:
+            raise _invalid(f"messages[{i}].role", f"unknown role {ascii(role)[:60]}")
         _check_content(i, message)
         if role == "tool":
             if not isinstance(message.get("tool_call_id"), str):
