@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from tests.console.test_console import sign_in
 from tests.support.admin_plane import make_cast
+from tests.support.wait import wait_until
 
 HELLO = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -16,10 +17,7 @@ def test_sign_in_says_where_a_token_comes_from_and_opens_the_env_with_traffic(pa
     cast = make_cast(gateway)
     quiet = gateway.admin.create_env("aaa-quiet")  # first by name, and without traffic
     assert gateway.chat(HELLO).status_code == 200
-    deadline = time.monotonic() + 10
-    while gateway.admin.usage_summary(gateway.env_id)["requests"] < 1:
-        assert time.monotonic() < deadline, "the ledger never recorded the request"
-        time.sleep(0.1)
+    wait_until(lambda: gateway.admin.usage_summary(gateway.env_id)["requests"] >= 1, "the ledger to record it")
     page.goto(f"{gateway.url}/console/")
     expect(page.locator("[data-test=token-where] code")).to_have_text("cbgate admin token create")
     shots(page, "sign-in")

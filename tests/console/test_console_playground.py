@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from tests.console.test_console import sign_in
 from tests.support.admin_plane import make_cast
 from tests.support.fake_llama import FakeLlama
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
@@ -63,10 +64,8 @@ def test_multi_turn_chat_with_settings_and_one_key_per_browser(page, cast, shots
 
     page.click("[data-test=sign-out]")
     page.wait_for_selector("[data-test=token]")
-    deadline = time.monotonic() + 5
-    while not playground_keys(gw)[0].revoked_at:  # signing out revokes this browser's playground key
-        assert time.monotonic() < deadline, "sign-out left the playground key alive"
-        time.sleep(0.05)
+    # Signing out revokes this browser's playground key.
+    wait_until(lambda: playground_keys(gw)[0].revoked_at, "sign-out to revoke the playground key")
 
 
 def test_stop_keeps_the_partial_answer_and_new_chat_clears(page, cast):

@@ -16,11 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.deploy.topology import NGINX, Nginx, Replica, replica_env, wait_until
+from tests.deploy.topology import NGINX, Nginx, Replica, replica_env
 from tests.support.catalog import write_catalog
 from tests.support.gateway import free_port, make_admin
 from tests.support.postgres import create_database, drop_database
 from tests.support.redis_server import delete_prefix, require_redis, unique_prefix
+from tests.support.wait import wait_until
 
 MODEL = "fake-gpt"
 EVENTS, DELAY_MS = 10, 50  # each streamed answer takes about half a second
@@ -123,7 +124,7 @@ class ClientLoop:
 
     def wait_for(self, more: int) -> None:
         target = self.count() + more
-        wait_until(lambda: self.count() >= target, 60, f"{more} more requests through nginx")
+        wait_until(lambda: self.count() >= target, f"{more} more requests through nginx", 60)
 
 
 def new_env_key(admin, replicas, name: str, **limits) -> str:
@@ -132,7 +133,7 @@ def new_env_key(admin, replicas, name: str, **limits) -> str:
     admin.set_env_limits(env_id, {"concurrency": None, "rpm": None, "tpm": None, "token_quota": None, **limits})
     key = admin.create_key(env_id)[1]
     for r in replicas:
-        wait_until(lambda: r.knows(key), 10, f"replica {r.port} to know the new key")
+        wait_until(lambda: r.knows(key), f"replica {r.port} to know the new key")
     return key
 
 

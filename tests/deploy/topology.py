@@ -9,27 +9,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from tests.support.gateway import free_port
+from tests.support.wait import wait_until
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def wait_until(predicate, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def answers(url: str) -> bool:
@@ -76,7 +65,7 @@ class Replica:
                 return r.status_code == 200
             except requests.RequestException:
                 return False
-        wait_until(ready, timeout, f"replica {self.port} to be ready")
+        wait_until(ready, f"replica {self.port} to be ready", timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 45) -> int:
         self.proc.send_signal(sig)
@@ -121,7 +110,7 @@ class Nginx:
         assert check.returncode == 0, check.stderr
         self.proc = subprocess.Popen([NGINX, "-p", str(self.workdir), "-c", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=(self.workdir / "stderr.log").open("w"))
-        wait_until(lambda: answers(self.url + "/healthz"), 20, "nginx to proxy")
+        wait_until(lambda: answers(self.url + "/healthz"), "nginx to proxy")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
