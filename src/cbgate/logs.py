@@ -18,7 +18,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                 + f".{int(record.msecs):03d}Z", "level": record.levelname.lower(), "logger": record.name,
+                 + f".{int(record.msecs):03d}Z", "level": record.levelname.lower(), "logger": record.name, "pid": record.process,
                  "message": record.getMessage()}
         entry.update(getattr(record, "fields", None) or {})
         if record.exc_info:

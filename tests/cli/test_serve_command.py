@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -165,5 +166,50 @@ def test_sighup_reloads_the_catalog_and_keeps_serving(data_dir, fake):
         assert requests.post(served.url + "/v1/ai/cloudbase/chat/completions", json=ask, timeout=30,
                              headers={"Authorization": f"Bearer {key}"}).status_code == 200
         assert served.proc.poll() is None  # two SIGHUPs, and still serving
+    finally:
+        served.stop()
+
+
+def metric_total(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def test_metrics_add_up_every_worker(data_dir):
+    token = subprocess.run([sys.executable, "-m", "cbgate", "admin", "token", "create", "--data-dir", str(data_dir)],
+                           check=True, capture_output=True, text=True, timeout=60).stdout.split()[-1]
+    served = Served(data_dir, "--workers", "2", "--log-format", "json").wait_ready()
+    try:
+        key = next(word for word in served.stdout().split() if word.startswith("cbsk_"))
+        ask = {"model": "up-model", "messages": [{"role": "user", "content": "hi"}]}
+        def chat(_) -> bool:  # a new connection each, several at once: the workers share them out
+            return requests.post(served.url + "/v1/ai/cloudbase/chat/completions", json=ask, timeout=30,
+                                 headers={"Authorization": f"Bearer {key}", "Connection": "close"}).ok
+
+        def serving_pids() -> set[int]:
+            return {json.loads(line)["pid"] for line in served.stderr().splitlines()
+                    if '"cbgate.access"' in line and '"/v1/ai/cloudbase/chat/completions"' in line}
+
+        sent = 0
+        with ThreadPoolExecutor(4) as pool:  # under the default concurrency limit of 5
+            while len(serving_pids()) < 2:  # until both workers have answered some (the kernel picks)
+                assert sent < 800, "one worker took every connection"
+                assert all(pool.map(chat, range(16)))
+                sent += 16
+                assert served.proc.poll() is None
+                deadline = time.monotonic() + 10
+                while sum(1 for line in served.stderr().splitlines() if "/chat/completions" in line) < sent:
+                    assert time.monotonic() < deadline  # every access line is written
+                    time.sleep(0.02)
+
+        def scrape() -> float:
+            text = requests.get(served.url + "/metrics", headers={"Authorization": f"Bearer {token}",
+                                                                  "Connection": "close"}, timeout=10).text
+            return metric_total(text, "cbgate_requests_total")
+
+        deadline = time.monotonic() + 15
+        while scrape() != sent:  # another worker's counts arrive within half a second
+            assert time.monotonic() < deadline, scrape()
+            time.sleep(0.1)
+        assert [scrape() for _ in range(8)] == [sent] * 8  # whichever worker answers
     finally:
         served.stop()

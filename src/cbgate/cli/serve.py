@@ -8,6 +8,7 @@ from cbgate.cli.commands import add_command
 from cbgate.cli.common import open_admin
 from cbgate.config import ConfigError, Settings
 from cbgate.core.admin import Admin
+from cbgate.core.metrics_share import prepare_metrics_dir
 from cbgate.logs import FORMATS, setup_logging, uvicorn_log_config
 from cbgate.providers.local.source import resolve_model_file
 
@@ -84,6 +85,8 @@ def cmd_serve(args) -> None:
     admin.store.close()
     prepare_models(admin.settings)
     os.environ["CBGATE_MODEL_FILES_READY"] = "1"  # the workers find them without saying so again
+    if args.workers > 1:  # each worker publishes its counts there, so any of them answers /metrics for all
+        os.environ["CBGATE_METRICS_DIR"] = str(prepare_metrics_dir(admin.settings.data_dir, os.getpid()))
     uvicorn.run("cbgate.http.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, loop="auto", http="httptools", access_log=False,
                 log_config=uvicorn_log_config(args.log_format),

@@ -91,6 +91,29 @@ class Metrics:
         self.requests[("", "", "", code)] += 1
         self.errors[("", "", "", code)] += 1
 
+    COUNTERS = ("requests", "errors", "refusals", "admissions", "prompt_tokens", "completion_tokens")
+
+    def snapshot(self) -> dict:
+        """Everything counted so far as plain lists (JSON-ready), for the other workers to add up."""
+        shot = {name: [[*k, v] for k, v in getattr(self, name).items()] for name in self.COUNTERS}
+        shot["in_flight"] = [[*k, v] for k, v in self.in_flight.items()]
+        shot["latency"] = [[list(k), row] for k, row in self.latency.series.items()]
+        shot["ttft"] = [[list(k), row] for k, row in self.ttft.series.items()]
+        return shot
+
+    def absorb(self, shot: dict, gauges: bool = True) -> None:
+        """Add another worker's snapshot to these counts; `gauges=False` for a worker that is gone."""
+        for name in self.COUNTERS + (("in_flight",) if gauges else ()):
+            counts = getattr(self, name)
+            for *key, value in shot.get(name, ()):
+                counts[tuple(key)] += value
+        for name in ("latency", "ttft"):
+            hist = getattr(self, name)
+            for key, row in shot.get(name, ()):
+                mine = hist.series.setdefault(tuple(key), [0] * len(hist.buckets) + [0.0, 0])
+                for i, value in enumerate(row):
+                    mine[i] += value
+
     def render(self, snapshot_revision: int | None = None) -> bytes:
         out: list[str] = []
         coded = ROUTE_LABELS + ("code",)

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from cbgate.config import Settings, load_settings
 from cbgate.core.access import authenticate_admin
@@ -17,6 +18,7 @@ from cbgate.core.context import ContextCounter
 from cbgate.core.readiness import Check, engine_check, redis_check, run_checks, store_checks
 from cbgate.core.metering import Metering
 from cbgate.core.metrics import Metrics
+from cbgate.core.metrics_share import SharedMetrics
 from cbgate.core.reload import reload_settings
 from cbgate.core.resolve import Resolver
 from cbgate.core.responses import ResponsesService
@@ -60,6 +62,7 @@ class App:
         self.tune_interpreter = False  # create_app (real serving) turns it on; in-process tests keep the defaults
         self.records: dict[str, UsageRecord] = {}  # request id -> its metered record, until the access log line
         self.readiness: list[Check] = []
+        self.shared_metrics: SharedMetrics | None = None  # with --workers N: every worker's counts in one scrape
 
     async def startup(self) -> None:
         self.store = Store(self.settings.database_url)
@@ -90,6 +93,10 @@ class App:
         self.directory = directory
         self._tasks.append(asyncio.create_task(directory.run()))
         self._tasks.append(asyncio.create_task(self.ledger.run()))
+        metrics_dir = self.settings.env_vars.get("CBGATE_METRICS_DIR")  # set by `cbgate serve --workers N`
+        if metrics_dir:
+            self.shared_metrics = SharedMetrics(self.metrics, Path(metrics_dir))
+            self._tasks.append(asyncio.create_task(self.shared_metrics.run()))
         self._tasks.append(asyncio.create_task(responses.purge_forever()))
         self.readiness = readiness_checks(self.store, self.registry, self.limiter, self.settings)
         self._reload_on_sighup()
@@ -220,8 +227,10 @@ class App:
             # Its labels name every environment: the operator's view, not a tenant's.
             authenticate_admin(self.directory.current(), ex.header(b"authorization"),
                                ex.header(b"host")).require_operator()
-            return await ex.reply(200, self.metrics.render(self.directory.snapshot.revision),
-                                  [(b"content-type", b"text/plain; version=0.0.4")])
+            revision = self.directory.snapshot.revision
+            text = (await asyncio.to_thread(self.shared_metrics.render, revision) if self.shared_metrics
+                    else self.metrics.render(revision))
+            return await ex.reply(200, text, [(b"content-type", b"text/plain; version=0.0.4")])
         if parts in (["livez"], ["healthz"]):  # alive: the process answers (/healthz: the older name)
             return await ex.reply_json({"status": "ok"})
         if parts == ["readyz"]:
