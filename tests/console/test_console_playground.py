@@ -96,6 +96,12 @@ def test_copy_as_curl_python_and_js_run_as_they_are(page, cast, tmp_path, shots)
     page.fill("[data-test=playground-prompt]", "from a snippet")
     codes = {kind: snippet(page, kind) for kind in ("curl", "python", "js")}
     shots(page, "playground-snippet")
+    page.click("[data-test=lang]")
+    expect(page.locator("[data-test=playground-send]")).to_have_text("发送")
+    keys = page.evaluate("async () => Object.keys((await import('/console/i18n.js')).STRINGS.en)")
+    shown = page.inner_text("main")
+    assert not [k for k in keys if re.search(r"[A-Z_]", k) and k in shown]  # no string left untranslated
+    shots(page, "playground-zh")
     assert all(cast.server not in code for code in codes.values())  # the key comes from the environment
     env = {**os.environ, "CBGATE_API_KEY": cast.server}
     runs = {"curl": ["bash", "-c", codes["curl"]], "python": [sys.executable, "-c", codes["python"]]}

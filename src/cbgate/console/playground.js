@@ -107,35 +107,14 @@ function bubble(role, content) {
   return { el, text, meta };
 }
 
-export async function playgroundPage(ctx) {
-  const { data } = await api("GET", envPath(ctx.env, "/groups"));
-  const choices = data.flatMap((g) => (g.enabled === false || g.has_key === false ? [] : g.models.filter((m) => m.enabled)
-    .map((m) => ({ group: g.name, model: m.name }))));
-  const status = statusLine("playground-status");
-  const page = h("section", {}, h("h1", {}, `${t("playground")} · ${ctx.env}`));
-  if (!choices.length) {
-    page.append(notice(t("noModels"), "info"));
-    return page;
-  }
-  const operator = ctx.me.kind === "operator";
-  const live = operator ? storedKey(ctx.env) : null;
-  page.append(h("p", { class: "help", "data-test": "playground-key-help" }, !operator ? t("usingOwnKey")
-    : live ? t("playgroundKeyLive", { n: `${live.prefix}…`, when: when(live.expires_at) }) : t("playgroundKeyHelp")));
-
+// The settings column: model, system prompt, temperature, max_tokens; request(messages) builds the call.
+function settings(choices) {
   const model = h("select", { "data-test": "playground-model" },
     choices.map((c, i) => h("option", { value: i }, `${c.group} / ${c.model}`)));
   const system = h("textarea", { rows: 3, "data-test": "playground-system" });
   const temperature = h("input", { type: "number", min: "0", max: "2", step: "0.1", value: "0.7",
     "data-test": "playground-temperature" });
   const maxTokens = h("input", { type: "number", min: "1", step: "1", value: "256", "data-test": "playground-max-tokens" });
-  const prompt = h("textarea", { rows: 3, required: true, "data-test": "playground-prompt" });
-  const history = h("div", { class: "history", "data-test": "playground-history", "aria-live": "polite" });
-  const stop = h("button", { type: "button", disabled: true, "data-test": "playground-stop" }, t("stop"));
-  const send = h("button", { "data-test": "playground-send" }, t("send"));
-  const snippet = h("pre", { class: "snippet", hidden: true, "data-test": "snippet" });
-  const turns = [];  // [{role, content}], the conversation so far
-  let controller = null;
-
   const request = (messages) => {
     const choice = choices[Number(model.value)];
     const body = { model: choice.model, messages: [
@@ -144,15 +123,53 @@ export async function playgroundPage(ctx) {
     if (maxTokens.value !== "") body.max_tokens = Number(maxTokens.value);
     return { group: choice.group, body };
   };
-  const copyAs = (kind, make) => h("button", { type: "button", class: "secondary", "data-test": `copy-${kind}`,
+  const fields = [field(t("model"), model), field(t("systemPrompt"), system),
+    h("div", { class: "row" }, field(t("temperature"), temperature), field(t("maxTokens"), maxTokens))];
+  return { fields, request };
+}
+
+// "Copy as": the conversation so far plus the message being typed, as code; shown and put on the clipboard.
+function copyButtons(nextRequest) {
+  const snippet = h("pre", { class: "snippet", hidden: true, "data-test": "snippet" });
+  const button = (kind, label, make) => h("button", { type: "button", class: "secondary", "data-test": `copy-${kind}`,
     onclick: async () => {
-      const next = prompt.value.trim() ? [{ role: "user", content: prompt.value.trim() }] : [];
-      const code = make(location.origin, request([...turns, ...next]));
+      const code = make(location.origin, nextRequest());
       snippet.textContent = code;
       snippet.hidden = false;
       snippet.dataset.kind = kind;
       await navigator.clipboard?.writeText(code).catch(() => {});
-    } }, kind === "js" ? "JS" : kind === "python" ? "Python" : "curl");
+    } }, label);
+  return [h("div", { class: "row" }, h("span", {}, t("copyAs")), button("curl", "curl", curlSnippet),
+    button("python", "Python", pythonSnippet), button("js", "JS", jsSnippet)),
+  h("p", { class: "help" }, t("snippetHelp")), snippet];
+}
+
+// Stream one answer with the chat key: the signed-in server key, or this browser's playground key, which
+// is made again once when it expired or was revoked meanwhile.
+async function answer(ctx, req, out, signal) {
+  if (ctx.me.kind !== "operator") return streamChat(req, session.token, out, signal);
+  try {
+    return await streamChat(req, (await playgroundKey(ctx.env)).key, out, signal);
+  } catch (err) {
+    if (!["INVALID_ACCESS_TOKEN", "ACCESS_TOKEN_EXPIRED"].includes(err.code)) throw err;
+    localStorage.removeItem(KEY_PREFIX + ctx.env);
+    return streamChat(req, (await playgroundKey(ctx.env)).key, out, signal);
+  }
+}
+
+function keyHelp(ctx) {
+  if (ctx.me.kind !== "operator") return t("usingOwnKey");
+  const live = storedKey(ctx.env);
+  return live ? t("playgroundKeyLive", { n: `${live.prefix}…`, when: when(live.expires_at) }) : t("playgroundKeyHelp");
+}
+
+// The chat column: history, the message box, send / stop / new chat. `turns` is the conversation so far.
+function chat(ctx, request, turns, status) {
+  const prompt = h("textarea", { rows: 3, required: true, "data-test": "playground-prompt" });
+  const history = h("div", { class: "history", "data-test": "playground-history", "aria-live": "polite" });
+  const stop = h("button", { type: "button", disabled: true, "data-test": "playground-stop" }, t("stop"));
+  const send = h("button", { "data-test": "playground-send" }, t("send"));
+  let controller = null;
   const newChat = h("button", { type: "button", class: "secondary", "data-test": "playground-new", onclick: () => {
     controller?.abort();
     turns.length = 0;
@@ -165,8 +182,7 @@ export async function playgroundPage(ctx) {
     const content = prompt.value.trim();
     if (!content) return;
     const req = request([...turns, { role: "user", content }]);
-    const asked = bubble("user", content);
-    const out = bubble("assistant", "");
+    const asked = bubble("user", content), out = bubble("assistant", "");
     history.append(asked.el, out.el);
     prompt.value = "";
     status.replaceChildren();
@@ -174,16 +190,7 @@ export async function playgroundPage(ctx) {
     send.disabled = true; stop.disabled = false;
     out.el.dataset.state = "streaming";
     try {
-      let key = operator ? (await playgroundKey(ctx.env)).key : session.token;
-      let stats;
-      try {
-        stats = await streamChat(req, key, out, controller.signal);
-      } catch (err) {  // this browser's key expired or was revoked: make a new one, once
-        if (!operator || !["INVALID_ACCESS_TOKEN", "ACCESS_TOKEN_EXPIRED"].includes(err.code)) throw err;
-        localStorage.removeItem(KEY_PREFIX + ctx.env);
-        key = (await playgroundKey(ctx.env)).key;
-        stats = await streamChat(req, key, out, controller.signal);
-      }
+      const stats = await answer(ctx, req, out, controller.signal);
       turns.push({ role: "user", content }, { role: "assistant", content: out.text.textContent });
       out.meta.textContent = statsLine(stats, false);
       out.el.dataset.state = "done";
@@ -192,10 +199,9 @@ export async function playgroundPage(ctx) {
         turns.push({ role: "user", content }, { role: "assistant", content: out.text.textContent });
         out.meta.textContent = t("stopped");
         out.el.dataset.state = "stopped";
-      } else {
-        out.el.dataset.state = "failed";
-        history.removeChild(asked.el);
-        history.removeChild(out.el);
+      } else {  // failed: the question goes back into the box, the error beside it
+        asked.el.remove();
+        out.el.remove();
         prompt.value = content;
         status.replaceChildren(notice(`${t("error")}: ${err.code} ${err.message}`, "error"));
       }
@@ -203,18 +209,30 @@ export async function playgroundPage(ctx) {
       send.disabled = false; stop.disabled = true;
     }
   }
-
-  page.append(h("div", { class: "playground" },
-    h("aside", {}, field(t("model"), model), field(t("systemPrompt"), system),
-      h("div", { class: "row" }, field(t("temperature"), temperature), field(t("maxTokens"), maxTokens)),
-      h("div", { class: "row" }, h("span", {}, t("copyAs")), copyAs("curl", curlSnippet),
-        copyAs("python", pythonSnippet), copyAs("js", jsSnippet)),
-      h("p", { class: "help" }, t("snippetHelp")), snippet),
-    h("div", { class: "chat" }, history,
-      h("form", { onsubmit: async (ev) => { ev.preventDefault(); await ask(); } },
-        field(t("prompt"), prompt), h("div", { class: "row" }, send, stop, newChat)), status)));
   prompt.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); ask(); }
   });
+  const column = h("div", { class: "chat" }, history,
+    h("form", { onsubmit: async (ev) => { ev.preventDefault(); await ask(); } },
+      field(t("prompt"), prompt), h("div", { class: "row" }, send, stop, newChat)), status);
+  return { column, draft: () => prompt.value.trim() };
+}
+
+export async function playgroundPage(ctx) {
+  const { data } = await api("GET", envPath(ctx.env, "/groups"));
+  const choices = data.flatMap((g) => (g.enabled === false || g.has_key === false ? [] : g.models.filter((m) => m.enabled)
+    .map((m) => ({ group: g.name, model: m.name }))));
+  const page = h("section", {}, h("h1", {}, `${t("playground")} · ${ctx.env}`));
+  if (!choices.length) {
+    page.append(notice(t("noModels"), "info"));
+    return page;
+  }
+  const turns = [];
+  const { fields, request } = settings(choices);
+  const conversation = chat(ctx, request, turns, statusLine("playground-status"));
+  const nextRequest = () => request([...turns,
+    ...(conversation.draft() ? [{ role: "user", content: conversation.draft() }] : [])]);
+  page.append(h("p", { class: "help", "data-test": "playground-key-help" }, keyHelp(ctx)),
+    h("div", { class: "playground" }, h("aside", {}, ...fields, ...copyButtons(nextRequest)), conversation.column));
   return page;
 }
