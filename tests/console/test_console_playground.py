@@ -71,14 +71,15 @@ def test_multi_turn_chat_with_settings_and_one_key_per_browser(page, cast, shots
 def test_stop_keeps_the_partial_answer_and_new_chat_clears(page, cast):
     FakeLlama.token_delay = 0.1
     sign_in(page, cast.gw, cast.operator, "playground")
-    page.fill("[data-test=playground-prompt]", "a question with a long echo to stop half way through")
+    question = "a question with a long echo to stop half way through"
+    page.fill("[data-test=playground-prompt]", question)
     page.click("[data-test=playground-send]")
     answer = page.locator("[data-test=msg-assistant]").first
     expect(answer.locator(".text")).to_have_text(re.compile(r"^echo"))
     page.click("[data-test=playground-stop]")
     expect(answer).to_have_attribute("data-state", "stopped")
     partial = answer.locator(".text").inner_text()
-    assert partial.startswith("echo") and len(partial) < len("echo: a question with a long echo to stop half way through")
+    assert partial.startswith("echo") and len(partial) < len(f"echo: {question}")
     expect(page.locator("[data-test=playground-send]")).to_be_enabled()
     page.click("[data-test=playground-new]")
     expect(page.locator("[data-test=playground-history] .msg")).to_have_count(0)

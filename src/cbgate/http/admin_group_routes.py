@@ -19,7 +19,8 @@ def group_listing(admin: Admin, env_id: str) -> list[dict]:
                "has_key": True, "models": catalog}]
     for g in admin.list_groups(env_id):
         groups.append({"name": g.name, "type": "custom" if g.kind == "custom" else "builtin",
-                       "protocol": g.protocol, "base_url": g.base_url, "enabled": g.enabled, "has_key": g.has_key, "timeouts": g.timeouts,
+                       "protocol": g.protocol, "base_url": g.base_url, "enabled": g.enabled, "has_key": g.has_key,
+                       "timeouts": g.timeouts,
                        "models": [{"name": m, "enabled": on} for m, on in admin.group_models(env_id, g.name)]})
     return groups
 
