@@ -30,13 +30,18 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
-def open_admin(args, create: bool = False) -> Admin:
+def existing_settings(args, create: bool = False):
     """Only `serve` (create=True) makes a missing data directory: anywhere else a typo in --data-dir
     would silently start an empty database beside the real one."""
     settings = load_settings(args.data_dir)
     if not create and not settings.data_dir.is_dir():
         raise DataDirMissing(f"the data directory {settings.data_dir} does not exist (check --data-dir or "
                              f"$CBGATE_DATA_DIR; `cbgate serve` creates it on first start)")
+    return settings
+
+
+def open_admin(args, create: bool = False) -> Admin:
+    settings = existing_settings(args, create)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url)
     store.migrate()
