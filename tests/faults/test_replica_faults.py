@@ -60,22 +60,26 @@ def ask(stream: bool, text: str = "tell me a long story") -> dict:
 class Reader(threading.Thread):
     """A streaming client that counts the content pieces it received and keeps the last event."""
 
-    def __init__(self, url: str, key: str):
+    def __init__(self, url: str, key: str, surface: str = "chat"):
         super().__init__(daemon=True)
-        self.url, self.key = url, key
+        self.url, self.key, self.surface = url, key, surface
         self.pieces = 0
         self.last = b""
         self.request_id = ""
 
     def run(self) -> None:
+        if self.surface == "messages":  # Anthropic Messages, over the same deployment
+            path, body, piece = "/v1/ai/cloudbase/v1/messages", {**ask(True), "max_tokens": 1000}, b'"text":"word'
+        else:
+            path, body, piece = "/v1/ai/cloudbase/chat/completions", ask(True), b'"content":"word'
         try:
-            with requests.post(self.url + "/v1/ai/cloudbase/chat/completions", json=ask(True), stream=True,
-                               timeout=60, headers={"Authorization": f"Bearer {self.key}"}) as r:
+            with requests.post(self.url + path, json=body, stream=True, timeout=60,
+                               headers={"Authorization": f"Bearer {self.key}"}) as r:
                 self.request_id = r.headers.get("x-request-id", "")
                 for line in r.iter_lines():
                     if line.startswith(b"data: "):
                         self.last = line
-                        self.pieces += b'"content":"word' in line
+                        self.pieces += piece in line
         except requests.RequestException:
             pass  # the replica died under it
 
@@ -133,8 +137,8 @@ def test_sigterm_cuts_long_streams_at_the_deadline_with_an_error_event(tmp_path,
     data_dir, env, env_id, key = replica_env(tmp_path, own_postgres.db_url, upstream, CBGATE_SHUTDOWN_TIMEOUT="4")
     replica = start_serve(data_dir, env)
     try:
-        script(upstream, *[{"content": WORDS, "chunk_delay": 0.02}] * 2)  # 8 s each: longer than the deadline
-        readers = [Reader(replica.url, key) for _ in range(2)]
+        script(upstream, *[{"content": WORDS, "chunk_delay": 0.02}] * 3)  # 8 s each: longer than the deadline
+        readers = [Reader(replica.url, key), Reader(replica.url, key), Reader(replica.url, key, "messages")]
         for r in readers:
             r.start()
         wait_for(lambda: all(r.pieces >= 5 for r in readers), "the streams to start")
@@ -150,8 +154,9 @@ def test_sigterm_cuts_long_streams_at_the_deadline_with_an_error_event(tmp_path,
     finally:
         replica.proc.kill()
     assert took <= 4 + 1.5, f"exited {took:.1f}s after SIGTERM, deadline 4s"
-    assert all(b'"code":"SYS_ERR"' in r.last and b"shutting down" in r.last for r in readers)  # told, no [DONE]
-    assert (figures.expected, figures.got, figures.duplicated) == (2, 2, 0)
+    assert all(b"shutting down" in r.last for r in readers)  # told why in the last event, no [DONE]
+    assert all(b'"code":"SYS_ERR"' in r.last for r in readers[:2]) and b'"type":"error"' in readers[2].last
+    assert (figures.expected, figures.got, figures.duplicated) == (3, 3, 0)
     assert all(r.code == "SYS_ERR" and r.status == 200 and not r.disconnected for r in rows)
     assert sum(r.pieces for r in readers) <= figures.billed <= 1.1 * figures.served + 4
 

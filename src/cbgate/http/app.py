@@ -84,7 +84,8 @@ class App:
         self.chat = ChatRoutes(service, self.settings.max_body_bytes, self.deadline)
         counter = ContextCounter(self.registry.estimator)
         responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
-        self.surfaces = SurfaceRoutes(self.chat, MessagesRoutes(service, counter, self.settings.max_body_bytes),
+        self.surfaces = SurfaceRoutes(self.chat, MessagesRoutes(service, counter, self.settings.max_body_bytes,
+                                                                     self.deadline),
                                       ResponsesRoutes(responses, self.settings.max_body_bytes),
                                       ImagesRoutes(service, self.settings.max_body_bytes))
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
