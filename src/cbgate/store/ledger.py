@@ -105,13 +105,15 @@ class LedgerWriter:
             if start < end or held:
                 try:
                     await asyncio.to_thread(self._drain, start, end, held)
+                except OSError as exc:  # the spool's disk, not the database: say which
+                    self.unjournaled = held + self.unjournaled
+                    log.error("could not read the ledger spool back: %s", exc)
+                    return False
                 except Exception as exc:
                     self.unjournaled = held + self.unjournaled
-                    if isinstance(exc, OSError):
-                        log.error("could not read the ledger spool back: %s", exc)
-                    elif self.db_ok:
+                    if self.db_ok:
                         log.warning("ledger database unreachable, records wait in the spool: %s", exc)
-                    self.db_ok = isinstance(exc, OSError) and self.db_ok
+                    self.db_ok = False
                     return False
                 if not self.db_ok:
                     log.warning("ledger database reachable again; the spool is drained")

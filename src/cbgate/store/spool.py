@@ -16,7 +16,7 @@ The spool never lies about what it holds:
 - the spool holds at most `max_bytes` undrained: past that, entries are refused like on a full disk.
 
 fsync policy: each entry is one write() into the page cache, which survives `kill -9` of the process;
-the drain fsyncs the segment before each database round (every `CBGATE_LEDGER_INTERVAL`, 0.5 s), and
+the drain fsyncs the segment before each database round (every 0.5 s, sooner under load), and
 rotation and shutdown fsync too, so a power loss can cost at most the last half second of entries.
 """
 from __future__ import annotations
