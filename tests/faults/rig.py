@@ -2,7 +2,6 @@
 the state a fault changes (limits a gateway has loaded, ledger rows that landed)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import requests
@@ -11,6 +10,7 @@ from cbgate.limits.base import estimate_cost
 from cbgate.store.usage import usage_summary
 from tests.support.catalog import write_catalog
 from tests.support.gateway import Gateway, start_in_thread
+from tests.support.wait import wait_until
 
 MODEL = "fake-gpt"
 
@@ -25,24 +25,10 @@ def upstream_gateway(data_dir: Path, upstream_url: str, env: dict[str, str] | No
     return start_in_thread(data_dir, env=env)
 
 
-def wait_for(check, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:g}s for {what}")
-        time.sleep(0.05)
-    return found
-
-
 def set_limits(gateway: Gateway, env_id: str, **limits) -> None:
     """Change an env's limits through the store and wait until the gateway serves with them."""
     gateway.admin.set_env_limits(env_id, limits)
-    wanted = {name: (None if value == -1 else value) for name, value in limits.items()}
-
-    def loaded() -> bool:
-        current = gateway.app.directory.snapshot.limits_for(env_id, "server")
-        return all(getattr(current, name) == value for name, value in wanted.items())
-    wait_for(loaded, f"limits {limits} to reach the gateway")
+    gateway.wait_for_snapshot()
 
 
 def body(text: str = "count my tokens", max_tokens: int = 8, stream: bool = False) -> dict:
@@ -65,7 +51,7 @@ def ledger_total(gateway: Gateway, env_id: str) -> int:
 
 def drained_total(gateway: Gateway, env_id: str, requests_expected: int) -> int:
     """The env's ledger total once it holds `requests_expected` records."""
-    wait_for(lambda: usage_summary(gateway.admin.store, env_id)["requests"] >= requests_expected,
+    wait_until(lambda: usage_summary(gateway.admin.store, env_id)["requests"] >= requests_expected,
              f"{requests_expected} ledger records")
     return ledger_total(gateway, env_id)
 
@@ -81,6 +67,6 @@ def records_of(gateway: Gateway, ids: set[str], env_ids: list[str] | None = None
         found = rows()
         return found if len({r.request_id for r in found}) >= len(ids) else None
     try:
-        return wait_for(complete, f"{len(ids)} ledger records")
+        return wait_until(complete, f"{len(ids)} ledger records", timeout=15)
     except AssertionError:
         return rows()

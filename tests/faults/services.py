@@ -7,26 +7,23 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
 import redis
 
 from tests.support.gateway import free_port
+from tests.support.wait import wait_until
 
 
-def _wait(check, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+def _wait(check, what: str) -> None:
+    """Until `check()` answers (a server still starting raises): the one wait helper, told to retry."""
+    def answers() -> bool:
         try:
-            if check():
-                return
+            return bool(check())
         except Exception:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not come up within {timeout:g}s")
-        time.sleep(0.05)
+            return False
+    wait_until(answers, f"{what} to answer")
 
 
 class OwnRedis:

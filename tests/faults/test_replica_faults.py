@@ -14,9 +14,9 @@ import requests
 from cbgate.store.db import Store
 from cbgate.store.usage import recent_requests
 from tests.faults.figures import count
-from tests.faults.rig import wait_for
 from tests.support.catalog import write_catalog
 from tests.support.gateway import free_port, make_admin, start_serve
+from tests.support.wait import wait_until
 
 MODEL = "fake-gpt"
 WORDS = " ".join(["word"] * 400)  # a piece is about one token, so billed and served compare
@@ -91,7 +91,7 @@ def ledger(database_url: str, env_id: str, ids: set[str], timeout: float = 20.0)
             rows = [r for r in recent_requests(store, env_id, 1000) if r.request_id in ids]
             return rows if len(rows) >= len(ids) else None
         try:
-            return wait_for(landed, f"{len(ids)} records", timeout)
+            return wait_until(landed, f"{len(ids)} records", timeout)
         except AssertionError:
             return [r for r in recent_requests(store, env_id, 1000) if r.request_id in ids]
     finally:
@@ -110,7 +110,7 @@ def test_kill_9_mid_stream_bills_the_tokens_streamed_and_the_prompt_as_counted(t
         readers = [Reader(replica.url, key) for _ in range(4)]
         for r in readers:
             r.start()
-        wait_for(lambda: all(r.pieces >= 60 for r in readers), "the streams to be well under way")
+        wait_until(lambda: all(r.pieces >= 60 for r in readers), "the streams to be well under way")
         replica.proc.send_signal(signal.SIGKILL)
         replica.proc.wait(10)
         for r in readers:
@@ -141,7 +141,7 @@ def test_sigterm_cuts_long_streams_at_the_deadline_with_an_error_event(tmp_path,
         readers = [Reader(replica.url, key), Reader(replica.url, key), Reader(replica.url, key, "messages")]
         for r in readers:
             r.start()
-        wait_for(lambda: all(r.pieces >= 5 for r in readers), "the streams to start")
+        wait_until(lambda: all(r.pieces >= 5 for r in readers), "the streams to start")
         began = time.monotonic()
         replica.proc.send_signal(signal.SIGTERM)
         replica.proc.wait(15)
