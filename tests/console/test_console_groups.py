@@ -69,7 +69,7 @@ def test_add_group_errors_show_beside_the_form_in_console_words(page, groups_cas
 def test_edit_a_custom_group_and_test_it(page, groups_cast, shots):
     cast, fake, secret = groups_cast
     gw = cast.gw
-    gw.admin.create_group(gw.env_id, "team-llm", fake.url + "/old", ["m-one", "m-two"], api_key="sk-wrong",
+    gw.admin.groups.create_group(gw.env_id, "team-llm", fake.url + "/old", ["m-one", "m-two"], api_key="sk-wrong",
                           check=False)
     gw.admin.set_model(gw.env_id, "team-llm", "m-one", False)
     sign_in(page, gw, cast.operator, "models")
@@ -90,7 +90,7 @@ def test_edit_a_custom_group_and_test_it(page, groups_cast, shots):
     expect(page.locator("[data-test=test-result-team-llm]")).to_have_attribute("data-ok", "true")
     shots(page, "model-groups-edit")
 
-    group = next(g for g in gw.admin.list_groups(gw.env_id) if g.name == "team-llm")
+    group = next(g for g in gw.admin.groups.list_groups(gw.env_id) if g.name == "team-llm")
     assert group.base_url == fake.url and group.models == ("m-one", "m-three") and group.timeouts == {"total": 30}
     assert not page.locator("input[data-model='m-one'][data-in-group='team-llm']").is_checked()  # kept its switch
     ask = {"model": "m-three", "messages": [{"role": "user", "content": "hi"}]}

@@ -63,3 +63,23 @@ def test_edit_then_test_and_no_reach_into_other_envs(setup):
     for method, path in (("PUT", theirs), ("POST", theirs + "/test")):
         denied = cast.call(method, path, cast.server, json={"models": ["x"]})
         assert denied.status_code == 403 and denied.json()["code"] == "PERMISSION_DENIED"
+
+
+@pytest.mark.parametrize("body", [
+    {"api_key": "sk-new-secret", "enabled": "yes"},
+    {"api_key": "sk-new-secret", "base_url": "ftp://x"},
+    {"base_url": "http://example.com/v2", "timeouts": {"total": -1}},
+    {"models": ["a", "b"], "api_key": "bad\r\nkey"},
+])
+def test_a_refused_edit_changes_nothing(setup, body):
+    cast, fake = setup
+    path = groups_path(cast) + "/mine"
+    before = cast.call("GET", groups_path(cast), cast.server).json()["data"]
+    refused = cast.call("PUT", path, cast.server, json=body)
+    assert refused.status_code == 400 and refused.json()["code"] == "INVALID_PARAM", refused.text
+    assert cast.call("GET", groups_path(cast), cast.server).json()["data"] == before
+    cast.gw.wait_for_snapshot()
+    fake.server.requests.clear()
+    answer = cast.gw.chat({"model": "a", "messages": [{"role": "user", "content": "hi"}]}, group="mine")
+    assert answer.status_code == 200, answer.text  # the group still answers with its old key and URL
+    assert fake.chat_requests[-1].headers["authorization"] == f"Bearer {SECRET}"

@@ -30,7 +30,7 @@ def fake():
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory, fake):
     gw = start_in_thread(tmp_path_factory.mktemp("groups") / "data", env=ENV)
-    gw.admin.create_group(gw.env_id, "mine", fake.url, ["m-one", "m-two"], api_key=GROUP_SECRET)
+    gw.admin.groups.create_group(gw.env_id, "mine", fake.url, ["m-one", "m-two"], api_key=GROUP_SECRET)
     wait_for(lambda: chat(gw, "mine", "m-one").status_code != 404)  # the gateway has reloaded its snapshot
     yield gw
     gw.stop()
@@ -70,7 +70,7 @@ def test_custom_group_streams(gw, fake):
 
 
 def test_anthropic_protocol_group(gw, fake):
-    gw.admin.create_group(gw.env_id, "claude", fake.root, ["claude-x"], api_key=GROUP_SECRET, protocol="anthropic")
+    gw.admin.groups.create_group(gw.env_id, "claude", fake.root, ["claude-x"], api_key=GROUP_SECRET, protocol="anthropic")
     wait_for(lambda: chat(gw, "claude", "claude-x").status_code != 404)
     reply = chat(gw, "claude", "claude-x")
     assert reply.status_code == 200, reply.text
@@ -104,26 +104,26 @@ def test_refusals(gw, fake, group, model, status, code):
 
 
 def test_switching_a_group_or_model_off_refuses_it(gw, fake):
-    gw.admin.set_group_enabled(gw.env_id, "mine", False)
+    gw.admin.groups.set_group_enabled(gw.env_id, "mine", False)
     try:
         wait_for(lambda: chat(gw, "mine", "m-one").status_code == 403)
         assert chat(gw, "mine", "m-one").json()["code"] == "AI_MODEL_DISABLED"
         listing = requests.get(f"{gw.url}/v1/ai/mine/models", headers=gw.headers(), timeout=10).json()
         assert listing["data"] == []
     finally:
-        gw.admin.set_group_enabled(gw.env_id, "mine", True)
+        gw.admin.groups.set_group_enabled(gw.env_id, "mine", True)
     wait_for(lambda: chat(gw, "mine", "m-one").status_code == 200)
 
 
 def test_a_new_secret_is_used_on_the_next_call(gw, fake):
     fake.require_key = "sk-rotated-secret"
     assert chat(gw, "mine", "m-one").json()["code"] == "AI_MODEL_REQUEST_FAILED"
-    gw.admin.set_group_key(gw.env_id, "mine", "sk-rotated-secret")
+    gw.admin.groups.set_group_key(gw.env_id, "mine", "sk-rotated-secret")
     try:
         wait_for(lambda: chat(gw, "mine", "m-one").status_code == 200)
         assert fake.chat_requests[-1].headers["authorization"] == "Bearer sk-rotated-secret"
     finally:
-        gw.admin.set_group_key(gw.env_id, "mine", GROUP_SECRET)
+        gw.admin.groups.set_group_key(gw.env_id, "mine", GROUP_SECRET)
 
 
 def test_vendor_group_uses_the_envs_own_key(gw, fake, monkeypatch):
@@ -132,7 +132,7 @@ def test_vendor_group_uses_the_envs_own_key(gw, fake, monkeypatch):
     fake.require_key = "sk-env-deepseek-key"
     env_id = gw.admin.create_env()  # an env of its own: the shared one keeps deepseek without a key
     _, key = gw.admin.create_key(env_id)
-    gw.admin.set_group_key(env_id, "deepseek", "sk-env-deepseek-key")
+    gw.admin.groups.set_group_key(env_id, "deepseek", "sk-env-deepseek-key")
     body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
     wait_for(lambda: gw.chat(body, key=key, group="deepseek").status_code == 200)
     assert fake.chat_requests[-1].headers["authorization"] == "Bearer sk-env-deepseek-key"
@@ -164,7 +164,7 @@ def test_cli_changes_reach_a_running_gateway_within_seconds(gw):
 def test_loopback_upstream_is_refused_unless_the_operator_allows_it(tmp_path, fake):
     gw = start_in_thread(tmp_path / "data", env={"CBGATE_SECRET_KEY": OPERATOR_KEY})  # no CBGATE_UPSTREAM_ALLOW
     try:
-        gw.admin.create_group(gw.env_id, "inside", fake.url, ["m-one"], api_key=GROUP_SECRET, check=False)
+        gw.admin.groups.create_group(gw.env_id, "inside", fake.url, ["m-one"], api_key=GROUP_SECRET, check=False)
         wait_for(lambda: chat(gw, "inside", "m-one").status_code != 404)
         reply = chat(gw, "inside", "m-one")
         assert (reply.status_code, reply.json()["code"]) == (502, "AI_MODEL_REQUEST_FAILED")
@@ -175,12 +175,12 @@ def test_loopback_upstream_is_refused_unless_the_operator_allows_it(tmp_path, fa
 
 
 def test_a_groups_own_timeouts_bound_its_calls(gw, fake):
-    gw.admin.create_group(gw.env_id, "slowpoke", fake.url, ["m-slow"], api_key=GROUP_SECRET,
+    gw.admin.groups.create_group(gw.env_id, "slowpoke", fake.url, ["m-slow"], api_key=GROUP_SECRET,
                           timeouts={"total": 0.5, "first_byte": 0.5})
     wait_for(lambda: chat(gw, "slowpoke", "m-slow").status_code != 404)
     fake.default = Reply(first_byte_delay=2)
     reply = chat(gw, "slowpoke", "m-slow")  # the default timeouts (60 s) would have waited for the answer
     assert reply.status_code == 504 and reply.json()["code"] == "AI_MODEL_REQUEST_FAILED"
-    gw.admin.set_group_timeouts(gw.env_id, "slowpoke", {"total": 5, "first_byte": 5})
+    gw.admin.groups.set_group_timeouts(gw.env_id, "slowpoke", {"total": 5, "first_byte": 5})
     gw.wait_for_snapshot()
     assert chat(gw, "slowpoke", "m-slow").status_code == 200

@@ -145,7 +145,8 @@ def test_usage_by_surface_and_metrics(surfaces, fake, tenant):
 def test_custom_groups_of_both_protocols_serve_every_surface(surfaces, fake, tenant, protocol):
     env_id, key = tenant
     base = fake.url if protocol == "openai" else fake.root
-    surfaces.gw.admin.create_group(env_id, f"my-{protocol}", base, ["their-model"], api_key="sk-surfaces-upstream-secret-42",
+    surfaces.gw.admin.groups.create_group(env_id, f"my-{protocol}", base, ["their-model"],
+                                          api_key="sk-surfaces-upstream-secret-42",
                                    protocol=protocol, check=False)
     surfaces.gw.wait_for_snapshot()
     claude = anthropic.Anthropic(base_url=surfaces.base(f"my-{protocol}"), auth_token=key, max_retries=0)

@@ -10,8 +10,8 @@ from cbgate.cli.common import open_admin
 from cbgate.cli.output import add_json_flag, print_rows
 from cbgate.cli.secret_input import FILE_HELP, read_secret
 from cbgate.cli.tenants import ENV_HELP
-from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidParam
+from cbgate.store.groups import GroupKind
 
 TIMEOUTS_HELP = "seconds, e.g. connect=5,first_byte=30,idle=30,total=60 (any subset; `default` resets)"
 GROUP_HEADERS = ("name", "kind", "protocol", "base_url", "status", "key", "models")
@@ -34,17 +34,14 @@ def parse_timeouts(spec: str | None) -> dict[str, float] | None:
 def group_rows(admin, env_id: str) -> list[dict]:
     """Every group the env has, `cloudbase` first; a built-in group without the env's key is marked, and
     its models are not shown as enabled, since none of them can be called yet."""
-    catalog = [{"name": model, "enabled": on} for _, model, on in admin.list_models(env_id, CATALOG_GROUP)]
-    rows = [{"name": CATALOG_GROUP, "kind": "built-in", "protocol": "catalog", "base_url": None,
-             "status": "enabled", "key": "operator", "models": catalog}]
-    for g in admin.list_groups(env_id):
-        keyless = g.kind == "built-in" and not g.has_key
-        switches = dict(admin.group_models(env_id, g.name))
+    rows = []
+    for g in admin.groups.list_groups(env_id):
+        keyless = g.kind == GroupKind.VENDOR and not g.has_key
         status = "needs key" if keyless else "enabled" if g.enabled else "disabled"
-        rows.append({"name": g.name, "kind": g.kind, "protocol": g.protocol, "base_url": g.base_url,
-                     "status": status, "key": "set" if g.has_key else "missing" if keyless else "not set",
-                     "models": [{"name": m, "enabled": bool(switches.get(m, True)) and not keyless}
-                                for m in g.models]})
+        key = "operator" if g.kind == GroupKind.CATALOG else "set" if g.has_key else "missing" if keyless else "not set"
+        rows.append({"name": g.name, "kind": "custom" if g.kind == GroupKind.CUSTOM else "built-in",
+                     "protocol": g.protocol, "base_url": g.base_url, "status": status, "key": key,
+                     "models": [{"name": m, "enabled": on and not keyless} for m, on in g.switches]})
     return rows
 
 
@@ -57,7 +54,7 @@ def cmd_group(args) -> None:
     if args.action == "create":
         api_key = read_secret("upstream API key", from_file=args.api_key_file, given=args.api_key,
                               required=args.ask_api_key)
-        view = admin.create_group(args.env, args.name, args.base_url, args.models.split(","),
+        view = admin.groups.create_group(args.env, args.name, args.base_url, args.models.split(","),
                                   api_key=api_key, protocol=args.protocol, check=not args.no_check,
                                   timeouts=parse_timeouts(args.timeouts))
         checked = "not checked (--no-check)" if args.no_check else "checked: the base URL answered"
@@ -66,16 +63,16 @@ def cmd_group(args) -> None:
         print_rows(args, GROUP_HEADERS, group_rows(admin, args.env), plain={"models": _models_cell})
     elif args.action == "set-key":
         key = read_secret(f"API key for group {args.name}", from_file=args.key_file, given=args.key)
-        admin.set_group_key(args.env, args.name, key)
+        admin.groups.set_group_key(args.env, args.name, key)
         print(f"key set for group {args.name} in {args.env}")
     elif args.action == "set-timeouts":
-        admin.set_group_timeouts(args.env, args.name, parse_timeouts(args.timeouts))
+        admin.groups.set_group_timeouts(args.env, args.name, parse_timeouts(args.timeouts))
         print(f"timeouts set for group {args.name} in {args.env}")
     elif args.action in ("enable", "disable"):
-        admin.set_group_enabled(args.env, args.name, args.action == "enable")
+        admin.groups.set_group_enabled(args.env, args.name, args.action == "enable")
         print(f"group {args.name} in {args.env}: {args.action}d")
     else:
-        admin.delete_group(args.env, args.name)
+        admin.groups.delete_group(args.env, args.name)
         print(f"deleted group {args.name} from {args.env}")
 
 

@@ -6,6 +6,7 @@ import sys
 from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import iso, open_admin
 from cbgate.cli.output import add_json_flag, print_rows
+from cbgate.store.groups import GroupKind
 
 ENV_HELP = "environment id, e.g. env-k3x9q2ma (`cbgate env list` shows them)"
 
@@ -56,7 +57,7 @@ def cmd_model(args) -> None:
 
 def keyless_groups(admin, env_id: str) -> set[str]:
     """Built-in vendor groups without the env's key: nothing in them can be called yet."""
-    return {g.name for g in admin.list_groups(env_id) if g.kind == "built-in" and not g.has_key}
+    return {g.name for g in admin.groups.list_groups(env_id) if g.kind == GroupKind.VENDOR and not g.has_key}
 
 
 def register(sub, common) -> None:

@@ -5,26 +5,21 @@ own environment only; a publishable key may not use the admin API at all.
 """
 from __future__ import annotations
 
-import base64
-import hmac
 import os
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cbgate.core.auth import authenticate, bearer_token
-from cbgate.core.keys import SHOWN_PREFIX_LEN, key_digest
+from cbgate.core.keys import OPERATOR_PREFIX, SHOWN_PREFIX_LEN, key_digest, new_secret
 from cbgate.core.tenants import TenantSnapshot
 from cbgate.errors import InvalidAccessToken, InvalidParam, PermissionDenied
 from cbgate.providers.netguard import InvalidUpstreamURL, parse_upstream_url
 from cbgate.store.access import OperatorTokenRow
 
-OPERATOR_PREFIX = "cbop_"
-
-
 def new_operator_token(name: str = "") -> tuple[OperatorTokenRow, str]:
     """The stored row and the plain token, which is never stored and cannot be shown again."""
-    plain = OPERATOR_PREFIX + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()  # 256 bits
+    plain = new_secret(OPERATOR_PREFIX)
     row = OperatorTokenRow(id="op-" + os.urandom(6).hex(), digest=key_digest(plain), prefix=plain[:SHOWN_PREFIX_LEN],
                            name=name, created_at=time.time(), revoked_at=None)
     return row, plain
@@ -56,9 +51,8 @@ class AdminPrincipal:
 def authenticate_admin(snapshot: TenantSnapshot, authorization: str | None, host: str | None) -> AdminPrincipal:
     token = bearer_token(authorization)
     if token.startswith(OPERATOR_PREFIX):
-        digest = key_digest(token)
-        row = snapshot.operators.get(digest)
-        if row is None or not hmac.compare_digest(row.digest, digest):
+        row = snapshot.operators.get(key_digest(token))  # found by digest: the whole digest matched
+        if row is None:
             raise InvalidAccessToken("the operator token is not valid")
         return AdminPrincipal(True, None, row.id)
     principal = authenticate(snapshot, authorization, host)  # expiry, revocation and the Host's env

@@ -8,7 +8,7 @@ import time
 
 from cbgate.config import Settings
 from cbgate.core.access import new_operator_token, normalise_origins
-from cbgate.core.group_admin import GroupOperations
+from cbgate.core.group_admin import GroupAdmin
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidEnv, InvalidParam, ModelNotSupported
@@ -37,10 +37,11 @@ def new_env_id() -> str:
     return "env-" + "".join(_ALPHABET[b % len(_ALPHABET)] for b in os.urandom(8))
 
 
-class Admin(GroupOperations):
+class Admin:
     def __init__(self, store: Store, settings: Settings):
         self.store = store
         self.settings = settings
+        self.groups = GroupAdmin(store, settings, self.require_env)  # model groups: `admin.groups.create_group(...)`
 
     def create_env(self, env_id: str | None = None) -> str:
         env_id = env_id or new_env_id()
@@ -101,19 +102,19 @@ class Admin(GroupOperations):
         """(group, model, enabled) for every model the env could call."""
         self.require_env(env_id)
         if group not in (None, CATALOG_GROUP):
-            return [(group, m, on) for m, on in self.group_models(env_id, group)]
+            return [(group, m, on) for m, on in self.groups.group_models(env_id, group)]
         switches = {(g, m): on for _, g, m, on in self.store.model_switches(env_id)}
         found = [(CATALOG_GROUP, m.name, switches.get((CATALOG_GROUP, m.name), False))
                  for m in self.settings.catalog]
         if group is None:  # every group the env can call: the catalog, vendor groups with its key, custom groups
-            for name in self.configured_group_names(env_id):
-                found += [(name, m, on) for m, on in self.group_models(env_id, name)]
+            for name in self.groups.configured_group_names(env_id):
+                found += [(name, m, on) for m, on in self.groups.group_models(env_id, name)]
         return found
 
     def set_model(self, env_id: str, group: str, model: str, enabled: bool) -> None:
         self.require_env(env_id)
         if group != CATALOG_GROUP:
-            if model not in {m for m, _ in self.group_models(env_id, group)}:
+            if model not in {m for m, _ in self.groups.group_models(env_id, group)}:
                 raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
         elif self.settings.catalog_model(model) is None:
             raise ModelNotSupported(f"model {model!r} is not in group {group!r}")

@@ -1,13 +1,13 @@
 """Authentication: a Bearer key -> its environment, checked against the env the Host names."""
 from __future__ import annotations
 
-import hmac
 import re
 import time
 from dataclasses import dataclass
 
 from cbgate.core.keys import key_digest
 from cbgate.core.tenants import TenantSnapshot
+from cbgate.store.db import KeyRow
 from cbgate.errors import AccessTokenExpired, InvalidAccessToken, InvalidEnv, MissingCredentials, PermissionDenied
 
 HOST_ENV = re.compile(r"\A([A-Za-z0-9][A-Za-z0-9-]*)\.api\.", re.IGNORECASE)
@@ -39,11 +39,19 @@ def env_from_host(host: str | None) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def presented_key(snapshot: TenantSnapshot, authorization: str | None) -> KeyRow | None:
+    """The live key an Authorization header carries, or None; never an error (for CORS, which decides
+    before authentication does)."""
+    try:
+        return snapshot.keys.get(key_digest(bearer_token(authorization)))
+    except MissingCredentials:
+        return None
+
+
 def authenticate(snapshot: TenantSnapshot, authorization: str | None, host: str | None) -> Principal:
-    token = bearer_token(authorization)
-    digest = key_digest(token)
-    row = snapshot.keys.get(digest)
-    if row is None or not hmac.compare_digest(row.digest, digest):
+    # The lookup is by SHA-256 digest: finding the row already compared the whole digest.
+    row = snapshot.keys.get(key_digest(bearer_token(authorization)))
+    if row is None:
         raise InvalidAccessToken("the API key is not valid")
     if row.expires_at is not None and row.expires_at <= time.time():
         raise AccessTokenExpired("the API key has expired")

@@ -1,5 +1,5 @@
-"""Model group operations (create with a check, list, set-key, switch, delete), mixed into core.admin.Admin
-so the CLI and the admin API share them."""
+"""Model group operations (create with a check, list, set-key, switch, edit, delete), held by core.admin.Admin
+as `admin.groups` so the CLI and the admin API share them."""
 from __future__ import annotations
 
 import asyncio
@@ -8,8 +8,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
-from cbgate.core.resolve import CATALOG_GROUP, CUSTOM, VENDOR, did_you_mean
+from cbgate.core.resolve import CATALOG_GROUP, did_you_mean
 from cbgate.core.secrets import SecretBox
 from cbgate.core.vendors import VENDOR_GROUPS
 from cbgate.errors import CloudBaseError, InvalidParam, ModelGroupNotFound, ModelRequestFailed
@@ -18,7 +19,7 @@ from cbgate.providers.registry import UPSTREAM_PROTOCOLS, ProviderRegistry
 from cbgate.providers.upstream_http import Timeouts
 from cbgate.store import groups as stored
 from cbgate.store.db import StoreConflict
-from cbgate.store.groups import GroupRow
+from cbgate.store.groups import GroupKind, GroupRow
 from cbgate.text import text_problem
 
 GROUP_NAME = re.compile(r"\A[a-z][a-z0-9_-]{0,63}\Z")
@@ -27,15 +28,32 @@ MODEL_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}\Z")
 
 @dataclass(frozen=True, slots=True)
 class GroupView:
-    """What may be shown of a group: never its secret, only whether it has one."""
+    """What may be shown of a group: never its secret, only whether it has one. `switches` are its models
+    with their switches, in the group's order."""
     name: str
-    kind: str  # "built-in" | "custom"
+    kind: GroupKind
     protocol: str
-    base_url: str
+    base_url: str | None
     enabled: bool
     has_key: bool
-    models: tuple[str, ...]
+    switches: tuple[tuple[str, bool], ...]
     timeouts: dict[str, float] | None = None
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(m for m, _ in self.switches)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    """One edit of a group (the admin API's PUT); None leaves that part as it is. `timeouts` of {} or
+    `reset_timeouts` put the defaults back."""
+    enabled: bool | None = None
+    api_key: str | None = None
+    base_url: str | None = None
+    models: list[str] | None = None
+    timeouts: dict[str, float] | None = None
+    reset_timeouts: bool = False
 
 
 class UpstreamCheckFailed(ModelRequestFailed):
@@ -129,8 +147,11 @@ def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: s
                                   f"key: {reason}{hint}")
 
 
-class GroupOperations:
-    """Needs `self.store`, `self.settings` and `self.require_env` (core.admin.Admin)."""
+class GroupAdmin:
+    def __init__(self, store, settings, require_env: Callable[[str], None]):
+        self.store = store
+        self.settings = settings
+        self.require_env = require_env  # refuses an unknown environment (core.admin.Admin's check)
 
     def _secrets(self) -> SecretBox:
         return SecretBox(self.settings)
@@ -154,53 +175,78 @@ class GroupOperations:
             check_upstream(self.settings, name, protocol, base_url, api_key or None, skip_hint)
         now = time.time()
         secret = self._secrets().encrypt(api_key) if api_key else None
-        row = GroupRow(env_id=env_id, name=name, kind=CUSTOM, base_url=base_url, protocol=protocol, secret=secret,
-                       enabled=True, created_at=now, updated_at=now, timeouts=timeouts_json)
+        row = GroupRow(env_id=env_id, name=name, kind=GroupKind.CUSTOM, base_url=base_url, protocol=protocol,
+                       secret=secret, enabled=True, created_at=now, updated_at=now, timeouts=timeouts_json)
         try:
             stored.insert_group(self.store, row, models)
         except StoreConflict:
             raise InvalidParam(f"group {name!r} already exists in {env_id}") from None
-        return self._view(row, models)
+        return GroupView(name, GroupKind.CUSTOM, protocol, base_url, True, bool(secret),
+                         tuple((m, True) for m in models), _timeouts_of(row))
 
     def list_groups(self, env_id: str) -> list[GroupView]:
-        """The built-in vendor groups, then the env's custom groups."""
+        """The catalog, the built-in vendor groups, then the env's custom groups, each with its switches."""
         self.require_env(env_id)
         rows = {r.name: r for r in stored.list_groups(self.store, env_id)}
-        views = []
+        switches: dict[str, dict[str, bool]] = {}
+        for _, group, model, on in self.store.model_switches(env_id):
+            switches.setdefault(group, {})[model] = bool(on)
+        catalog = switches.get(CATALOG_GROUP, {})
+        views = [GroupView(CATALOG_GROUP, GroupKind.CATALOG, "catalog", None, True, True,
+                           tuple((m.name, catalog.get(m.name, False)) for m in self.settings.catalog))]
         for vendor in VENDOR_GROUPS.values():
-            row = rows.get(vendor.name)
-            views.append(GroupView(vendor.name, "built-in", vendor.protocol, vendor.base_url,
-                                   row.enabled if row else True, bool(row and row.secret), vendor.models,
-                                   json.loads(row.timeouts) if row and row.timeouts else None))
+            row, on = rows.get(vendor.name), switches.get(vendor.name, {})
+            views.append(GroupView(vendor.name, GroupKind.VENDOR, vendor.protocol, vendor.base_url,
+                                   row.enabled if row else True, bool(row and row.secret),
+                                   tuple((m, on.get(m, True)) for m in vendor.models), _timeouts_of(row)))
         for row in rows.values():
-            if row.kind == CUSTOM:
-                views.append(self._view(row, self._custom_models(env_id, row.name)))
+            if row.kind == GroupKind.CUSTOM:
+                views.append(GroupView(row.name, GroupKind.CUSTOM, row.protocol, row.base_url, row.enabled,
+                                       bool(row.secret), tuple(switches.get(row.name, {}).items()), _timeouts_of(row)))
         return views
 
-    def set_group_key(self, env_id: str, name: str, api_key: str) -> None:
+    def change_group(self, env_id: str, name: str, change: GroupChange) -> None:
+        """Apply one edit whole or not at all: every part is checked before any is stored."""
         self.require_env(env_id)
-        if not api_key:
-            raise InvalidParam("the key may not be empty")
-        validate_secret(api_key)
-        secret = self._secrets().encrypt(api_key)
-        if stored.update_group(self.store, env_id, name, secret=secret):
-            return
-        if name not in VENDOR_GROUPS:
+        if name == CATALOG_GROUP:
+            raise InvalidParam(f"{CATALOG_GROUP!r} is the operator's catalog: switch its models one by one")
+        row = self._group_row(env_id, name)
+        if row is None and name not in VENDOR_GROUPS:
             raise self._no_such_group(env_id, name)
-        now = time.time()
-        vendor = VENDOR_GROUPS[name]
-        stored.insert_group(self.store, GroupRow(env_id=env_id, name=name, kind=VENDOR, base_url=vendor.base_url,
-                                                 protocol=vendor.protocol, secret=secret, enabled=True,
-                                                 created_at=now, updated_at=now))
+        if (change.base_url is not None or change.models is not None) and (row is None or row.kind != GroupKind.CUSTOM):
+            raise ModelGroupNotFound(f"custom group {name!r} does not exist in {env_id}")
+        url = validate_base_url(change.base_url) if change.base_url is not None else None
+        models = validate_models(change.models) if change.models is not None else None
+        timeouts = validate_timeouts(change.timeouts)
+        if change.api_key is not None:
+            if not change.api_key:
+                raise InvalidParam("the key may not be empty")
+            validate_secret(change.api_key)
+        if change.enabled is not None and not isinstance(change.enabled, bool):
+            raise InvalidParam("enabled must be true or false")
+        values = {}
+        if url is not None:
+            values["base_url"] = url
+        if timeouts is not None or change.reset_timeouts:
+            values["timeouts"] = timeouts
+        if change.api_key is not None:
+            values["secret"] = self._secrets().encrypt(change.api_key)
+        if change.enabled is not None:
+            values["enabled"] = change.enabled
+        if values:
+            self._update_or_add_vendor_row(env_id, name, **values)
+        if models is not None:
+            stored.set_group_models(self.store, env_id, name, models)
+
+    def set_group_key(self, env_id: str, name: str, api_key: str) -> None:
+        self.change_group(env_id, name, GroupChange(api_key=api_key))
 
     def set_group_timeouts(self, env_id: str, name: str, timeouts: dict[str, float] | None) -> None:
         """Connect, first-byte, idle and total timeouts for calls to this group; None: the defaults."""
-        self.require_env(env_id)
-        self._update_or_add_vendor_row(env_id, name, timeouts=validate_timeouts(timeouts))
+        self.change_group(env_id, name, GroupChange(timeouts=timeouts, reset_timeouts=not timeouts))
 
     def set_group_enabled(self, env_id: str, name: str, enabled: bool) -> None:
-        self.require_env(env_id)
-        self._update_or_add_vendor_row(env_id, name, enabled=enabled)
+        self.change_group(env_id, name, GroupChange(enabled=enabled))
 
     def _update_or_add_vendor_row(self, env_id: str, name: str, **values) -> None:
         """Change a group's row; a vendor group without one yet gets one carrying the change."""
@@ -209,7 +255,8 @@ class GroupOperations:
         if name not in VENDOR_GROUPS:
             raise self._no_such_group(env_id, name)
         now, vendor = time.time(), VENDOR_GROUPS[name]
-        row = GroupRow(env_id=env_id, name=name, kind=VENDOR, base_url=vendor.base_url, protocol=vendor.protocol,
+        row = GroupRow(env_id=env_id, name=name, kind=GroupKind.VENDOR, base_url=vendor.base_url,
+                       protocol=vendor.protocol,
                        secret=None, enabled=True, created_at=now, updated_at=now)
         stored.insert_group(self.store, replace(row, **values))
 
@@ -228,37 +275,21 @@ class GroupOperations:
     def _group_row(self, env_id: str, name: str) -> GroupRow | None:
         return next((r for r in stored.list_groups(self.store, env_id) if r.name == name), None)
 
-    def _custom_models(self, env_id: str, name: str) -> tuple[str, ...]:
-        return tuple(m for _, g, m, _on in self.store.model_switches(env_id) if g == name)
-
     def group_models(self, env_id: str, name: str) -> list[tuple[str, bool]]:
         """(model, enabled) for a vendor or custom group; raises AI_MODEL_NOT_FOUND for any other name."""
         switches = {m: on for _, g, m, on in self.store.model_switches(env_id) if g == name}
         if name in VENDOR_GROUPS:
             return [(m, bool(switches.get(m, True))) for m in VENDOR_GROUPS[name].models]
         row = self._group_row(env_id, name)
-        if row is None or row.kind != CUSTOM:
+        if row is None or row.kind != GroupKind.CUSTOM:
             raise self._no_such_group(env_id, name)
         return [(m, bool(on)) for m, on in switches.items()]
 
     def configured_group_names(self, env_id: str) -> list[str]:
         """Vendor groups the env gave a key to, then its custom groups."""
         rows = stored.list_groups(self.store, env_id)
-        return [r.name for r in rows if r.kind == VENDOR and r.secret] + [r.name for r in rows if r.kind == CUSTOM]
-
-    def edit_custom_group(self, env_id: str, name: str, base_url: str | None = None,
-                          models: list[str] | None = None) -> None:
-        """Change a custom group's URL and model list (models kept keep their switch)."""
-        self.require_env(env_id)
-        row = self._group_row(env_id, name)
-        if row is None or row.kind != CUSTOM:
-            raise ModelGroupNotFound(f"custom group {name!r} does not exist in {env_id}")
-        url = validate_base_url(base_url) if base_url is not None else None
-        cleaned = validate_models(models) if models is not None else None
-        if url is not None:
-            stored.update_group(self.store, env_id, name, base_url=url)
-        if cleaned is not None:
-            stored.set_group_models(self.store, env_id, name, cleaned)
+        vendors = [r.name for r in rows if r.kind == GroupKind.VENDOR and r.secret]
+        return vendors + [r.name for r in rows if r.kind == GroupKind.CUSTOM]
 
     def probe_group(self, env_id: str, name: str) -> float:
         """Ask a configured group's upstream whether it answers with the stored key; seconds it took.
@@ -274,8 +305,6 @@ class GroupOperations:
         check_upstream(self.settings, name, row.protocol, row.base_url, api_key, skip_hint=None)
         return time.monotonic() - started
 
-    @staticmethod
-    def _view(row: GroupRow, models) -> GroupView:
-        timeouts = json.loads(row.timeouts) if row.timeouts else None
-        return GroupView(row.name, "custom", row.protocol, row.base_url, row.enabled, bool(row.secret), tuple(models),
-                         timeouts)
+
+def _timeouts_of(row: GroupRow | None) -> dict[str, float] | None:
+    return json.loads(row.timeouts) if row is not None and row.timeouts else None

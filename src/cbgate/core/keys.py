@@ -1,4 +1,5 @@
-"""API keys: 256 random bits behind a prefix that tells the kind; only the SHA-256 digest is kept."""
+"""API keys and operator tokens: 256 random bits behind a prefix that tells the kind; only the SHA-256
+digest is kept."""
 from __future__ import annotations
 
 import base64
@@ -6,12 +7,17 @@ import hashlib
 import os
 
 KIND_PREFIXES = {"server": "cbsk_", "publishable": "cbpk_"}
+OPERATOR_PREFIX = "cbop_"
 SHOWN_PREFIX_LEN = 12
 
 
+def new_secret(prefix: str) -> str:
+    """`prefix` + 256 random bits, URL-safe: every key and token the gateway hands out."""
+    return prefix + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+
+
 def generate_key(kind: str) -> str:
-    secret = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
-    return KIND_PREFIXES[kind] + secret
+    return new_secret(KIND_PREFIXES[kind])
 
 
 def key_digest(plain: str) -> str:

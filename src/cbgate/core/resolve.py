@@ -19,11 +19,9 @@ from cbgate.errors import ModelConfigMissing, ModelDisabled, ModelGroupNotFound,
 from cbgate.providers.base import Provider
 from cbgate.providers.registry import ProviderRegistry
 from cbgate.providers.upstream_http import Timeouts
-from cbgate.store.groups import GroupRow
+from cbgate.store.groups import GroupKind, GroupRow
 
 CATALOG_GROUP = "cloudbase"
-CUSTOM = "custom"
-VENDOR = "vendor"
 
 log = logging.getLogger("cbgate.resolve")
 
@@ -51,7 +49,7 @@ def models_hint(model: str, known) -> str:
 
 def custom_group(snapshot: TenantSnapshot, env_id: str, group: str) -> GroupRow | None:
     row = snapshot.groups.get((env_id, group))
-    return row if row is not None and row.kind == CUSTOM else None
+    return row if row is not None and row.kind == GroupKind.CUSTOM else None
 
 
 class Resolver:

@@ -70,11 +70,12 @@ def _since(call: Call) -> float | None:
     return since
 
 
-class AdminRoutes(GroupRoutes):
+class AdminRoutes:
     def __init__(self, admin: Admin, directory: TenantDirectory):
         self.admin = admin
         self.directory = directory
         self.openapi = openapi_document()
+        self.groups = GroupRoutes(admin, self.run)
         # (method, path template under /admin/v1, handler, changes env-level state)
         self.routes = [
             ("GET", "/me", self.me, False),
@@ -85,12 +86,7 @@ class AdminRoutes(GroupRoutes):
             ("GET", "/envs/{env}/keys", self.list_keys, False),
             ("POST", "/envs/{env}/keys", self.create_key, True),
             ("DELETE", "/envs/{env}/keys/{key_id}", self.revoke_key, True),
-            ("GET", "/envs/{env}/groups", self.list_groups, False),
-            ("POST", "/envs/{env}/groups", self.create_group, True),
-            ("PUT", "/envs/{env}/groups/{group}", self.change_group, True),
-            ("DELETE", "/envs/{env}/groups/{group}", self.delete_group, True),
-            ("POST", "/envs/{env}/groups/{group}/test", self.probe_group, False),
-            ("PUT", "/envs/{env}/groups/{group}/models/{model}", self.switch_model, True),
+            *self.groups.routes(),
             ("GET", "/envs/{env}/limits", self.limits, False),
             ("PUT", "/envs/{env}/limits", self.set_limits, True),
             ("GET", "/envs/{env}/usage", self.usage, False),
@@ -132,7 +128,8 @@ class AdminRoutes(GroupRoutes):
             await self.directory.refresh()  # this replica sees its own change at once
         await ex.reply_json(result, status)
 
-    async def run(self, fn, *args, **kwargs):
+    @staticmethod
+    async def run(fn, *args, **kwargs):
         """Admin operations query the database: off the event loop."""
         return await asyncio.to_thread(fn, *args, **kwargs)
 

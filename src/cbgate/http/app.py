@@ -52,9 +52,17 @@ class App:
     def __init__(self, settings: Settings, overrides: dict[str, Provider] | None = None):
         self.settings = settings
         self.overrides = overrides
+        # Built by startup() on the serving loop; None until then.
         self.store: Store | None = None
         self.registry: ProviderRegistry | None = None
+        self.directory: TenantDirectory | None = None
+        self.limiter: MemoryLimiter | RedisLimiter | None = None
+        self.metering: Metering | None = None
         self.chat: ChatRoutes | None = None
+        self.surfaces: SurfaceRoutes | None = None
+        self.admin_api: AdminRoutes | None = None
+        self.cors: CorsPolicy | None = None
+        self.console: ConsoleFiles | None = None
         self._tasks: list[asyncio.Task] = []
         self.metrics = Metrics()
         self.ledger: LedgerWriter | None = None
@@ -141,7 +149,7 @@ class App:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if getattr(self, "limiter", None):
+        if self.limiter:
             await self.limiter.close()
         if self.ledger:  # uvicorn has drained the requests by now, so every record is in
             try:  # within the deadline; a database that does not answer leaves the records in the spool

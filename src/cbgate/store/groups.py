@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,11 +17,18 @@ from cbgate.store import schema
 from cbgate.store.db import StoreConflict
 
 
+class GroupKind(StrEnum):
+    """The three kinds of model group; the values of VENDOR and CUSTOM are what `model_groups.kind` stores."""
+    CATALOG = "catalog"  # `cloudbase`: the operator's catalog, never a row
+    VENDOR = "vendor"  # a built-in vendor group (hunyuan, deepseek): a row carries the env's key and switch
+    CUSTOM = "custom"  # a tenant's own upstream
+
+
 @dataclass(frozen=True, slots=True)
 class GroupRow:
     env_id: str
     name: str
-    kind: str  # "custom" | "vendor"
+    kind: str  # a GroupKind value: VENDOR or CUSTOM
     base_url: str
     protocol: str
     secret: str | None  # encrypted
