@@ -70,7 +70,8 @@ def test_custom_group_streams(gw, fake):
 
 
 def test_anthropic_protocol_group(gw, fake):
-    gw.admin.groups.create_group(gw.env_id, "claude", fake.root, ["claude-x"], api_key=GROUP_SECRET, protocol="anthropic")
+    gw.admin.groups.create_group(gw.env_id, "claude", fake.root, ["claude-x"], api_key=GROUP_SECRET,
+                                 protocol="anthropic")
     wait_for(lambda: chat(gw, "claude", "claude-x").status_code != 404)
     reply = chat(gw, "claude", "claude-x")
     assert reply.status_code == 200, reply.text

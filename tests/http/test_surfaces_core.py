@@ -134,9 +134,8 @@ def test_usage_by_surface_and_metrics(surfaces, fake, tenant):
     assert all(rows[s]["requests"] == 1 and rows[s]["total_tokens"] > 0 for s in ("chat", "messages", "responses"))
     assert rows["images"]["images"] == 3
     _, token = admin.create_operator_token()
-    metrics = lambda: requests.get(surfaces.gw.url + "/metrics", headers={"Authorization": f"Bearer {token}"})  # noqa: E731
     surfaces.gw.wait_for_snapshot()  # the gateway has seen the new token
-    text = metrics().text
+    text = requests.get(surfaces.gw.url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
     line = f'cbgate_requests_total{{env="{env_id}",group="cloudbase",model="up-openai",code="OK"}} 3'
     assert line in text
 

@@ -62,8 +62,8 @@ class UpstreamCheckFailed(ModelRequestFailed):
 
 def validate_group_name(name: str) -> None:
     if not isinstance(name, str) or not GROUP_NAME.match(name):
-        raise InvalidParam(f"group name {ascii(name)} must be 1-64 characters: lower-case letters, digits, '-' and '_', "
-                           "starting with a letter")
+        raise InvalidParam(f"group name {ascii(name)} must be 1-64 characters: lower-case letters, digits, "
+                           "'-' and '_', starting with a letter")
     if name.startswith(CATALOG_GROUP):
         raise InvalidParam(f"group name {name!r} may not start with {CATALOG_GROUP!r} (reserved for the catalog)")
     if name in VENDOR_GROUPS:
@@ -78,7 +78,8 @@ def validate_models(models: list[str]) -> list[str]:
         raise InvalidParam("a group needs at least one model")
     for model in cleaned:
         if not MODEL_NAME.match(model):
-            raise InvalidParam(f"model name {ascii(model)} is not valid (letters, digits and . _ : / @ + -, at most 128)")
+            raise InvalidParam(f"model name {ascii(model)} is not valid "
+                               "(letters, digits and . _ : / @ + -, at most 128)")
     return cleaned
 
 
