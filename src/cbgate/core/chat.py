@@ -9,6 +9,7 @@ from cbgate.core.auth import Principal, authenticate
 from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
+from cbgate.core.tracing import NO_TRACING, Tracing
 from cbgate.errors import ModelNotSupported, ModelRequestFailed, PermissionDenied
 from cbgate.limits.base import Limiter, estimate_cost
 from cbgate.protocol.chat_request import ChatRequest
@@ -21,11 +22,12 @@ Answer = TypeVar("Answer")  # what one deployment's attempt hands back: a body, 
 
 class ChatService:
     def __init__(self, directory: TenantDirectory, resolver: Resolver, metering: Metering | None = None,
-                 limiter: Limiter | None = None):
+                 limiter: Limiter | None = None, tracing: Tracing = NO_TRACING):
         self.directory = directory
         self.resolver = resolver
         self.metering = metering or Metering()
         self.limiter = limiter
+        self.tracing = tracing
         self.started = int(time.time())
 
     def authenticate(self, authorization: str | None, host: str | None) -> Principal:
@@ -91,14 +93,17 @@ class ChatService:
         A deployment's failure before its first byte moves on to the next; a failure the client's own
         request caused goes back to the client at once, since every deployment would refuse it."""
         providers = self._route(principal, group, req)
-        await self._admit(principal, req, meter)
+        with self.tracing.span("cbgate.admission", {"cbgate.env": principal.env_id}):
+            await self._admit(principal, req, meter)
         meter.admitted()
         call = ModelCall(req, ChunkFactory(req.model), request_id)
         failure = ModelRequestFailed(f"model {req.model!r} has no deployment to serve it")
         for provider in providers:
             meter.serving(provider.name)
             try:
-                return await attempt(provider, call, meter)
+                with self.tracing.span("cbgate.upstream", {"cbgate.deployment": provider.name,
+                                                           "gen_ai.request.model": req.model}):
+                    return await attempt(provider, call, meter)  # a stream's span ends at its first chunk
             except ModelRequestFailed as exc:
                 if exc.client_caused:
                     raise

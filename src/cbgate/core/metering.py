@@ -21,6 +21,7 @@ import orjson
 
 from cbgate.core.auth import Principal
 from cbgate.core.metrics import Metrics
+from cbgate.core.tracing import NO_TRACING, Tracing
 from cbgate.errors import CloudBaseError, ServiceUnavailable
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import Usage
@@ -189,8 +190,10 @@ class Meter:
 class Metering:
     def __init__(self, ledger: LedgerWriter | None = None, metrics: Metrics | None = None,
                  log_content: bool = False, on_record: Callable[[UsageRecord], None] | None = None,
-                 prompt_counter: PromptCounter | None = None, answer_unbilled: bool = False):
+                 prompt_counter: PromptCounter | None = None, answer_unbilled: bool = False,
+                 tracing: Tracing = NO_TRACING):
         self.ledger = ledger
+        self.tracing = tracing
         self.metrics = metrics or Metrics()
         self.log_content = log_content
         self.on_record = on_record  # the access log's view of a finished request
@@ -219,7 +222,8 @@ class Metering:
         self.metrics.finished(r.env_id, r.group_name, model, code, r.prompt_tokens, r.completion_tokens,
                               elapsed, ttft)
         if self.ledger is not None and not meter.unrecorded:
-            self.ledger.finish(r)
+            with self.tracing.span("cbgate.ledger", {"cbgate.code": code}):
+                self.ledger.finish(r)
         if self.on_record is not None:
             self.on_record(r)
 

@@ -24,6 +24,7 @@ from cbgate.core.resolve import Resolver
 from cbgate.core.responses import ResponsesService
 from cbgate.core.shutdown import ShutdownDeadline
 from cbgate.core.tenants import TenantDirectory
+from cbgate.core.tracing import Tracing, tracing_from_env
 from cbgate.errors import CloudBaseError, InternalError, InvalidPath
 from cbgate.http.admin_routes import AdminRoutes
 from cbgate.http.chat_routes import ChatRoutes
@@ -43,14 +44,16 @@ from cbgate.store import limits as stored_limits
 from cbgate.store.db import Store
 from cbgate.store.ledger import LedgerWriter
 from cbgate.store.usage import UsageRecord
-from cbgate.logs import access_line, setup_logging
+from cbgate.logs import access_line, printable, setup_logging
 
 log = logging.getLogger("cbgate")
 
 
 class App:
-    def __init__(self, settings: Settings, overrides: dict[str, Provider] | None = None):
+    def __init__(self, settings: Settings, overrides: dict[str, Provider] | None = None,
+                 tracing: Tracing | None = None):
         self.settings = settings
+        self.tracing = tracing if tracing is not None else tracing_from_env(settings.env_vars)
         self.overrides = overrides
         # Built by startup() on the serving loop; None until then.
         self.store: Store | None = None
@@ -87,8 +90,9 @@ class App:
         await self.limiter.start()
         metering = self.metering = Metering(self.ledger, self.metrics, self.settings.log_content,
                                             on_record=self._note_record, prompt_counter=self.registry.estimator,
-                                            answer_unbilled=self.settings.serve_without_spool)
-        service = ChatService(directory, Resolver(self.registry), metering, self.limiter)
+                                            answer_unbilled=self.settings.serve_without_spool,
+                                            tracing=self.tracing)
+        service = ChatService(directory, Resolver(self.registry), metering, self.limiter, self.tracing)
         self.chat = ChatRoutes(service, self.settings.max_body_bytes, self.deadline)
         counter = ContextCounter(self.registry.estimator)
         responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
@@ -161,6 +165,7 @@ class App:
             await self.registry.close()
         if self.store:
             self.store.close()
+        await asyncio.to_thread(self.tracing.shutdown)  # export the spans still batched
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
@@ -189,25 +194,36 @@ class App:
 
     async def http(self, scope, receive, send) -> None:
         ex = Exchange(scope, receive, send)
-        error: BaseException | None = None
+        with self.tracing.span(f"{scope['method']} {printable(scope['path'], 100)}",
+                               {"http.request.method": scope["method"], "url.path": printable(scope["path"]),
+                                "cbgate.request_id": ex.request_id}) as span:
+            error = await self.answer(ex)
+            if span is not None:  # tracing is on
+                span.set_attribute("http.response.status_code", ex.status)
+                if getattr(error, "code", None):
+                    span.set_attribute("cbgate.code", error.code)
+        self._access_log(ex, error)
+
+    async def answer(self, ex: Exchange) -> BaseException | None:
+        """Dispatch and answer every failure; returns the error the request ended with, if any."""
         try:
             await self.dispatch(ex)
         except CloudBaseError as err:
-            error = err
             if not ex.metered:
                 self.metrics.rejected(err.code)
             if not ex.started:
                 await ex.reply_error(err)
+            return err
         except (ConnectionAbortedError, asyncio.CancelledError) as exc:
-            error = exc  # the client left; nothing to answer
+            return exc  # the client left; nothing to answer
         except Exception as exc:
-            error = exc
             log.exception("request %s failed", ex.request_id)
             if not ex.started:
                 await ex.reply_error(InternalError("the gateway failed to handle this request"))
+            return exc
         finally:
             ex.stop_watching()
-            self._access_log(ex, error)
+        return None
 
     def _note_record(self, record: UsageRecord) -> None:
         self.records[record.request_id] = record
