@@ -88,12 +88,12 @@ class MemoryLimiter:
             raise ConcurrencyExceeded(f"more than {limits.concurrency} concurrent requests in this environment")
         now = time.monotonic()
         if limits.rpm is not None:
-            log = scope.admitted
-            while log and log[0] <= now - WINDOW:
-                log.popleft()
-            if len(log) >= limits.rpm:
+            admitted = scope.admitted
+            while admitted and admitted[0] <= now - WINDOW:
+                admitted.popleft()
+            if len(admitted) >= limits.rpm:
                 raise RateLimitExceeded(f"more than {limits.rpm} requests per minute",
-                                        retry_after=log[0] + WINDOW - now)
+                                        retry_after=admitted[0] + WINDOW - now)
         window = int(time.time() // WINDOW)
         if scope.tpm_window != window:
             scope.tpm_window, scope.tpm_used = window, 0
