@@ -42,7 +42,7 @@ def existing_settings(args, create: bool = False):
 
 def open_admin(args, create: bool = False) -> Admin:
     settings = existing_settings(args, create)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the owner's alone: keys, ledger, secrets
     store = Store(settings.database_url)
     store.migrate()
     return Admin(store, settings)

@@ -9,6 +9,7 @@ from cbgate.cli.common import open_admin
 from cbgate.config import ConfigError, Settings
 from cbgate.core.admin import Admin
 from cbgate.core.metrics_share import prepare_metrics_dir
+from cbgate.http.server_protocol import HeaderTimeoutProtocol, header_timeout
 from cbgate.logs import FORMATS, setup_logging, uvicorn_log_config
 from cbgate.providers.local.source import resolve_model_file
 
@@ -78,6 +79,10 @@ def cmd_serve(args) -> None:
     if args.no_access_log:
         os.environ["CBGATE_ACCESS_LOG"] = "off"
     setup_logging(args.log_format)
+    try:
+        header_timeout()  # checked here, once, with a clear message; each worker reads it again
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     check_port_free(args.host, args.port)
     admin = open_admin(args, create=True)
     os.environ["CBGATE_DATA_DIR"] = str(admin.settings.data_dir)
@@ -88,7 +93,7 @@ def cmd_serve(args) -> None:
     if args.workers > 1:  # each worker publishes its counts there, so any of them answers /metrics for all
         os.environ["CBGATE_METRICS_DIR"] = str(prepare_metrics_dir(admin.settings.data_dir, os.getpid()))
     uvicorn.run("cbgate.http.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, loop="auto", http="httptools", access_log=False,
+                workers=args.workers, loop="auto", http=HeaderTimeoutProtocol, access_log=False,
                 log_config=uvicorn_log_config(args.log_format),
                 log_level=os.environ.get("CBGATE_LOG_LEVEL", "info").lower(),
                 # streams are cut (with an error event) before this; the app's watchdog ends the rest

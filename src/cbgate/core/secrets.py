@@ -39,7 +39,7 @@ def _file_key(path: Path, create: bool) -> bytes | None:
         return path.read_bytes().strip()
     if not create:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Fernet.generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others, even briefly
     with os.fdopen(fd, "wb") as f:

@@ -11,11 +11,16 @@ import orjson
 from cbgate.errors import CloudBaseError, InvalidParam, PayloadTooLarge, error_body
 
 JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
+# A refusal sent while the client is still sending its body is lost when the server then closes with
+# unread data (the kernel resets the connection; urllib, which asks for `Connection: close`, saw a reset
+# instead of the 413). So the unread rest is read and dropped first, up to these bounds.
+DISCARD_LIMIT = 64 * 1024 * 1024
+DISCARD_SECONDS = 10.0
 
 
 class Exchange:
     __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher", "metered", "error_body",
-                 "status", "began")
+                 "status", "began", "body_done")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -27,6 +32,7 @@ class Exchange:
         self.status = 0  # the status sent, for the access log
         self.began = time.monotonic()
         self.watcher: asyncio.Task | None = None
+        self.body_done = False  # the request body has been read to its end (or is being watched)
         self.metered = False  # the chat service's meter counts this request's outcome, error included
         self.error_body = error_body  # a surface with its own error envelope (Messages) sets its renderer
 
@@ -54,6 +60,7 @@ class Exchange:
                 raise PayloadTooLarge(f"the request body is over the limit of {limit} bytes")
             parts.append(chunk)
             if not message.get("more_body"):
+                self.body_done = True
                 return b"".join(parts)
 
     async def read_json_object(self, limit: int) -> dict:
@@ -70,6 +77,7 @@ class Exchange:
         """Once the body is read, cancel this request's task the moment the client disconnects, so
         the engine or upstream stops at once and the slot is released."""
         task = asyncio.current_task()
+        self.body_done = True  # what is left of the body is the watcher's to read
 
         async def watch():
             while (await self.receive())["type"] != "http.disconnect":
@@ -95,8 +103,35 @@ class Exchange:
     async def reply_json(self, obj, status: int = 200) -> None:
         await self.reply(status, orjson.dumps(obj))
 
+    def body_unread(self) -> bool:
+        return not self.body_done and (b"content-length" in self.headers or b"transfer-encoding" in self.headers)
+
+    async def discard_unread_body(self) -> None:
+        """Read and drop what the client is still sending, within DISCARD_LIMIT and DISCARD_SECONDS."""
+        if not self.body_unread():
+            return
+        self.body_done = True
+        dropped = 0
+        try:
+            async with asyncio.timeout(DISCARD_SECONDS):
+                while dropped <= DISCARD_LIMIT:
+                    message = await self.receive()
+                    dropped += len(message.get("body", b""))
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        return
+        except TimeoutError:
+            return
+
     async def reply_error(self, err: CloudBaseError) -> None:
+        """The error body, whole, at once; when the client is still sending its body, the rest of it is
+        then read and dropped before the response ends (so the connection is not reset under it)."""
         headers = JSON_HEADERS
         if err.retry_after is not None:
             headers = headers + [(b"retry-after", str(max(1, math.ceil(err.retry_after))).encode())]
-        await self.reply(err.status, orjson.dumps(self.error_body(err, self.request_id)), headers)
+        body = orjson.dumps(self.error_body(err, self.request_id))
+        if not self.body_unread():
+            return await self.reply(err.status, body, headers)
+        await self.start(err.status, headers + [(b"content-length", str(len(body)).encode())])
+        await self.send({"type": "http.response.body", "body": body, "more_body": True})
+        await self.discard_unread_body()
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})

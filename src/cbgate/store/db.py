@@ -5,9 +5,11 @@ see that something changed with one cheap query and reload its snapshot.
 """
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, delete, event, insert, select, text, update
@@ -53,10 +55,33 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def make_private_sqlite_file(url: str) -> None:
+    """The SQLite file (and so its -wal and -shm, which SQLite creates with the file's own mode) readable by
+    its owner only: it holds key digests, encrypted group secrets and the usage ledger. Files an older
+    version made 0644 are tightened. (The data directory itself is created 0700 by `cbgate serve`.)"""
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return
+    path = Path(url[len("sqlite:///"):])
+    if not path.parent.is_dir():
+        return  # SQLite says so when it opens it
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for each in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        try:
+            mode = each.stat().st_mode
+            if mode & 0o077:
+                each.chmod(mode & 0o700)
+        except OSError:  # absent, or not ours to change: SQLite reports what matters when it opens it
+            pass
+
+
 class Store:
     def __init__(self, url: str):
         self.url = sqlalchemy_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        make_private_sqlite_file(self.url)
         kwargs = {"connect_args": {"check_same_thread": False}} if self.is_sqlite else {
             "pool_size": 5, "max_overflow": 5, "pool_pre_ping": True,
             "connect_args": {"connect_timeout": 5}}  # an unreachable host fails fast: auth fails closed on time
