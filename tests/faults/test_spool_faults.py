@@ -11,6 +11,7 @@ from tests.faults.figures import count
 from tests.faults.rig import chat, records_of, upstream_gateway
 from tests.faults.tmpfs import fill, small_tmpfs
 from tests.support.fake_upstream import Counters, start_fake_upstream
+from tests.support.postgres import set_reachable
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,23 @@ def test_a_spool_directory_that_is_gone_refuses_until_it_can_be_made_again(tmp_p
     finally:
         again.stop()
     shutil.rmtree(tmp_path / "spool-unmounted", ignore_errors=True)
+
+
+def test_a_spool_at_its_cap_while_the_database_is_away_refuses_then_drains_and_serves(tmp_path, fake,
+                                                                                      fresh_postgres_url):
+    """No root needed: the cap (CBGATE_SPOOL_MAX_BYTES) fills while the database does not take records."""
+    fake.server.stats = Counters()
+    gateway = upstream_gateway(tmp_path / "data", fake.url, env={"CBGATE_DATABASE_URL": fresh_postgres_url,
+                                                                 "CBGATE_SPOOL_MAX_BYTES": "40000"})
+    try:
+        answers = [chat(gateway) for _ in range(3)]
+        set_reachable(fresh_postgres_url, False)
+        try:
+            answers += until(gateway, 503)  # the spool holds its cap of undrained records
+            answers += [chat(gateway) for _ in range(3)]
+        finally:
+            set_reachable(fresh_postgres_url, True)
+        answers += until(gateway, 200)  # drained into the database: room again
+        check_every_answer_billed("spool at its cap, database away", gateway, answers, fake)
+    finally:
+        gateway.stop()
