@@ -5,6 +5,7 @@ changed: a missing database is reported, not made.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import socket
 import subprocess
@@ -159,13 +160,14 @@ def check_upstreams(settings: Settings) -> list[Finding]:
     targets += [(f"group {env}/{name}", url, True) for env, name, url in _custom_groups(settings)]
     found = []
     for label, url, guarded in targets:
-        if guarded:
+        address = None
+        if guarded:  # the one egress check, DNS included; the probe then goes to an address it checked
             try:
-                policy.check_literal(url)
+                address = asyncio.run(policy.checked_addresses(url))[1][0]
             except EgressRefused as exc:
                 found.append(Finding(label, "fail", str(exc), "allow it in CBGATE_UPSTREAM_ALLOW, or fix the URL"))
                 continue
-        found.append(_connect(label, url))
+        found.append(_connect(label, url, address))
     return found
 
 
@@ -182,11 +184,11 @@ def _custom_groups(settings: Settings) -> list[tuple[str, str, str]]:
         store.close()
 
 
-def _connect(label: str, url: str) -> Finding:
+def _connect(label: str, url: str, address: str | None = None) -> Finding:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        with socket.create_connection((parts.hostname, port), timeout=3):
+        with socket.create_connection((address or parts.hostname, port), timeout=3):
             return Finding(label, "ok", f"{parts.hostname}:{port} answers")
     except OSError as exc:
         return Finding(label, "fail", f"{url}: {exc.strerror or exc}",

@@ -235,14 +235,19 @@ class EgressPolicy:
 
     async def check_base_url(self, url: str, resolver: AbstractResolver | None = None) -> UpstreamURL:
         """The check without a connection (for tools): parse, resolve and check every address now."""
+        return (await self.checked_addresses(url, resolver))[0]
+
+    async def checked_addresses(self, url: str, resolver: AbstractResolver | None = None
+                                ) -> tuple[UpstreamURL, list[str]]:
+        """`url` parsed, and the addresses a tool may connect to for it (every one checked)."""
         target = parse_upstream_url(url)
         inner = resolver or DefaultResolver()
         try:
-            await self.resolve(target.host, target.port, inner)
+            answers = await self.resolve(target.host, target.port, inner)
         finally:
             if resolver is None:
                 await inner.close()
-        return target
+        return target, [answer["host"] for answer in answers]
 
 
 class GuardedConnector(aiohttp.TCPConnector):
