@@ -123,11 +123,12 @@ def test_the_cli_prints_stored_names_escaped(tmp_path):
     data_dir = tmp_path / "data"
     adm = make_admin(data_dir, env={})
     env_id = adm.create_env("team-a")
-    hostile = "\u001b]52;c;aGFja2Vk\u0007\u001b[2K\rforged\u202e"
+    hostile = "\u001b]52;c;aGFja2Vk\u0007\u001b[2K\rforged\u202e\tcol\nline"
     adm.store.insert_key(KeyRow(id=new_key_id(), env_id=env_id, digest="0" * 64, prefix="cbsk_xxxxxxx", kind="server",
                                 name=hostile, created_at=time.time(), expires_at=None, revoked_at=None,
                                 last_used_at=None))
     adm.store.close()
     out = cbgate(data_dir, "key", "list", "--env", env_id).stdout
     assert "\u001b" not in out and "\u0007" not in out and "\r" not in out and "\u202e" not in out
-    assert "\\x1b]52;c;aGFja2Vk\\x07\\x1b[2K\\x0dforged\\u202e" in out
+    assert "\\x1b]52;c;aGFja2Vk\\x07\\x1b[2K\\x0dforged\\u202e\\x09col\\x0aline" in out
+    assert len(out.strip().splitlines()) == 2  # the header and one row: no forged line

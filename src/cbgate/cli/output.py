@@ -7,6 +7,8 @@ from typing import Any, Iterable, Sequence
 
 import orjson
 
+from cbgate.text import for_terminal
+
 JSON_HELP = "print JSON instead of a table (stable field names, for scripts)"
 
 
@@ -15,13 +17,15 @@ def add_json_flag(parser) -> None:
 
 
 def _cell(value: Any) -> str:
+    """One table cell; a tab or newline inside a value (an older row) is escaped so it cannot forge a column
+    or a line (everything printed also passes through cli.terminal.SafeStream)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value) or "-"
-    return str(value)
+        return for_terminal(",".join(str(v) for v in value)) or "-"
+    return for_terminal(str(value))
 
 
 def print_json(obj: Any) -> None:
