@@ -71,7 +71,7 @@ class App:
         self.ledger: LedgerWriter | None = None
         self.deadline = ShutdownDeadline(settings.shutdown_timeout)
         self.tune_interpreter = False  # create_app (real serving) turns it on; in-process tests keep the defaults
-        self.records: dict[str, UsageRecord] = {}  # request id -> its metered record, until the access log line
+        self.records: dict[str, UsageRecord | None] = {}  # request id -> its metered record, for its access line
         self.readiness: list[Check] = []
         self.shared_metrics: SharedMetrics | None = None  # with --workers N: every worker's counts in one scrape
 
@@ -194,6 +194,7 @@ class App:
 
     async def http(self, scope, receive, send) -> None:
         ex = Exchange(scope, receive, send)
+        self.records[ex.request_id] = None
         with self.tracing.span(f"{scope['method']} {printable(scope['path'], 100)}",
                                {"http.request.method": scope["method"], "url.path": printable(scope["path"]),
                                 "cbgate.request_id": ex.request_id}) as span:
@@ -226,7 +227,8 @@ class App:
         return None
 
     def _note_record(self, record: UsageRecord) -> None:
-        self.records[record.request_id] = record
+        if record.request_id in self.records:  # only while its request is being answered: nothing piles up
+            self.records[record.request_id] = record
 
     def _access_log(self, ex: Exchange, error: BaseException | None) -> None:
         record = self.records.pop(ex.request_id, None)
