@@ -54,9 +54,10 @@ SCHEMAS = {
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
                       "model": STR, "key": NULLABLE_STR, "day": STR, "surface": STR, **COUNTS}}}),
-    "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 0, "description": text} for name, text in (
+    "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 1, "description": text} for name, text in (
         ("concurrency", "requests in flight at once"), ("rpm", "requests per minute"), ("tpm", "tokens per minute"),
-        ("token_quota", "tokens the environment may use in all"))}, description="null means no limit"),
+        ("token_quota", "tokens the environment may use in all"))},
+        description="null means no limit; 0 is refused (it would refuse every request)"),
     "UsagePoint": _obj(["day", "model"], day=STR, model=STR, **COUNTS),
     "RequestRecord": _obj(
         ["request_id", "model", "status"], request_id=STR, env_id=STR, key_id=NULLABLE_STR, group_name=STR,
