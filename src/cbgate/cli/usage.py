@@ -14,7 +14,7 @@ from cbgate.cli.tenants import ENV_HELP
 from cbgate.errors import InvalidParam
 from cbgate.store.usage import GROUPINGS
 
-RELATIVE = re.compile(r"^(\d+)([hd])$")
+RELATIVE = re.compile(r"\A([0-9]+)([hd])\Z")
 
 
 def parse_since(value: str | None, now: float | None = None) -> float | None:

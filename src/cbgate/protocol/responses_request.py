@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbgate.errors import ModelParamInvalid, ModelParamRequired
+from cbgate.protocol.chat_request import MAX_OUTPUT_TOKENS
+from cbgate.text import text_problem
 
 TRUNCATIONS = ("disabled", "auto")
 INPUT_ROLES = ("user", "assistant", "system", "developer")
@@ -144,13 +146,16 @@ def parse_responses_request(body: dict) -> ResponsesRequest:
     model = body.get("model")
     if not model:
         raise ModelParamRequired("`model` is required")
-    if not isinstance(model, str):
-        raise _invalid("model", "must be a string")
+    for name, length in (("model", 256), ("previous_response_id", 64), ("user", 256)):
+        problem = text_problem(body[name], length) if body.get(name) is not None else None
+        if problem:  # these reach storage and logs: no NUL or control characters, bounded
+            raise _invalid(name, problem)
     if body.get("input") is None:
         raise ModelParamRequired("`input` is required")
     max_output = body.get("max_output_tokens")
-    if max_output is not None and (isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 1):
-        raise _invalid("max_output_tokens", "must be a positive integer")
+    if max_output is not None and (isinstance(max_output, bool) or not isinstance(max_output, int)
+                                   or not 1 <= max_output <= MAX_OUTPUT_TOKENS):
+        raise _invalid("max_output_tokens", f"must be an integer from 1 to {MAX_OUTPUT_TOKENS}")
     truncation = body.get("truncation") or "disabled"
     if truncation not in TRUNCATIONS:
         raise _invalid("truncation", "must be \"disabled\" or \"auto\"")
