@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from cbgate.core.keys import new_key_id
-from cbgate.store.db import KeyRow
+from cbgate.store import envs as stored_envs
+from cbgate.store.envs import KeyRow
 from tests.cli.test_tenant_commands import cbgate
 from tests.support.gateway import start_in_thread
 
@@ -87,7 +88,7 @@ def test_bad_group_fields_are_refused(gw, field, value):
 
 
 def test_trailing_newlines_do_not_pass_name_patterns(gw):
-    assert gw.admin.store.env_exists(gw.env_id)
+    assert stored_envs.env_exists(gw.admin.store, gw.env_id)
     with pytest.raises(Exception, match="environment id"):
         gw.admin.create_env("team-z\n")
 
@@ -124,9 +125,9 @@ def test_the_cli_prints_stored_names_escaped(tmp_path):
     adm = make_admin(data_dir, env={})
     env_id = adm.create_env("team-a")
     hostile = "\u001b]52;c;aGFja2Vk\u0007\u001b[2K\rforged\u202e\tcol\nline"
-    adm.store.insert_key(KeyRow(id=new_key_id(), env_id=env_id, digest="0" * 64, prefix="cbsk_xxxxxxx", kind="server",
-                                name=hostile, created_at=time.time(), expires_at=None, revoked_at=None,
-                                last_used_at=None))
+    stored_envs.insert_key(adm.store, KeyRow(id=new_key_id(), env_id=env_id, digest="0" * 64, prefix="cbsk_xxxxxxx",
+                                             kind="server", name=hostile, created_at=time.time(), expires_at=None,
+                                             revoked_at=None, last_used_at=None))
     adm.store.close()
     out = cbgate(data_dir, "key", "list", "--env", env_id).stdout
     assert "\u001b" not in out and "\u0007" not in out and "\r" not in out and "\u202e" not in out

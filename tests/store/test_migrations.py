@@ -1,7 +1,8 @@
 """A database made by an earlier cbgate keeps its data and gains what later migrations add."""
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
-from cbgate.store import migrations
+from cbgate.store import envs as stored_envs
+from cbgate.store import migrations, schema
 from cbgate.store.db import Store
 from cbgate.store.groups import list_groups
 
@@ -24,3 +25,35 @@ def test_group_timeouts_arrive_on_a_database_made_before_them(tmp_path, monkeypa
     assert store.migrate() == []
     [row] = list_groups(store)
     assert row.name == "mine" and row.timeouts is None
+
+
+def columns_of(store: Store) -> dict[str, set[str]]:
+    found = inspect(store.engine)
+    return {t: {c["name"] for c in found.get_columns(t)} for t in found.get_table_names()}
+
+
+def test_the_migrations_build_the_schema_the_code_uses(tmp_path):
+    store = Store(str(tmp_path / "new.db"))
+    assert store.migrate() == [name for name, _ in migrations.MIGRATIONS]
+    expected = {t.name: {c.name for c in t.columns} for t in schema.metadata.sorted_tables}
+    assert columns_of(store) == expected
+    store.close()
+
+
+def test_a_database_recorded_under_the_former_migration_ids_opens_and_migrates(tmp_path, monkeypatch):
+    """Before the steps were renumbered, a database recorded 0004_usage_ledger, 0007_admin_plane,
+    0003_env_limits and 0002_model_groups; it must not run them again, only what came after."""
+    store = Store(str(tmp_path / "renumbered.db"))
+    former = {new: old for old, new in migrations.FORMER_IDS.items()}
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:5])
+    store.migrate()
+    monkeypatch.undo()
+    with store.engine.begin() as conn:
+        for new, old in former.items():
+            conn.execute(text("UPDATE schema_migrations SET name = :old WHERE name = :new"), {"old": old, "new": new})
+        conn.execute(text("INSERT INTO envs VALUES ('team-old', 0)"))
+    assert store.migrate() == ["0006_group_timeouts", "0007_ledger_content", "0008_protocol_surfaces"]
+    assert store.migration_status()["pending"] == []
+    assert [env for env, _ in stored_envs.list_envs(store)] == ["team-old"]
+    assert "timeouts" in columns_of(store)["model_groups"] and "surface" in columns_of(store)["usage_ledger"]
+    store.close()

@@ -8,6 +8,7 @@ import pytest
 from cbgate.config import load_settings
 from cbgate.core.admin import Admin
 from cbgate.errors import InvalidParam
+from cbgate.store import envs as stored_envs
 from cbgate.store.db import Store
 from cbgate.store.migrations import MIGRATIONS
 from cbgate.store.usage import UsageRecord, insert_records
@@ -61,12 +62,12 @@ def test_replicas_migrating_at_once_apply_each_migration_once(fresh_postgres_url
 def test_env_key_and_model_switch_operations(admin):
     before = admin.store.revision()
     env_id = unique_env(admin)
-    assert admin.store.env_exists(env_id) and admin.store.revision() > before
+    assert stored_envs.env_exists(admin.store, env_id) and admin.store.revision() > before
     with pytest.raises(InvalidParam):
         admin.create_env(env_id)
     row, plain = admin.create_key(env_id, "publishable", expires_days=1, name="web")
     assert [k.id for k in admin.list_keys(env_id)] == [row.id] and plain not in repr(admin.list_keys(env_id))
-    admin.store.touch_keys({row.id: 123.0})
+    stored_envs.touch_keys(admin.store, {row.id: 123.0})
     assert admin.list_keys(env_id)[0].last_used_at == 123.0
     admin.revoke_key(row.id)
     assert admin.list_keys(env_id)[0].revoked_at is not None

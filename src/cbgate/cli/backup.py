@@ -13,7 +13,7 @@ from cbgate.cli.commands import add_command
 from cbgate.cli.common import existing_settings
 from cbgate.errors import InvalidParam
 from cbgate.store.db import sqlalchemy_url
-from cbgate.store.migrations import MIGRATIONS
+from cbgate.store.migrations import KNOWN_IDS
 
 PAGES_PER_STEP = 1024  # copy in steps, so a busy gateway's writers wait at most one step
 
@@ -49,7 +49,7 @@ def check_is_cbgate_database(path: Path) -> list[str]:
         raise InvalidParam(f"{path} is not a cbgate database: {exc}") from None
     if ok != "ok":
         raise InvalidParam(f"{path} is damaged: {ok}")
-    unknown = sorted(set(names) - {name for name, _ in MIGRATIONS})
+    unknown = sorted(set(names) - KNOWN_IDS)
     if unknown:
         raise InvalidParam(f"{path} comes from a newer cbgate (migrations {', '.join(unknown)}); "
                            "restore it with that version")

@@ -12,6 +12,7 @@ from cbgate.core.metrics_share import prepare_metrics_dir
 from cbgate.http.server_protocol import HeaderTimeoutProtocol, header_timeout
 from cbgate.logs import FORMATS, setup_logging, uvicorn_log_config
 from cbgate.providers.local.source import resolve_model_file
+from cbgate.providers.registry import catalog_problems
 
 FIRST_PROMPT = "Say hello in one short sentence."
 
@@ -85,6 +86,9 @@ def cmd_serve(args) -> None:
         raise ConfigError(str(exc)) from None
     check_port_free(args.host, args.port)
     admin = open_admin(args, create=True)
+    problems = catalog_problems(admin.settings)
+    if problems:  # said here in one line, not as a traceback from inside the server's startup
+        raise ConfigError("the model catalog cannot be served: " + "; ".join(problems))
     os.environ["CBGATE_DATA_DIR"] = str(admin.settings.data_dir)
     first_start(admin, args.host, args.port, f" --data-dir {args.data_dir}" if args.data_dir else "")
     admin.store.close()

@@ -15,9 +15,11 @@ from cbgate.errors import InvalidEnv, InvalidParam, ModelNotSupported
 from cbgate.limits.base import FIELDS as LIMIT_FIELDS
 from cbgate.limits.base import OFF, resolve_limits
 from cbgate.store import access, usage
+from cbgate.store import envs as stored_envs
 from cbgate.store import limits as stored_limits
 from cbgate.store.access import OperatorTokenRow
-from cbgate.store.db import KeyRow, Store, StoreConflict
+from cbgate.store.db import Store, StoreConflict
+from cbgate.store.envs import KeyRow
 from cbgate.text import MAX_SAFE_INTEGER, text_problem
 
 ENV_ID = re.compile(r"\A[a-z][a-z0-9-]{2,47}\Z")
@@ -50,16 +52,16 @@ class Admin:
                 f"environment id {ascii(env_id)} must be 3-48 characters: lower-case letters, digits and '-', "
                 "starting with a letter")
         try:
-            self.store.create_env(env_id, {CATALOG_GROUP: self.settings.default_models})
+            stored_envs.create_env(self.store, env_id, {CATALOG_GROUP: self.settings.default_models})
         except StoreConflict as exc:
             raise InvalidParam(str(exc)) from None
         return env_id
 
     def list_envs(self) -> list[tuple[str, float]]:
-        return self.store.list_envs()
+        return stored_envs.list_envs(self.store)
 
     def require_env(self, env_id: str) -> None:
-        if not self.store.env_exists(env_id):
+        if not stored_envs.env_exists(self.store, env_id):
             raise InvalidEnv(f"environment {env_id!r} does not exist")
 
     def create_key(self, env_id: str, kind: str = "server", expires_days: float | None = None,
@@ -82,28 +84,29 @@ class Admin:
         row = KeyRow(id=new_key_id(), env_id=env_id, digest=key_digest(plain), prefix=plain[:SHOWN_PREFIX_LEN],
                      kind=kind, name=name, created_at=now, expires_at=expires_at, revoked_at=None,
                      last_used_at=None)
-        self.store.insert_key(row)
+        stored_envs.insert_key(self.store, row)
         return row, plain
 
     def list_keys(self, env_id: str) -> list[KeyRow]:
         self.require_env(env_id)
-        return self.store.list_keys(env_id)
+        return stored_envs.list_keys(self.store, env_id)
 
     def revoke_key(self, key_id: str, env_id: str | None = None) -> bool:
         """True when this call revoked the key, False when it already was (revoking twice is no error).
         With `env_id`, only a key of that environment (the admin API scopes every call to one env)."""
-        known = {k.id for k in (self.list_keys(env_id) if env_id is not None else self.store.list_keys())}
+        keys = self.list_keys(env_id) if env_id is not None else stored_envs.list_keys(self.store)
+        known = {k.id for k in keys}
         if key_id not in known:
             where = f" in environment {env_id!r}" if env_id is not None else ""
             raise InvalidParam(f"no key with id {key_id!r}{where}")
-        return self.store.revoke_key(key_id)
+        return stored_envs.revoke_key(self.store, key_id)
 
     def list_models(self, env_id: str, group: str | None = None) -> list[tuple[str, str, bool]]:
         """(group, model, enabled) for every model the env could call."""
         self.require_env(env_id)
         if group not in (None, CATALOG_GROUP):
             return [(group, m, on) for m, on in self.groups.group_models(env_id, group)]
-        switches = {(g, m): on for _, g, m, on in self.store.model_switches(env_id)}
+        switches = {(g, m): on for _, g, m, on in stored_envs.model_switches(self.store, env_id)}
         found = [(CATALOG_GROUP, m.name, switches.get((CATALOG_GROUP, m.name), False))
                  for m in self.settings.catalog]
         if group is None:  # every group the env can call: the catalog, vendor groups with its key, custom groups
@@ -118,7 +121,7 @@ class Admin:
                 raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
         elif self.settings.catalog_model(model) is None:
             raise ModelNotSupported(f"model {model!r} is not in group {group!r}")
-        self.store.set_model_switch(env_id, group, model, enabled)
+        stored_envs.set_model_switch(self.store, env_id, group, model, enabled)
 
     # Usage (the ledger): the CLI's `cbgate usage` and the admin API's usage views and charts.
     def usage_summary(self, env_id: str, since: float | None = None, by: str | None = None) -> dict:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from cbgate.core.keys import key_digest
 from cbgate.core.tenants import TenantSnapshot
-from cbgate.store.db import KeyRow
+from cbgate.store.envs import KeyRow
 from cbgate.errors import AccessTokenExpired, InvalidAccessToken, InvalidEnv, MissingCredentials, PermissionDenied
 
 HOST_ENV = re.compile(r"\A([A-Za-z0-9][A-Za-z0-9-]*)\.api\.", re.IGNORECASE)

@@ -3,7 +3,6 @@ as `admin.groups` so the CLI and the admin API share them."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import threading
 import time
@@ -17,6 +16,7 @@ from cbgate.errors import CloudBaseError, InvalidParam, ModelGroupNotFound, Mode
 from cbgate.providers.netguard import InvalidUpstreamURL, parse_upstream_url
 from cbgate.providers.registry import UPSTREAM_PROTOCOLS, ProviderRegistry
 from cbgate.providers.upstream_http import Timeouts
+from cbgate.store import envs as stored_envs
 from cbgate.store import groups as stored
 from cbgate.store.db import StoreConflict
 from cbgate.store.groups import GroupKind, GroupRow
@@ -90,15 +90,15 @@ def validate_secret(api_key: object) -> None:
         raise InvalidParam(f"the key {problem or 'must be ASCII'}")
 
 
-def validate_timeouts(timeouts: dict[str, float] | None) -> str | None:
-    """The stored form (JSON) of a group's timeouts, refused with a clear message when unusable."""
+def validate_timeouts(timeouts: dict[str, float] | None) -> dict[str, float] | None:
+    """A group's timeouts in seconds as they are stored, refused with a clear message when unusable."""
     if not timeouts:
         return None
     try:
         Timeouts.from_options(timeouts)
     except (TypeError, ValueError) as exc:
         raise InvalidParam(f"timeouts: {exc}") from None
-    return json.dumps({k: float(v) for k, v in timeouts.items()}, sort_keys=True)
+    return {k: float(v) for k, v in sorted(timeouts.items())}
 
 
 def validate_base_url(url: str) -> str:
@@ -167,7 +167,7 @@ class GroupAdmin:
         if protocol not in UPSTREAM_PROTOCOLS:
             raise InvalidParam(f"protocol {protocol!r} is not supported; use {' or '.join(UPSTREAM_PROTOCOLS)}")
         base_url, models = validate_base_url(base_url), validate_models(models)
-        timeouts_json = validate_timeouts(timeouts)
+        timeouts = validate_timeouts(timeouts)
         if api_key:
             validate_secret(api_key)
         if self._group_row(env_id, name) is not None:
@@ -177,20 +177,20 @@ class GroupAdmin:
         now = time.time()
         secret = self._secrets().encrypt(api_key) if api_key else None
         row = GroupRow(env_id=env_id, name=name, kind=GroupKind.CUSTOM, base_url=base_url, protocol=protocol,
-                       secret=secret, enabled=True, created_at=now, updated_at=now, timeouts=timeouts_json)
+                       secret=secret, enabled=True, created_at=now, updated_at=now, timeouts=timeouts)
         try:
             stored.insert_group(self.store, row, models)
         except StoreConflict:
             raise InvalidParam(f"group {name!r} already exists in {env_id}") from None
         return GroupView(name, GroupKind.CUSTOM, protocol, base_url, True, bool(secret),
-                         tuple((m, True) for m in models), _timeouts_of(row))
+                         tuple((m, True) for m in models), timeouts)
 
     def list_groups(self, env_id: str) -> list[GroupView]:
         """The catalog, the built-in vendor groups, then the env's custom groups, each with its switches."""
         self.require_env(env_id)
         rows = {r.name: r for r in stored.list_groups(self.store, env_id)}
         switches: dict[str, dict[str, bool]] = {}
-        for _, group, model, on in self.store.model_switches(env_id):
+        for _, group, model, on in stored_envs.model_switches(self.store, env_id):
             switches.setdefault(group, {})[model] = bool(on)
         catalog = switches.get(CATALOG_GROUP, {})
         views = [GroupView(CATALOG_GROUP, GroupKind.CATALOG, "catalog", None, True, True,
@@ -199,11 +199,13 @@ class GroupAdmin:
             row, on = rows.get(vendor.name), switches.get(vendor.name, {})
             views.append(GroupView(vendor.name, GroupKind.VENDOR, vendor.protocol, vendor.base_url,
                                    row.enabled if row else True, bool(row and row.secret),
-                                   tuple((m, on.get(m, True)) for m in vendor.models), _timeouts_of(row)))
+                                   tuple((m, on.get(m, True)) for m in vendor.models),
+                                   row.timeouts if row else None))
         for row in rows.values():
             if row.kind == GroupKind.CUSTOM:
                 views.append(GroupView(row.name, GroupKind.CUSTOM, row.protocol, row.base_url, row.enabled,
-                                       bool(row.secret), tuple(switches.get(row.name, {}).items()), _timeouts_of(row)))
+                                       bool(row.secret), tuple(switches.get(row.name, {}).items()),
+                                       row.timeouts))
         return views
 
     def change_group(self, env_id: str, name: str, change: GroupChange) -> None:
@@ -278,7 +280,7 @@ class GroupAdmin:
 
     def group_models(self, env_id: str, name: str) -> list[tuple[str, bool]]:
         """(model, enabled) for a vendor or custom group; raises AI_MODEL_NOT_FOUND for any other name."""
-        switches = {m: on for _, g, m, on in self.store.model_switches(env_id) if g == name}
+        switches = {m: on for _, g, m, on in stored_envs.model_switches(self.store, env_id) if g == name}
         if name in VENDOR_GROUPS:
             return [(m, bool(switches.get(m, True))) for m in VENDOR_GROUPS[name].models]
         row = self._group_row(env_id, name)
@@ -306,6 +308,3 @@ class GroupAdmin:
         check_upstream(self.settings, name, row.protocol, row.base_url, api_key, skip_hint=None)
         return time.monotonic() - started
 
-
-def _timeouts_of(row: GroupRow | None) -> dict[str, float] | None:
-    return json.loads(row.timeouts) if row is not None and row.timeouts else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import json
 import logging
 from dataclasses import dataclass
 
@@ -107,7 +106,7 @@ class Resolver:
         if cached is not None and (cached[0] is row or cached[0] == row):  # unchanged since it was built
             return cached[1]
         api_key = self.secrets.decrypt(row.secret) if row.secret else None
-        timeouts = Timeouts.from_options(json.loads(row.timeouts)) if row.timeouts else None
+        timeouts = Timeouts.from_options(row.timeouts) if row.timeouts else None
         if vendor is not None:  # the vendor's fixed, public endpoint: trusted like the operator's catalog
             provider = self.registry.build_upstream(vendor.protocol, name=vendor.name, base_url=vendor.base_url,
                                                     api_key=api_key, timeouts=timeouts)

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from cbgate.errors import ServiceUnavailable
 from cbgate.limits.base import SERVER_DEFAULTS, EnvLimits, publishable_limits, resolve_limits
 from cbgate.store import access
+from cbgate.store import envs as stored_envs
 from cbgate.store import groups as stored_groups
 from cbgate.store import limits as stored_limits
 from cbgate.store.access import OperatorTokenRow
-from cbgate.store.db import KeyRow, Store
+from cbgate.store.db import Store
+from cbgate.store.envs import KeyRow
 from cbgate.store.groups import GroupRow
 
 log = logging.getLogger("cbgate.tenants")
@@ -58,12 +60,12 @@ def _limits(store: Store) -> dict[tuple[str, str], EnvLimits]:
 def load_snapshot(store: Store) -> TenantSnapshot:
     revision = store.revision()
     switches: dict[tuple[str, str], dict[str, bool]] = {}
-    for env_id, group, model, enabled in store.model_switches():
+    for env_id, group, model, enabled in stored_envs.model_switches(store):
         switches.setdefault((env_id, group), {})[model] = bool(enabled)
     return TenantSnapshot(
         revision=revision,
-        envs=frozenset(env_id for env_id, _ in store.list_envs()),
-        keys={k.digest: k for k in store.list_keys() if k.revoked_at is None},
+        envs=frozenset(env_id for env_id, _ in stored_envs.list_envs(store)),
+        keys={k.digest: k for k in stored_envs.list_keys(store) if k.revoked_at is None},
         switches=switches,
         operators={t.digest: t for t in access.list_operator_tokens(store) if t.revoked_at is None},
         origins={env: frozenset(found) for env, found in access.env_origins(store).items()},
@@ -96,7 +98,7 @@ class TenantDirectory:
         if self.store.revision() != self.snapshot.revision:
             self.snapshot = load_snapshot(self.store)
         self.loaded_at = time.monotonic()
-        self.store.touch_keys(used)
+        stored_envs.touch_keys(self.store, used)
 
     async def refresh(self) -> None:
         used, self._last_used = self._last_used, {}  # swapped on the loop, where it is written

@@ -59,14 +59,7 @@ class ProviderRegistry:
     def _catalog_upstream(self, model: CatalogModel, deployment: Deployment) -> Provider:
         """An operator's upstream: trusted URL, secret read from the environment variable it names."""
         opts = deployment.options
-        key_env = opts.get("api_key_env")
-        api_key = self.settings.env_vars.get(key_env) if key_env else None
-        if key_env and not api_key:
-            raise ValueError(f"model {model.name}: environment variable {key_env} (api_key_env) is not set")
-        try:
-            timeouts = Timeouts.from_options(opts.get("timeouts"))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"model {model.name}: {exc}") from None
+        api_key, timeouts = upstream_options(self.settings, model, deployment)
         return self.build_upstream(deployment.kind, name=deployment.label, base_url=opts["base_url"], api_key=api_key,
                                    upstream_model=opts.get("model"), timeouts=timeouts)
 
@@ -136,3 +129,35 @@ class ProviderRegistry:
                     await provider.close()
         self._engines.clear()
         await self.upstream.close()
+
+
+def upstream_options(settings: Settings, model: CatalogModel, deployment: Deployment) -> tuple[str | None, Timeouts]:
+    """A catalog upstream's secret (from the environment variable it names) and timeouts; ValueError
+    saying which model is wrong."""
+    opts = deployment.options
+    key_env = opts.get("api_key_env")
+    api_key = settings.env_vars.get(key_env) if key_env else None
+    if key_env and not api_key:
+        raise ValueError(f"model {model.name}: environment variable {key_env} (api_key_env) is not set")
+    try:
+        return api_key, Timeouts.from_options(opts.get("timeouts"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model {model.name}: {exc}") from None
+
+
+def catalog_problems(settings: Settings) -> list[str]:
+    """What in the operator's catalog would stop the gateway from starting, one line each; builds nothing
+    (so `cbgate serve` can say it before the server starts)."""
+    problems = []
+    for model in settings.catalog:
+        for deployment in model.deployments:
+            if deployment.kind == "local":
+                continue
+            if deployment.kind not in UPSTREAM_PROTOCOLS:
+                problems.append(f"model {model.name}: deployment kind {deployment.kind} is not available yet")
+                continue
+            try:
+                upstream_options(settings, model, deployment)
+            except ValueError as exc:
+                problems.append(str(exc))
+    return problems

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import delete, insert, select, update
 
 from cbgate.store import schema
+from cbgate.store.db import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,18 +21,18 @@ class OperatorTokenRow:
     revoked_at: float | None
 
 
-def insert_operator_token(store, row: OperatorTokenRow) -> None:
+def insert_operator_token(store: Store, row: OperatorTokenRow) -> None:
     with store.changing() as conn:
         conn.execute(insert(schema.operator_tokens).values(**asdict(row)))
 
 
-def list_operator_tokens(store) -> list[OperatorTokenRow]:
+def list_operator_tokens(store: Store) -> list[OperatorTokenRow]:
     t = schema.operator_tokens
     with store.engine.connect() as conn:
         return [OperatorTokenRow(**r._mapping) for r in conn.execute(select(t).order_by(t.c.created_at))]
 
 
-def revoke_operator_token(store, token_id: str) -> bool:
+def revoke_operator_token(store: Store, token_id: str) -> bool:
     t = schema.operator_tokens
     with store.changing() as conn:
         result = conn.execute(update(t).where(t.c.id == token_id, t.c.revoked_at.is_(None))
@@ -39,7 +40,7 @@ def revoke_operator_token(store, token_id: str) -> bool:
         return result.rowcount > 0
 
 
-def env_origins(store, env_id: str | None = None) -> dict[str, list[str]]:
+def env_origins(store: Store, env_id: str | None = None) -> dict[str, list[str]]:
     """env id -> its allowed origins (sorted); envs without any are absent."""
     t = schema.env_origins
     query = select(t.c.env_id, t.c.origin).order_by(t.c.env_id, t.c.origin)
@@ -52,7 +53,7 @@ def env_origins(store, env_id: str | None = None) -> dict[str, list[str]]:
     return found
 
 
-def set_env_origins(store, env_id: str, origins: list[str]) -> None:
+def set_env_origins(store: Store, env_id: str, origins: list[str]) -> None:
     """Replace the env's list in one transaction."""
     t = schema.env_origins
     with store.changing() as conn:

@@ -1,4 +1,6 @@
-"""The store: one SQLAlchemy engine over SQLite (default) or PostgreSQL, and the queries cbgate needs.
+"""The store: one SQLAlchemy engine over SQLite (default) or PostgreSQL, its migrations, and the
+transaction that changes env-level state. The queries live beside it, one module per concept (envs,
+groups, access, limits, usage, responses), as functions that take the Store.
 
 Every change to env-level state bumps `meta.revision` in the same transaction, so each replica can
 see that something changed with one cheap query and reload its snapshot.
@@ -6,15 +8,12 @@ see that something changed with one cheap query and reload its snapshot.
 from __future__ import annotations
 
 import os
-import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, delete, event, insert, select, text, update
+from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from cbgate.store import schema
 from cbgate.store.migrations import migrate, migration_status
@@ -22,20 +21,6 @@ from cbgate.store.migrations import migrate, migration_status
 
 class StoreConflict(Exception):
     """A row with that identity already exists."""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    id: str
-    env_id: str
-    digest: str
-    prefix: str
-    kind: str
-    name: str
-    created_at: float
-    expires_at: float | None
-    revoked_at: float | None
-    last_used_at: float | None
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -116,67 +101,3 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(schema.meta.c.value)
                                 .where(schema.meta.c.name == "revision")).scalar_one()
-
-    # Environments.
-    def create_env(self, env_id: str, default_models: dict[str, list[str]]) -> None:
-        try:
-            with self.changing() as conn:
-                conn.execute(insert(schema.envs).values(id=env_id, created_at=time.time()))
-                rows = [{"env_id": env_id, "group_name": g, "model": m, "enabled": True}
-                        for g, models in default_models.items() for m in models]
-                if rows:
-                    conn.execute(insert(schema.model_switches), rows)
-        except IntegrityError as exc:
-            raise StoreConflict(f"environment {env_id} already exists") from exc
-
-    def list_envs(self) -> list[tuple[str, float]]:
-        with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(
-                select(schema.envs.c.id, schema.envs.c.created_at).order_by(schema.envs.c.id))]
-
-    def env_exists(self, env_id: str) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(select(schema.envs.c.id).where(schema.envs.c.id == env_id)).first() is not None
-
-    # API keys.
-    def insert_key(self, row: KeyRow) -> None:
-        with self.changing() as conn:
-            conn.execute(insert(schema.api_keys).values(**asdict(row)))
-
-    def list_keys(self, env_id: str | None = None) -> list[KeyRow]:
-        query = select(schema.api_keys).order_by(schema.api_keys.c.created_at)
-        if env_id is not None:
-            query = query.where(schema.api_keys.c.env_id == env_id)
-        with self.engine.connect() as conn:
-            return [KeyRow(**r._mapping) for r in conn.execute(query)]
-
-    def revoke_key(self, key_id: str) -> bool:
-        with self.changing() as conn:
-            result = conn.execute(update(schema.api_keys)
-                                  .where(schema.api_keys.c.id == key_id, schema.api_keys.c.revoked_at.is_(None))
-                                  .values(revoked_at=time.time()))
-            return result.rowcount > 0
-
-    def touch_keys(self, last_used: dict[str, float]) -> None:
-        """Record when keys were last used; batched, and not a change replicas need to see."""
-        if not last_used:
-            return
-        with self.engine.begin() as conn:
-            for key_id, when in last_used.items():
-                conn.execute(update(schema.api_keys).where(schema.api_keys.c.id == key_id)
-                             .values(last_used_at=when))
-
-    # The model switch.
-    def model_switches(self, env_id: str | None = None) -> list[tuple[str, str, str, bool]]:
-        t = schema.model_switches
-        query = select(t.c.env_id, t.c.group_name, t.c.model, t.c.enabled)
-        if env_id is not None:
-            query = query.where(t.c.env_id == env_id)
-        with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(query)]
-
-    def set_model_switch(self, env_id: str, group: str, model: str, enabled: bool) -> None:
-        t = schema.model_switches
-        with self.changing() as conn:
-            conn.execute(delete(t).where(t.c.env_id == env_id, t.c.group_name == group, t.c.model == model))
-            conn.execute(insert(t).values(env_id=env_id, group_name=group, model=model, enabled=enabled))

@@ -6,6 +6,7 @@ already encrypted.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -14,7 +15,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cbgate.store import schema
-from cbgate.store.db import StoreConflict
+from cbgate.store.db import Store, StoreConflict
 
 
 class GroupKind(StrEnum):
@@ -35,23 +36,35 @@ class GroupRow:
     enabled: bool
     created_at: float
     updated_at: float
-    timeouts: str | None = None  # JSON seconds by name; None: the adapter's defaults
+    timeouts: dict[str, float] | None = None  # seconds by name (stored as JSON); None: the adapter's defaults
 
 
-def list_groups(store, env_id: str | None = None) -> list[GroupRow]:
+def _encode(values: dict) -> dict:
+    """Column values as stored: the timeouts as sorted JSON."""
+    if values.get("timeouts") is not None:
+        values = {**values, "timeouts": json.dumps(values["timeouts"], sort_keys=True)}
+    return values
+
+
+def _row(mapping) -> GroupRow:
+    timeouts = mapping["timeouts"]
+    return GroupRow(**{**mapping, "timeouts": json.loads(timeouts) if timeouts else None})
+
+
+def list_groups(store: Store, env_id: str | None = None) -> list[GroupRow]:
     t = schema.model_groups
     query = select(t).order_by(t.c.env_id, t.c.name)
     if env_id is not None:
         query = query.where(t.c.env_id == env_id)
     with store.engine.connect() as conn:
-        return [GroupRow(**r._mapping) for r in conn.execute(query)]
+        return [_row(r._mapping) for r in conn.execute(query)]
 
 
-def insert_group(store, row: GroupRow, models: list[str] | tuple[str, ...] = ()) -> None:
+def insert_group(store: Store, row: GroupRow, models: list[str] | tuple[str, ...] = ()) -> None:
     switches = schema.model_switches
     try:
         with store.changing() as conn:
-            conn.execute(insert(schema.model_groups).values(**asdict(row)))
+            conn.execute(insert(schema.model_groups).values(**_encode(asdict(row))))
             if models:
                 conn.execute(delete(switches).where(switches.c.env_id == row.env_id,
                                                     switches.c.group_name == row.name))
@@ -61,15 +74,15 @@ def insert_group(store, row: GroupRow, models: list[str] | tuple[str, ...] = ())
         raise StoreConflict(f"group {row.name} already exists in {row.env_id}") from exc
 
 
-def update_group(store, env_id: str, name: str, **values) -> bool:
+def update_group(store: Store, env_id: str, name: str, **values) -> bool:
     t = schema.model_groups
     with store.changing() as conn:
         result = conn.execute(update(t).where(t.c.env_id == env_id, t.c.name == name)
-                              .values(updated_at=time.time(), **values))
+                              .values(updated_at=time.time(), **_encode(values)))
         return result.rowcount > 0
 
 
-def set_group_models(store, env_id: str, name: str, models: list[str]) -> None:
+def set_group_models(store: Store, env_id: str, name: str, models: list[str]) -> None:
     """Make `models` a custom group's list: models kept keep their switch, new ones start on."""
     switches = schema.model_switches
     mine = (switches.c.env_id == env_id, switches.c.group_name == name)
@@ -84,7 +97,7 @@ def set_group_models(store, env_id: str, name: str, models: list[str]) -> None:
                                             for m in added])
 
 
-def delete_group(store, env_id: str, name: str) -> bool:
+def delete_group(store: Store, env_id: str, name: str) -> bool:
     t, switches = schema.model_groups, schema.model_switches
     with store.changing() as conn:
         conn.execute(delete(switches).where(switches.c.env_id == env_id, switches.c.group_name == name))

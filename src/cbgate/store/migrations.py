@@ -4,37 +4,112 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from sqlalchemy import Column, Float, Index, MetaData, String, Table, Text, insert, inspect, select, text
+from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, String,
+                        Table, Text, insert, inspect, select, text)
 from sqlalchemy.engine import Connection
 
 from cbgate.store import schema
 
 
+# Each step carries the DDL of its day, frozen: a later change to schema.py never changes what an old step
+# does. Python-side defaults live in schema.py (they are not DDL); server defaults are written here.
+
 def _v1_core_tables(conn: Connection) -> None:
-    for table in (schema.meta, schema.envs, schema.api_keys, schema.model_switches):
-        table.create(conn, checkfirst=True)
-    conn.execute(insert(schema.meta).values(name="revision", value=1))
+    frozen = MetaData()
+    meta = Table("meta", frozen, Column("name", String(64), primary_key=True),
+                 Column("value", BigInteger, nullable=False))
+    Table("envs", frozen, Column("id", String(64), primary_key=True), Column("created_at", Float, nullable=False))
+    Table("api_keys", frozen,
+          Column("id", String(32), primary_key=True),
+          Column("env_id", String(64), nullable=False, index=True),
+          Column("digest", String(64), nullable=False, unique=True),
+          Column("prefix", String(32), nullable=False),
+          Column("kind", String(16), nullable=False),
+          Column("name", String(128), nullable=False),
+          Column("created_at", Float, nullable=False),
+          Column("expires_at", Float),
+          Column("revoked_at", Float),
+          Column("last_used_at", Float))
+    Table("model_switches", frozen,
+          Column("env_id", String(64), nullable=False),
+          Column("group_name", String(64), nullable=False),
+          Column("model", String(128), nullable=False),
+          Column("enabled", Boolean, nullable=False),
+          PrimaryKeyConstraint("env_id", "group_name", "model"))
+    frozen.create_all(conn, checkfirst=True)
+    conn.execute(insert(meta).values(name="revision", value=1))
 
 
-def _v4_usage_ledger(conn: Connection) -> None:
-    schema.usage_ledger.create(conn, checkfirst=True)
+def _usage_ledger(conn: Connection) -> None:
+    frozen = MetaData()
+    Table("usage_ledger", frozen,
+          Column("request_id", String(64), primary_key=True),
+          Column("env_id", String(64), nullable=False),
+          Column("key_id", String(32)),
+          Column("group_name", String(64), nullable=False),
+          Column("model", String(128), nullable=False),
+          Column("deployment", String(256), nullable=False),
+          Column("stream", Boolean, nullable=False),
+          Column("prompt_tokens", BigInteger, nullable=False),
+          Column("completion_tokens", BigInteger, nullable=False),
+          Column("estimated", Boolean, nullable=False),
+          Column("status", Integer, nullable=False),
+          Column("code", String(64)),
+          Column("latency_ms", Float, nullable=False),
+          Column("ttft_ms", Float),
+          Column("disconnected", Boolean, nullable=False),
+          Column("created_at", Float, nullable=False),
+          Column("day", String(10), nullable=False),
+          Index("ix_usage_ledger_env_created", "env_id", "created_at"),
+          Index("ix_usage_ledger_created", "created_at"))
+    frozen.create_all(conn, checkfirst=True)
 
 
 def _admin_plane(conn: Connection) -> None:
-    schema.operator_tokens.create(conn, checkfirst=True)
-    schema.env_origins.create(conn, checkfirst=True)
+    frozen = MetaData()
+    Table("operator_tokens", frozen,
+          Column("id", String(32), primary_key=True),
+          Column("digest", String(64), nullable=False, unique=True),
+          Column("prefix", String(32), nullable=False),
+          Column("name", String(128), nullable=False),
+          Column("created_at", Float, nullable=False),
+          Column("revoked_at", Float))
+    Table("env_origins", frozen,
+          Column("env_id", String(64), nullable=False),
+          Column("origin", String(255), nullable=False),
+          PrimaryKeyConstraint("env_id", "origin"))
+    frozen.create_all(conn, checkfirst=True)
 
 
 def _env_limits(conn: Connection) -> None:
-    schema.env_limits.create(conn, checkfirst=True)
+    frozen = MetaData()
+    Table("env_limits", frozen,
+          Column("env_id", String(64), primary_key=True),
+          Column("concurrency", BigInteger),
+          Column("rpm", BigInteger),
+          Column("tpm", BigInteger),
+          Column("token_quota", BigInteger))
+    frozen.create_all(conn, checkfirst=True)
 
 
 def _model_groups(conn: Connection) -> None:
-    schema.model_groups.create(conn, checkfirst=True)
+    frozen = MetaData()
+    Table("model_groups", frozen,
+          Column("env_id", String(64), nullable=False),
+          Column("name", String(64), nullable=False),
+          Column("kind", String(16), nullable=False),
+          Column("base_url", String(1024), nullable=False),
+          Column("protocol", String(16), nullable=False),
+          Column("secret", String(4096)),
+          Column("enabled", Boolean, nullable=False),
+          Column("created_at", Float, nullable=False),
+          Column("updated_at", Float, nullable=False),
+          PrimaryKeyConstraint("env_id", "name"))
+    frozen.create_all(conn, checkfirst=True)
 
 
 def _add_column(conn: Connection, table: str, column: str, sql_type: str) -> None:
-    # A database made before the step lacks the column; one made after has it from its table definition.
+    # Earlier versions created tables from the live schema, so a database they made may have the column already.
     if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
@@ -48,8 +123,7 @@ def _ledger_content(conn: Connection) -> None:
 
 
 def _protocol_surfaces(conn: Connection) -> None:
-    """The other API surfaces (issue 12): what the ledger meters beside tokens, and stored Responses.
-    Its own DDL, as it was on the day it was written."""
+    """The other API surfaces (issue 12): what the ledger meters beside tokens, and stored Responses."""
     for column, sql_type in (("surface", "VARCHAR(16) NOT NULL DEFAULT 'chat'"),
                              ("cache_creation_tokens", "BIGINT NOT NULL DEFAULT 0"),
                              ("cache_read_tokens", "BIGINT NOT NULL DEFAULT 0"),
@@ -75,7 +149,7 @@ def _protocol_surfaces(conn: Connection) -> None:
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
-    ("0002_usage_ledger", _v4_usage_ledger),
+    ("0002_usage_ledger", _usage_ledger),
     ("0003_admin_plane", _admin_plane),
     ("0004_env_limits", _env_limits),
     ("0005_model_groups", _model_groups),
@@ -84,11 +158,21 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0008_protocol_surfaces", _protocol_surfaces),
 ]
 
+# Ids these steps were recorded under before they were renumbered (databases made then carry them).
+FORMER_IDS = {"0004_usage_ledger": "0002_usage_ledger", "0007_admin_plane": "0003_admin_plane",
+              "0003_env_limits": "0004_env_limits", "0002_model_groups": "0005_model_groups"}
+KNOWN_IDS = frozenset(name for name, _ in MIGRATIONS) | FORMER_IDS.keys()
+
+
+def _applied(conn: Connection) -> set[str]:
+    """The steps this database has, each by its present id."""
+    return {FORMER_IDS.get(name, name) for name in conn.execute(select(schema.migrations.c.name)).scalars()}
+
 
 def migrate(conn: Connection) -> list[str]:
     """Apply the migrations this database lacks; return their names."""
     schema.migrations.create(conn, checkfirst=True)
-    done = set(conn.execute(select(schema.migrations.c.name)).scalars())
+    done = _applied(conn)
     applied = []
     for name, step in MIGRATIONS:
         if name in done:
@@ -103,6 +187,6 @@ def migration_status(conn: Connection) -> dict[str, list[str]]:
     """The migrations applied to this database and those this version would still apply."""
     if not inspect(conn).has_table(schema.migrations.name):
         return {"applied": [], "pending": [name for name, _ in MIGRATIONS]}
-    done = set(conn.execute(select(schema.migrations.c.name)).scalars())
+    done = _applied(conn)
     return {"applied": [name for name, _ in MIGRATIONS if name in done],
             "pending": [name for name, _ in MIGRATIONS if name not in done]}

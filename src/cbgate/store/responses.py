@@ -7,6 +7,7 @@ import orjson
 from sqlalchemy import delete, insert, select
 
 from cbgate.store import schema
+from cbgate.store.db import Store
 
 
 @dataclass(slots=True)
@@ -22,7 +23,7 @@ class StoredResponse:
     context: list[dict]  # the conversation to continue from (canonical chat messages)
 
 
-def save_response(store, stored: StoredResponse) -> None:
+def save_response(store: Store, stored: StoredResponse) -> None:
     row = {"id": stored.id, "env_id": stored.env_id, "model": stored.model,
            "previous_response_id": stored.previous_response_id, "created_at": stored.created_at,
            "expires_at": stored.expires_at, "body": orjson.dumps(stored.body).decode(),
@@ -31,7 +32,7 @@ def save_response(store, stored: StoredResponse) -> None:
         conn.execute(insert(schema.stored_responses).values(**row))
 
 
-def load_response(store, env_id: str, response_id: str, now: float) -> StoredResponse | None:
+def load_response(store: Store, env_id: str, response_id: str, now: float) -> StoredResponse | None:
     """The environment's response, or None: unknown, another environment's, or expired look the same."""
     t = schema.stored_responses
     query = select(t).where(t.c.id == response_id, t.c.env_id == env_id, t.c.expires_at > now)
@@ -45,13 +46,13 @@ def load_response(store, env_id: str, response_id: str, now: float) -> StoredRes
                           orjson.loads(r["context"]))
 
 
-def delete_response(store, env_id: str, response_id: str) -> bool:
+def delete_response(store: Store, env_id: str, response_id: str) -> bool:
     t = schema.stored_responses
     with store.engine.begin() as conn:
         return conn.execute(delete(t).where(t.c.id == response_id, t.c.env_id == env_id)).rowcount > 0
 
 
-def purge_expired(store, now: float) -> int:
+def purge_expired(store: Store, now: float) -> int:
     t = schema.stored_responses
     with store.engine.begin() as conn:
         return conn.execute(delete(t).where(t.c.expires_at <= now)).rowcount

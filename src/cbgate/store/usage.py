@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cbgate.store import schema
+from cbgate.store.db import Store
 from cbgate.text import MAX_SAFE_INTEGER
 
 GROUPINGS = ("model", "key", "day", "surface")
@@ -68,7 +69,7 @@ class UsageRecord:
         return row
 
 
-def insert_records(store, records: list[UsageRecord]) -> None:
+def insert_records(store: Store, records: list[UsageRecord]) -> None:
     """Insert a batch; a request id already in the ledger is skipped, so replays never double-count."""
     if not records:
         return
@@ -104,7 +105,7 @@ def _where(query, env_id: str, since: float | None):
     return query.where(t.c.created_at >= since) if since is not None else query
 
 
-def usage_summary(store, env_id: str, since: float | None = None, by: str | None = None) -> dict:
+def usage_summary(store: Store, env_id: str, since: float | None = None, by: str | None = None) -> dict:
     """{"env", "since", "by", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
     "rows": [{<by>: value, ...the same counts}]} (rows empty when `by` is None)."""
     if by is not None and by not in GROUPINGS:
@@ -120,7 +121,7 @@ def usage_summary(store, env_id: str, since: float | None = None, by: str | None
     return {"env": env_id, "since": since, "by": by, **_counts(total), "rows": rows}
 
 
-def usage_series(store, env_id: str, since: float | None = None) -> list[dict]:
+def usage_series(store: Store, env_id: str, since: float | None = None) -> list[dict]:
     """[{"day", "model", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"}] by day."""
     t = schema.usage_ledger
     query = _where(select(t.c.day, t.c.model, *_totals(t)), env_id, since).group_by(t.c.day, t.c.model)
@@ -129,7 +130,7 @@ def usage_series(store, env_id: str, since: float | None = None) -> list[dict]:
                 for r in conn.execute(query.order_by(t.c.day, t.c.model))]
 
 
-def busiest_env(store, env_ids: list[str], since: float) -> str | None:
+def busiest_env(store: Store, env_ids: list[str], since: float) -> str | None:
     """The env among `env_ids` with the most ledger rows since `since` (ties: the first by id)."""
     t = schema.usage_ledger
     count = func.count().label("requests")
@@ -140,7 +141,7 @@ def busiest_env(store, env_ids: list[str], since: float) -> str | None:
     return row.env_id if row else None
 
 
-def recent_requests(store, env_id: str, limit: int = 50) -> list[UsageRecord]:
+def recent_requests(store: Store, env_id: str, limit: int = 50) -> list[UsageRecord]:
     t = schema.usage_ledger
     columns = [t.c[f.name] for f in fields(UsageRecord)]
     query = select(*columns).where(t.c.env_id == env_id).order_by(t.c.created_at.desc()).limit(limit)
