@@ -131,11 +131,12 @@ def test_a_new_data_directory_is_private(tmp_path):
 
 
 def test_the_wal_of_a_running_store_is_private(tmp_path):
+    from cbgate.store import envs
     from cbgate.store.db import Store
     store = Store(str(tmp_path / "cbgate.db"))
     try:
         store.migrate()
-        store.create_env("team-a", {})
+        envs.create_env(store, "team-a", {})
         wal = tmp_path / "cbgate.db-wal"
         assert wal.exists()  # open connections keep it
         for path in (tmp_path / "cbgate.db", wal):
