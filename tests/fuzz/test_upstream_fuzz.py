@@ -3,7 +3,6 @@ JSON and streaming: whatever it sends, the client gets an answer, a 4xx the upst
 client's own request, or a 502/504 AI_MODEL_REQUEST_FAILED (see rules.py)."""
 from __future__ import annotations
 
-import orjson
 import pytest
 import requests
 from hypothesis import given, strategies as st

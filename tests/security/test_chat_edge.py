@@ -70,3 +70,15 @@ def test_group_names_with_control_characters_in_the_path_are_refused(gateway):
                               json={"model": "gemma-3-270m", "messages": HI}, timeout=30)
         assert reply.status_code == 404 and reply.json()["code"] == "AI_MODEL_NOT_FOUND"
         assert "\u001b" not in reply.text and "\n" not in reply.json()["message"]
+
+
+def test_an_assistant_thinking_block_on_the_messages_surface_is_no_500(gateway):
+    """A Messages conversation that replays an assistant turn with a signed thinking block."""
+    body = {"model": "gemma-3-270m", "max_tokens": 8, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                                          {"type": "text", "text": "hello"}]},
+        {"role": "user", "content": "again"}]}
+    reply = requests.post(f"{gateway.url}/v1/ai/cloudbase/v1/messages", json=body, headers=gateway.headers(),
+                          timeout=30)
+    assert reply.status_code == 200, reply.text

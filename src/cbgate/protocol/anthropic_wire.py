@@ -318,8 +318,8 @@ def _user_turn(blocks: list[dict]) -> list[dict]:
     return tools
 
 
-def _assistant_turn(blocks: list[dict]) -> dict:
-    texts, thoughts, calls = [], [], []
+def _assistant_turn(blocks: list[dict], keep_signature: bool = False) -> dict:
+    texts, thoughts, calls, signatures = [], [], [], []
     for block in blocks:
         kind = block.get("type")
         if kind == "text":
