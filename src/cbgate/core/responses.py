@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import AsyncIterator
 
 from cbgate.core.auth import Principal
 from cbgate.core.chat import ChatService
 from cbgate.core.context import ContextCounter, compact, fit
+from cbgate.core.metering import Meter
 from cbgate.errors import (
     CloudBaseError,
     InternalError,
@@ -37,6 +39,15 @@ log = logging.getLogger("cbgate.responses")
 Event = tuple[str, dict]
 PURGE_INTERVAL = 600.0  # seconds between sweeps of expired stored responses
 AUTO_COMPACT_SHARE = 0.8  # compaction without a threshold starts at this share of the context
+
+
+@dataclass(slots=True)
+class ResponseEvents:
+    """A started Responses stream: its events, the renderer that can still end it with a failure (the
+    shutdown deadline), and the meter of the model call under it."""
+    events: AsyncIterator[Event]
+    renderer: ResponseStreamRenderer
+    meter: Meter
 
 
 class ResponsesService:
@@ -150,17 +161,18 @@ class ResponsesService:
         return body
 
     async def open_stream(self, principal: Principal, group: str, req: ResponsesRequest,
-                          request_id: str) -> AsyncIterator[Event]:
+                          request_id: str) -> ResponseEvents:
         """Prepare the conversation and start the model's stream (failures so far are plain errors), then
         hand back the Responses events; a later failure ends them with response.failed and `error`."""
         system, conversation = await self._conversation(principal, group, req, request_id)
         chunks = await self.chat.open_stream(principal, group, self._chat_request(req, system + conversation),
                                              request_id)
-        return self._events(principal, req, conversation, chunks, request_id)
+        renderer = ResponseStreamRenderer(new_id("resp"), req)
+        return ResponseEvents(self._events(principal, req, conversation, chunks, renderer, request_id), renderer,
+                              chunks.meter)
 
     async def _events(self, principal: Principal, req: ResponsesRequest, conversation: list[dict], chunks,
-                      request_id: str) -> AsyncIterator[Event]:
-        renderer = ResponseStreamRenderer(new_id("resp"), req)
+                      renderer: ResponseStreamRenderer, request_id: str) -> AsyncIterator[Event]:
         try:
             for event in renderer.start():
                 yield event

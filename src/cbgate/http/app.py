@@ -98,7 +98,7 @@ class App:
         responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
         self.surfaces = SurfaceRoutes(self.chat, MessagesRoutes(service, counter, self.settings.max_body_bytes,
                                                                      self.deadline),
-                                      ResponsesRoutes(responses, self.settings.max_body_bytes),
+                                      ResponsesRoutes(responses, self.settings.max_body_bytes, self.deadline),
                                       ImagesRoutes(service, self.settings.max_body_bytes))
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
         self.cors = CorsPolicy(directory)

@@ -2,9 +2,11 @@
 delete and compact stored responses."""
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs
 
 from cbgate.core.responses import ResponsesService
+from cbgate.core.shutdown import ShutdownDeadline
 from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed, ModelParamInvalid, ModelParamRequired
 from cbgate.http import sse
 from cbgate.http.exchange import Exchange
@@ -21,10 +23,11 @@ def _allow(ex: Exchange, *methods: str) -> str:
 
 
 class ResponsesRoutes:
-    def __init__(self, service: ResponsesService, max_body_bytes: int):
+    def __init__(self, service: ResponsesService, max_body_bytes: int, deadline: ShutdownDeadline | None = None):
         self.service = service
         self.chat = service.chat
         self.max_body_bytes = max_body_bytes
+        self.deadline = deadline or ShutdownDeadline(30.0)  # streams cut at shutdown end with failure events
 
     async def handle(self, ex: Exchange, group: str, rest: tuple[str, ...]) -> None:
         """`rest` is the path after `responses`: (), (id,), (id, "input_items"), (id, "compact"), ("compact",)."""
@@ -53,14 +56,22 @@ class ResponsesRoutes:
         ex.metered = True  # from here on the service's meters record the outcome
         if not req.stream:
             return await ex.reply_json(await self.service.create(principal, group, req, ex.request_id))
-        events = await self.service.open_stream(principal, group, req, ex.request_id)
+        stream = await self.service.open_stream(principal, group, req, ex.request_id)
+        untrack = self.deadline.track(stream.meter)
+        tail = b""
         try:
             await ex.start(200, sse.SSE_HEADERS)
-            async for name, data in events:
+            async for name, data in stream.events:
                 await ex.send({"type": "http.response.body", "body": sse.named_event(name, data), "more_body": True})
+        except asyncio.CancelledError:
+            if stream.meter.cut is None:
+                raise  # the client left
+            asyncio.current_task().uncancel()  # the shutdown deadline: the client still gets told why
+            tail = sse.named_events(stream.renderer.failure_events(stream.meter.cut, ex.request_id))
         finally:
-            await events.aclose()
-        await ex.send({"type": "http.response.body", "body": b"", "more_body": False})
+            untrack()
+            await stream.events.aclose()
+        await ex.send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def compact(self, ex: Exchange, principal, group: str, response_id: str | None) -> None:
         body = await ex.read_json_object(self.max_body_bytes)
