@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from cbgate.errors import ModelParamInvalid
-from cbgate.protocol.chat_response import ChunkFactory
 from cbgate.protocol.anthropic_wire import StreamTranslator, from_message, to_request
+from cbgate.protocol.chat_response import ChunkFactory
 
 
 def request(**extra) -> dict:

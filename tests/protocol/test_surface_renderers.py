@@ -72,3 +72,16 @@ def test_function_calls_of_one_turn_become_one_assistant_message():
     messages = items_to_messages(items)
     assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
     assert [c["id"] for c in messages[1]["tool_calls"]] == ["a", "b"]
+
+
+def test_a_replayed_assistant_turn_with_thinking_and_a_tool_call():
+    req = parse_messages_request({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "s"},
+                                          {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"},
+                                     {"type": "text", "text": "and?"}]}]})
+    assert req.messages[1] == {"role": "assistant", "content": None, "reasoning_content": "hmm", "tool_calls": [
+        {"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}]}
+    assert req.messages[2:] == [{"role": "tool", "tool_call_id": "t1", "content": "ok"},
+                                {"role": "user", "content": "and?"}]

@@ -22,6 +22,7 @@ from cbgate.errors import (
     PermissionDenied,
 )
 from cbgate.protocol.chat_request import ChatRequest, parse_chat_request
+from cbgate.protocol.responses_render import ResponseStreamRenderer, output_items, response_object, response_usage
 from cbgate.protocol.responses_request import (
     ResponsesRequest,
     chat_response_format,
@@ -31,7 +32,6 @@ from cbgate.protocol.responses_request import (
     new_id,
     output_to_messages,
 )
-from cbgate.protocol.responses_render import ResponseStreamRenderer, output_items, response_object, response_usage
 from cbgate.store.responses import StoredResponse, delete_response, load_response, purge_expired, save_response
 
 log = logging.getLogger("cbgate.responses")
