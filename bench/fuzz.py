@@ -27,7 +27,9 @@ def main() -> int:
     command = [str(python if python.exists() else sys.executable), "-m", "pytest", "tests/fuzz", "-q", "-s",
                "-p", "no:logging", "-p", "no:cacheprovider"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    figures = [line for line in result.stdout.splitlines() if line.startswith("fuzz ")]
+    # -q prints a test's dot and then its output on the same line: take each figure from "fuzz " on
+    figures = [line[line.index("fuzz "):] for line in result.stdout.splitlines() if "fuzz " in line
+               and "inputs" in line]
     print("\n".join(figures))
     print(result.stdout.splitlines()[-1] if result.stdout else result.stderr[-2000:])
     if result.returncode:

@@ -128,8 +128,13 @@ def test_the_cli_prints_stored_names_escaped(tmp_path):
     stored_envs.insert_key(adm.store, KeyRow(id=new_key_id(), env_id=env_id, digest="0" * 64, prefix="cbsk_xxxxxxx",
                                              kind="server", name=hostile, created_at=time.time(), expires_at=None,
                                              revoked_at=None, last_used_at=None))
-    adm.store.close()
+    stored_envs.insert_key(adm.store, KeyRow(id=new_key_id(), env_id=env_id, digest="1" * 64, prefix="cbsk_yyyyyyy",
+                                             kind="server", name="far-future", created_at=time.time(),
+                                             expires_at=9.2e18, revoked_at=None, last_used_at=None))
+    adm.store.close()  # the second as `expires_days: 9223372036854775807` once stored it
     out = cbgate(data_dir, "key", "list", "--env", env_id).stdout
     assert "\u001b" not in out and "\u0007" not in out and "\r" not in out and "\u202e" not in out
     assert "\\x1b]52;c;aGFja2Vk\\x07\\x1b[2K\\x0dforged\\u202e\\x09col\\x0aline" in out
-    assert len(out.strip().splitlines()) == 2  # the header and one row: no forged line
+    assert len(out.strip().splitlines()) == 3  # the header and two rows: no forged line
+    assert "never" in out and "far-future" in out  # the listing survives an expiry past year 9999
+    assert "far-future" in cbgate(data_dir, "key", "list", "--env", env_id, "--json").stdout

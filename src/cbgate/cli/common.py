@@ -18,8 +18,16 @@ def data_dir_option() -> argparse.ArgumentParser:
     return common
 
 
+def _utc(ts: float, layout: str) -> str:
+    """A stored time as text; one past year 9999 (rows from before expiry was bounded) reads as "never"."""
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime(layout)
+    except (OverflowError, ValueError, OSError):
+        return "never"
+
+
 def when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if ts else "-"
+    return _utc(ts, "%Y-%m-%d %H:%M:%SZ") if ts else "-"
 
 
 class DataDirMissing(Exception):
@@ -27,7 +35,7 @@ class DataDirMissing(Exception):
 
 
 def iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
+    return _utc(ts, "%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
 def existing_settings(args, create: bool = False):
