@@ -29,6 +29,7 @@ from cbgate.providers.base import StreamOutcome
 from cbgate.store.ledger import LedgerWriter
 from cbgate.store.spool import SpoolUnwritable
 from cbgate.store.usage import UsageRecord
+from cbgate.tokens import prompt_tokens
 
 log = logging.getLogger("cbgate.metering")
 
@@ -208,8 +209,7 @@ class Metering:
             if self._loading is None:  # its encoding loads off the loop once; a rough count until then
                 self._loading = asyncio.get_running_loop().create_task(self.prompt_counter.load())
             return self.prompt_counter.usage_now(messages, []).prompt_tokens
-        chars = sum(len(m["content"]) if isinstance(m.get("content"), str) else 256 for m in messages)
-        return max(1, chars // 4)
+        return prompt_tokens(messages)
 
     def start(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
         self.metrics.started(principal.env_id, group)

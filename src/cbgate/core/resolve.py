@@ -6,7 +6,6 @@ only when the group's row changes, so the hot path is a dict lookup.
 """
 from __future__ import annotations
 
-import asyncio
 import difflib
 import logging
 from dataclasses import dataclass
@@ -113,23 +112,14 @@ class Resolver:
         else:  # a tenant's URL: the egress policy applies at every connect
             provider = self.registry.build_upstream(row.protocol, name=row.name, base_url=row.base_url,
                                                     api_key=api_key, timeouts=timeouts, guarded=True)
+        # A replaced adapter needs no closing: adapters share the registry's pooled sessions.
         self._adapters[slot] = (row, provider)
-        if cached is not None:
-            self._close_later(cached[1])
         return provider
 
     def _forget_deleted(self, snapshot: TenantSnapshot) -> None:
         self._revision = snapshot.revision
         for slot in [s for s in self._adapters if s not in snapshot.groups]:
-            self._close_later(self._adapters.pop(slot)[1])
-
-    @staticmethod
-    def _close_later(provider: Provider) -> None:
-        """Close a replaced adapter without blocking the request (in-flight calls hold their own response)."""
-        try:
-            asyncio.get_running_loop().create_task(provider.close())
-        except RuntimeError:  # no loop (tests, tools): nothing pooled to release
-            pass
+            del self._adapters[slot]
 
     def enabled_models(self, snapshot: TenantSnapshot, env_id: str, group: str) -> list[str]:
         if group == CATALOG_GROUP:

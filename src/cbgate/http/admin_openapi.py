@@ -158,7 +158,8 @@ PATHS = {
         "get": _op("Requests, errors and tokens per day and model (charts)", _list_of("UsagePoint"),
                    params=[ENV, *SINCE])},
     "/admin/v1/envs/{env}/requests": {
-        "get": _op("The newest requests from the ledger (no message contents)", _list_of("RequestRecord"),
+        "get": _op("The newest requests from the ledger (message contents only with content logging on)",
+                   _list_of("RequestRecord"),
                    params=[ENV, _param("limit", "query", INT, "at most 1000; default 50")])},
     "/admin/v1/operator/tokens": {
         "get": _op("Operator tokens (operator only)", _list_of("OperatorToken")),

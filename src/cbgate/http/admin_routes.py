@@ -212,7 +212,8 @@ class AdminRoutes:
     async def recent_requests(self, call: Call):
         limit = int(max(1, min(call.number("limit", 50), 1000)))
         records = await self.run(self.admin.recent_requests, call.params["env"], limit)
-        # The ledger holds no message contents, so none can leak from here.
+        # Message contents are in a record only when the operator turned content logging on
+        # (CBGATE_LOG_CONTENT); this view is the env's own, so they reach no one else.
         return 200, {"data": [r.as_dict() for r in records]}
 
     # Operator settings.

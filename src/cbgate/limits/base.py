@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable, Protocol
 
+from cbgate.tokens import NON_TEXT_ALLOWANCE, generous_count, prompt_tokens
+
 log = logging.getLogger("cbgate.limits")
 
 OFF = -1  # stored for "no limit", so NULL can keep meaning "the default"
@@ -57,14 +59,9 @@ def publishable_limits(env: EnvLimits) -> EnvLimits:
 
 
 def estimate_cost(messages: list[dict], max_tokens: int | None) -> int:
-    """The request's tokens as admission reserves them, cheap enough for every request (cl100k costs ~7 us
-    for a 250-character message, this 0.2 us): half a token per character, more than cl100k's ~4 characters
-    a token for English, plus the chat format's overhead per message, plus the answer's allowance."""
-    chars = 0
-    for m in messages:
-        content = m.get("content")
-        chars += len(content) if isinstance(content, str) else 512
-    return chars // 2 + 4 * len(messages) + 3 + (max_tokens or DEFAULT_MAX_TOKENS)
+    """The request's tokens as admission reserves them: the prompt counted generously (cbgate.tokens), plus
+    the answer's allowance."""
+    return prompt_tokens(messages, generous_count, NON_TEXT_ALLOWANCE) + (max_tokens or DEFAULT_MAX_TOKENS)
 
 
 class Ticket(Protocol):

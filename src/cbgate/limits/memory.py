@@ -69,10 +69,6 @@ class MemoryLimiter:
             if self.quota_used.get(env_id, 0) < floor:
                 self.quota_used[env_id] = floor
 
-    def inflight(self, scope: str) -> int:
-        found = self.scopes.get(scope)
-        return found.inflight if found else 0
-
     async def admit(self, scope_name: str, env_id: str, limits: EnvLimits, cost: int) -> MemoryTicket:
         if self.quota.seen.get(env_id) != limits.token_quota:
             try:

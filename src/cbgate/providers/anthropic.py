@@ -36,7 +36,7 @@ class AnthropicAdapter(UpstreamAdapter):
         self.models_url = endpoint.url[:-len("/messages")] + "/models"
 
     def _payload(self, call: ModelCall, stream: bool) -> bytes:
-        model = self.upstream_model or call.upstream_model or call.request.model
+        model = self.upstream_model or call.request.model
         native = call.request.anthropic_body
         if native is not None:  # a Messages client: its body passes through (cache_control, thinking, top_k...)
             return orjson.dumps({**native, "model": model, "stream": stream})

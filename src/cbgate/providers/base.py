@@ -20,7 +20,6 @@ class ModelCall:
     request: ChatRequest
     chunks: ChunkFactory  # stamps the public model name, id and created time
     request_id: str
-    upstream_model: str = ""  # the deployment's own name for the model, when it differs
 
 
 @dataclass(slots=True)
@@ -33,7 +32,6 @@ class Completion:
 class StreamOutcome:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
-    started_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
 
     def mark_token(self) -> None:
@@ -43,9 +41,7 @@ class StreamOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    tools: bool = False
-    images: bool = False
-    reasoning: bool = False
+    """What an adapter can do beyond chat (read by the chat service when it picks a deployment)."""
     image_generation: bool = False  # serves `generate_images(call)` (OpenAI's images/generations)
 
 

@@ -93,7 +93,7 @@ def _delta_text(delta: dict, parts: list[str]) -> bool:
 
 
 class OpenAICompatAdapter(UpstreamAdapter):
-    capabilities = Capabilities(tools=True, images=True, reasoning=True, image_generation=True)
+    capabilities = Capabilities(image_generation=True)
 
     def __init__(self, name: str, *, base_url: str, api_key: str | None, client: UpstreamClient,
                  estimator: TokenEstimator, upstream_model: str | None = None, timeouts: Timeouts | None = None,
@@ -110,7 +110,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
     def _payload(self, call: ModelCall, stream: bool) -> bytes:
         raw = call.request.raw
         body = dict(raw)  # shallow: the client's own dict stays as it came, for a fallback deployment
-        body["model"] = self.upstream_model or call.upstream_model or raw["model"]
+        body["model"] = self.upstream_model or raw["model"]
         if stream:
             body["stream_options"] = {**(raw.get("stream_options") or {}), "include_usage": True}
         return orjson.dumps(body)
@@ -137,7 +137,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
     async def generate_images(self, call: ModelCall) -> Completion:
         """The images request passes on as received (extra fields too), `model` renamed if need be."""
         body = dict(call.request.raw)
-        body["model"] = self.upstream_model or call.upstream_model or body["model"]
+        body["model"] = self.upstream_model or body["model"]
         answer = await self._call_json(orjson.dumps(body), self.images_endpoint)
         if image_count(answer) < 1:
             raise ModelRequestFailed(f"upstream {self.name} answered without images")

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from typing import Any
 
 from cbgate.protocol.chat_response import Usage
-
-MESSAGE_OVERHEAD = 4  # tokens OpenAI's chat format adds around each message
+from cbgate.tokens import prompt_tokens, rough_count
 
 
 class TokenEstimator:
@@ -29,13 +27,12 @@ class TokenEstimator:
         if not text:
             return 0
         if self._encoding is None:  # not loaded yet (a stream cut short early): a rough count
-            return max(1, len(text.encode()) // 4)
+            return rough_count(text)
         return len(self._encoding.encode_ordinary(text))
 
     def usage_now(self, messages: list[dict], completion_parts: list[str]) -> Usage:
         """Estimated usage of a call: the prompt's messages and the pieces of text the upstream produced."""
-        prompt = sum(MESSAGE_OVERHEAD + self._count(_message_text(m)) for m in messages) + 3
-        return Usage(prompt, self._count("".join(completion_parts)), estimated=True)
+        return Usage(prompt_tokens(messages, self._count), self._count("".join(completion_parts)), estimated=True)
 
     async def usage(self, messages: list[dict], completion_parts: list[str]) -> Usage:
         await self.load()
@@ -48,13 +45,3 @@ def _load_encoding(name: str):
         import bpe_openai
         return bpe_openai.get_encoding(name)
 
-
-def _message_text(message: dict) -> str:
-    content: Any = message.get("content")
-    parts = [content] if isinstance(content, str) else [
-        p.get("text", "") for p in content or () if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            parts += [str(function.get("name", "")), str(function.get("arguments", ""))]
-    return "\n".join(parts)

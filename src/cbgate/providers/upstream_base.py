@@ -24,7 +24,7 @@ UNREADABLE = (TypeError, ValueError, KeyError, AttributeError, IndexError, Overf
 
 
 class UpstreamAdapter:
-    capabilities = Capabilities(tools=True, images=True, reasoning=True)
+    capabilities = Capabilities()
 
     def __init__(self, name: str, endpoint: Endpoint, client: UpstreamClient, estimator: TokenEstimator, *,
                  upstream_model: str | None = None, timeouts: Timeouts | None = None):

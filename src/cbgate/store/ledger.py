@@ -39,7 +39,6 @@ class LedgerWriter:
         self.unjournaled: list[UsageRecord] = []  # finished records the spool could not take
         self.drained = 0  # offset in the current segment up to which the database has every record
         self.pending = 0  # records journalled since the last flush started
-        self.written = 0  # records handed to the database (a replayed duplicate counts, and is skipped)
         self.db_ok = True
         self.spool_ok = True  # the last entry landed; False while the spool's disk refuses
         self.durable = True  # False while the spool's directory is gone and no new segment could be made there
@@ -157,7 +156,6 @@ class LedgerWriter:
     def _insert(self, records: list[UsageRecord]) -> None:
         for i in range(0, len(records), INSERT_BATCH):
             insert_records(self.store, records[i:i + INSERT_BATCH])
-        self.written += len(records)
 
     def replay_orphans(self) -> int:
         """Replay the spools of processes that died (this one's previous run included); runs in a thread."""
