@@ -122,3 +122,21 @@ def test_unknown_groups_and_models_get_hints(gateway):
     model = gateway.chat({"model": "gemma-3-270", "messages": [{"role": "user", "content": "hi"}]})
     assert model.json()["code"] == "AI_MODEL_NOT_SUPPORTED"
     assert f"did you mean '{MODEL}'" in model.json()["message"] and f"(models: {MODEL})" in model.json()["message"]
+
+
+def test_the_access_log_can_be_switched_off(monkeypatch):
+    from cbgate.logs import setup_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        monkeypatch.setenv("CBGATE_ACCESS_LOG", "off")
+        setup_logging("text")
+        assert logging.getLogger(ACCESS).disabled
+        monkeypatch.setenv("CBGATE_ACCESS_LOG", "on")
+        setup_logging("json")
+        assert not logging.getLogger(ACCESS).disabled and isinstance(root.handlers[0].formatter, JsonFormatter)
+    finally:
+        root.handlers[:] = handlers  # pytest's own capture handlers
+        root.setLevel(level)
+        logging.getLogger(ACCESS).disabled = False
