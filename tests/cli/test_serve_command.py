@@ -19,6 +19,7 @@ import requests
 from tests.support.catalog import write_catalog
 from tests.support.fake_upstream import start_fake_upstream
 from tests.support.gateway import free_port
+from tests.support.wait import wait_until
 
 SECRET = "sk-serve-test-upstream"
 
@@ -119,9 +120,7 @@ def test_json_log_format_makes_every_log_line_json(data_dir):
     served = Served(data_dir, "--log-format", "json").wait_ready()
     try:
         requests.get(served.url + "/livez", timeout=10)
-        deadline = time.monotonic() + 10
-        while '"/livez"' not in served.stderr() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: '"/livez"' in served.stderr(), "the access line of /livez")
     finally:
         served.stop()
     lines = [json.loads(line) for line in served.stderr().splitlines() if line.strip()]
@@ -130,12 +129,11 @@ def test_json_log_format_makes_every_log_line_json(data_dir):
     assert access and access[0]["status"] == 200 and access[0]["request_id"]
 
 
-def wait_for_log(served: Served, text: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in served.stderr():
-        assert time.monotonic() < deadline, f"no {text!r} in the log: {served.stderr()}"
+def wait_for_log(served: Served, text: str) -> None:
+    def logged() -> bool:
         assert served.proc.poll() is None, served.stderr()
-        time.sleep(0.05)
+        return text in served.stderr()
+    wait_until(logged, f"{text!r} in the log")
 
 
 def test_sighup_reloads_the_catalog_and_keeps_serving(data_dir, fake):
@@ -150,14 +148,10 @@ def test_sighup_reloads_the_catalog_and_keeps_serving(data_dir, fake):
         subprocess.run([sys.executable, "-m", "cbgate", "model", "enable", "--env", env_id, "--group", "cloudbase",
                         "up-new", "--data-dir", str(data_dir)], check=True, capture_output=True, timeout=60)
         ask = {"model": "up-new", "messages": [{"role": "user", "content": "hi"}]}
-        deadline = time.monotonic() + 10
-        while True:  # the switch reaches the server with its next snapshot
-            answer = requests.post(served.url + "/v1/ai/cloudbase/chat/completions", json=ask, timeout=30,
-                                   headers={"Authorization": f"Bearer {key}"})
-            if answer.status_code == 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert answer.status_code == 200, answer.text
+        def answered() -> bool:  # the switch reaches the server with its next snapshot
+            return requests.post(served.url + "/v1/ai/cloudbase/chat/completions", json=ask, timeout=30,
+                                 headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        wait_until(answered, "the enabled model to answer")
 
         (data_dir / "cbgate.toml").write_text("[server]\nredis_ulr = 'redis://x'\n")
         served.proc.send_signal(signal.SIGHUP)
@@ -196,10 +190,8 @@ def test_metrics_add_up_every_worker(data_dir):
                 assert all(pool.map(chat, range(16)))
                 sent += 16
                 assert served.proc.poll() is None
-                deadline = time.monotonic() + 10
-                while sum(1 for line in served.stderr().splitlines() if "/chat/completions" in line) < sent:
-                    assert time.monotonic() < deadline  # every access line is written
-                    time.sleep(0.02)
+                wait_until(lambda: sum(1 for line in served.stderr().splitlines()
+                                       if "/chat/completions" in line) >= sent, "every access line")
 
         def scrape() -> float:
             text = requests.get(served.url + "/metrics", headers={"Authorization": f"Bearer {token}",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import openai
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy import text
 
 from cbgate.logs import ACCESS, JsonFormatter
 from tests.support.gateway import fake_local_provider, start_in_thread
+from tests.support.wait import wait_until
 
 MODEL = "gemma-3-270m"
 
@@ -63,12 +63,8 @@ def test_readyz_checks_redis_where_it_is_configured(tmp_path):
 
 def access_records(caplog, count: int) -> list[logging.LogRecord]:
     """The access lines, once `count` are there: a line is written just after the answer's last byte."""
-    deadline = time.monotonic() + 10
-    while True:
-        lines = [r for r in caplog.records if r.name == ACCESS]
-        if len(lines) >= count or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.01)
+    wait_until(lambda: len([r for r in caplog.records if r.name == ACCESS]) >= count, f"{count} access lines")
+    return [r for r in caplog.records if r.name == ACCESS]
 
 
 def test_one_access_log_line_per_request_with_its_outcome(gateway, caplog):

@@ -17,6 +17,7 @@ from cbgate.config import ConfigError, load_settings
 from cbgate.core.tracing import Tracing, tracing_from_env
 from cbgate.http.app import App
 from tests.support.gateway import fake_local_provider, free_port, make_admin
+from tests.support.wait import wait_until
 
 MODEL = "gemma-3-270m"
 
@@ -47,9 +48,8 @@ def traced(tmp_path):
 
 
 def finished_spans(exporter, count: int) -> list:
-    deadline = time.monotonic() + 10  # the request span ends just after the last byte went out
-    while len(exporter.get_finished_spans()) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
+    """The finished spans, once `count` are (the request span ends just after the last byte went out)."""
+    wait_until(lambda: len(exporter.get_finished_spans()) >= count, f"{count} finished spans")
     return list(exporter.get_finished_spans())
 
 
