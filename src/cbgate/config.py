@@ -76,7 +76,8 @@ SERVER_KEYS = frozenset({"database_url", "redis_url", "redis_prefix", "ratelimit
                          "spool_max_bytes", "serve_without_spool", "quota_reconcile_interval"})
 MODEL_KEYS = frozenset({"name", "default", "deployments"})
 DEPLOYMENT_KEYS = {
-    "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens"}),
+    "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens",
+                        "parallel", "batch", "cache_ram_mib", "chat_template", "args"}),  # the engine's options
     "openai": frozenset({"kind", "name", "base_url", "api_key_env", "model", "timeouts", "context_window"}),
 }
 DEPLOYMENT_KEYS["anthropic"] = DEPLOYMENT_KEYS["openai"]
