@@ -94,7 +94,10 @@ def test_replay_cuts_a_torn_tail_and_bills_journalled_progress(tmp_path):
     spool.append(PROGRESS, {"request_id": "req-0001", "completion_tokens": 32})
     spool.append(OPEN, record(2))
     spool.append(DONE, record(2))
+    spool.append(OPEN, record(0))  # never got its first chunk out
     os.write(spool.fd, b'{"k":"done","r":{"request_id":"req-00')  # power lost mid-write
     records = {r["request_id"]: r for r in replay_records([spool.path])}
     assert spool.path.read_bytes().endswith(b"\n")  # the torn tail is gone from the file too
-    assert records["req-0001"]["completion_tokens"] == 32 and records["req-0002"]["completion_tokens"] == 2
+    assert records["req-0001"]["completion_tokens"] == 32 and records["req-0001"]["prompt_tokens"] == 10
+    assert records["req-0002"]["completion_tokens"] == 2  # done: as it was recorded
+    assert records["req-0000"]["prompt_tokens"] == records["req-0000"]["completion_tokens"] == 0

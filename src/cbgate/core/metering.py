@@ -8,7 +8,8 @@ is once a non-streamed body was produced or a stream's first chunk went out. A f
 upstream error, a malformed first event, a timeout, a refusal, the client leaving, the gateway stopping)
 bills 0 tokens, whichever deployment failed and however. After the first chunk, a stream bills its prompt
 and the tokens produced up to its end, however it ended; a `kill -9` bills the tokens journalled up to
-the last progress entry (every PROGRESS_TOKENS chunks or PROGRESS_SECONDS).
+the last progress entry (at the first chunk, then every PROGRESS_TOKENS chunks or PROGRESS_SECONDS), and
+nothing when no chunk went out.
 """
 from __future__ import annotations
 
@@ -141,7 +142,9 @@ class Meter:
         if ledger is None:
             return
         unsaid = self.streamed - self.journalled
-        if unsaid >= PROGRESS_TOKENS or time.monotonic() - self.journalled_at >= PROGRESS_SECONDS:
+        # the first chunk always: a crash before it bills nothing (the billing rule), after it the prompt too
+        due = unsaid >= PROGRESS_TOKENS or time.monotonic() - self.journalled_at >= PROGRESS_SECONDS
+        if due or self.journalled == 0:
             self.journalled, self.journalled_at = self.streamed, time.monotonic()
             ledger.progress(self.record.request_id, self.streamed)
 

@@ -226,7 +226,7 @@ class Spool:
 
 def replay_records(segments: list[Path]) -> list[dict]:
     """The records a dead owner's segments stand for: each done one, and each open one never done,
-    with the completion tokens its last progress entry counted."""
+    with the completion tokens its last progress entry counted (and its prompt only if one was)."""
     done: dict[str, dict] = {}
     opened: dict[str, dict] = {}
     progress: dict[str, int] = {}
@@ -244,5 +244,7 @@ def replay_records(segments: list[Path]) -> list[dict]:
     for rid, record in opened.items():
         if rid not in done:
             tokens = max(progress.get(rid, 0), int(record.get("completion_tokens") or 0))
-            interrupted.append({**record, "completion_tokens": tokens})
+            # no chunk went out before the crash: like any failure before the first byte, it bills nothing
+            prompt = record.get("prompt_tokens", 0) if tokens else 0
+            interrupted.append({**record, "prompt_tokens": prompt, "completion_tokens": tokens})
     return list(done.values()) + interrupted
