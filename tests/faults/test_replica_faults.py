@@ -15,10 +15,12 @@ from cbgate.store.db import Store
 from cbgate.store.usage import recent_requests
 from tests.faults.figures import count
 from tests.support.catalog import write_catalog
+from tests.support.chat import ask
 from tests.support.gateway import free_port, make_admin, start_serve
 from tests.support.wait import wait_until
 
 MODEL = "fake-gpt"
+STORY = "tell me a long story"
 WORDS = " ".join(["word"] * 400)  # a piece is about one token, so billed and served compare
 
 
@@ -53,10 +55,6 @@ def replica_env(tmp_path, database_url: str, upstream: str, **extra) -> tuple:
     return data_dir, env, env_id, key
 
 
-def ask(stream: bool, text: str = "tell me a long story") -> dict:
-    return {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": text}]}
-
-
 class Reader(threading.Thread):
     """A streaming client that counts the content pieces it received and keeps the last event."""
 
@@ -69,9 +67,10 @@ class Reader(threading.Thread):
 
     def run(self) -> None:
         if self.surface == "messages":  # Anthropic Messages, over the same deployment
-            path, body, piece = "/v1/ai/cloudbase/v1/messages", {**ask(True), "max_tokens": 1000}, b'"text":"word'
+            path, piece = "/v1/ai/cloudbase/v1/messages", b'"text":"word'
+            body = ask(STORY, MODEL, stream=True, max_tokens=1000)
         else:
-            path, body, piece = "/v1/ai/cloudbase/chat/completions", ask(True), b'"content":"word'
+            path, body, piece = "/v1/ai/cloudbase/chat/completions", ask(STORY, MODEL, stream=True), b'"content":"word'
         try:
             with requests.post(self.url + path, json=body, stream=True, timeout=60,
                                headers={"Authorization": f"Bearer {self.key}"}) as r:
@@ -103,8 +102,8 @@ def test_kill_9_mid_stream_bills_the_tokens_streamed_and_the_prompt_as_counted(t
     replica = start_serve(data_dir, env)
     try:
         script(upstream, {"usage": False, "content": "a short answer"})  # counted by the gateway, as a crash is
-        normal = requests.post(replica.url + "/v1/ai/cloudbase/chat/completions", json=ask(False), timeout=30,
-                               headers={"Authorization": f"Bearer {key}"})
+        normal = requests.post(replica.url + "/v1/ai/cloudbase/chat/completions", json=ask(STORY, MODEL),
+                               timeout=30, headers={"Authorization": f"Bearer {key}"})
         assert normal.status_code == 200
         script(upstream, *[{"content": WORDS, "chunk_delay": 0.01, "usage": False}] * 4)
         readers = [Reader(replica.url, key) for _ in range(4)]
@@ -169,7 +168,7 @@ def test_a_database_that_stops_answering_loses_nothing_and_sigterm_still_exits_i
     answers = []
 
     def one() -> requests.Response:
-        return requests.post(replica.url + "/v1/ai/cloudbase/chat/completions", json=ask(False), timeout=30,
+        return requests.post(replica.url + "/v1/ai/cloudbase/chat/completions", json=ask(STORY, MODEL), timeout=30,
                              headers={"Authorization": f"Bearer {key}"})
     try:
         answers += [one() for _ in range(5)]

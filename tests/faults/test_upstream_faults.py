@@ -9,10 +9,12 @@ import pytest
 
 from tests.faults.figures import count
 from tests.support.catalog import write_catalog
+from tests.support.chat import ask
 from tests.support.fake_upstream import Counters, Reply, start_fake_upstream
 from tests.support.gateway import start_in_thread
 from tests.support.ledger import DroppedStream, wait_for_records
 
+FAULTS = "tell me about faults please"
 QUICK = {"connect": 1, "first_byte": 0.5, "idle": 0.5, "total": 3}
 
 
@@ -35,11 +37,6 @@ def gateway(tmp_path_factory, fake):
     gw = start_in_thread(data_dir)
     yield gw
     gw.stop()
-
-
-def ask(model: str, stream: bool, text: str = "tell me about faults please") -> dict:
-    body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": text}]}
-    return body
 
 
 def rows_for(gateway, ids: set[str]):
@@ -66,7 +63,7 @@ def test_failures_before_the_first_byte_are_recorded_and_bill_nothing(gateway, f
     for model, stream, reply in BEFORE_FIRST_BYTE:
         fake.server.queue.clear()
         fake.script(*[reply] * 3)  # retries of a server error meet the same fault
-        r = gateway.chat(ask(model, stream))
+        r = gateway.chat(ask(FAULTS, model, stream=stream))
         assert r.status_code in (400, 502, 504), (reply, r.status_code, r.text)
         assert r.json()["code"] in ("AI_MODEL_REQUEST_FAILED", "AI_MODEL_PARAM_INVALID")
         ids.add(r.headers["x-request-id"])
@@ -86,7 +83,7 @@ def test_failures_after_the_first_byte_bill_what_was_produced(gateway, fake):
     ids = set()
     for reply in faults:
         fake.script(reply)
-        r = gateway.chat(ask("m-openai", True), stream=True)
+        r = gateway.chat(ask(FAULTS, "m-openai", stream=True), stream=True)
         events = [line for line in r.iter_lines() if line.startswith(b"data: ")]
         assert r.status_code == 200 and b"[DONE]" not in events[-1] and b'"code"' in events[-1]
         ids.add(r.headers["x-request-id"])
@@ -112,7 +109,8 @@ def test_clients_that_leave_mid_stream_each_get_one_record_billing_what_was_prod
 
     def client(i: int) -> None:
         with slots:
-            stream = DroppedStream(gateway.chat_url(), gateway.key, ask("m-openai", True, f"client {i} story"))
+            stream = DroppedStream(gateway.chat_url(), gateway.key,
+                                   ask(f"client {i} story", "m-openai", stream=True))
             events = stream.read_events(3 + i)  # the role chunk, then 2 + i content pieces
             stream.drop()
         with lock:
