@@ -88,7 +88,7 @@ def test_first_start_says_everything_once_and_a_restart_says_none_of_it(data_dir
         out = served.stdout()
         key = next(word for word in out.split() if word.startswith("cbsk_"))
         assert out.count(key) == 2  # once alone, once in the curl line
-        assert f"curl -N {served.url}/v1/ai/cloudbase/chat/completions" in out
+        assert f"curl {served.url}/v1/ai/cloudbase/chat/completions -N" in out  # -N: print events as they come
         assert '"stream": true' in out and '"max_tokens": 48' in out and '"model": "up-model"' in out
         assert f"base_url = {served.url}/v1/ai/cloudbase/v1" in out and f"baseUrl = {served.url}/v1" in out
         assert f"{served.url}/console" in out and f"cbgate admin token create --data-dir {data_dir}" in out

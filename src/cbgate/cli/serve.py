@@ -31,7 +31,7 @@ def first_start_text(env_id: str, key: str, model: str, base: str, data_dir_flag
     return (f"cbgate: created environment {env_id} and its first server API key.\n"
             f"cbgate: the key is shown only this once; keep it somewhere safe:\n\n    {key}\n\n"
             f"Try it (streams the answer as it is written):\n\n"
-            f"    curl -N {base}/v1/ai/cloudbase/chat/completions \\\n"
+            f"    curl {base}/v1/ai/cloudbase/chat/completions -N \\\n"
             f"      -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
             f"      -d '{body}'\n\n"
             f"SDKs:\n"
