@@ -1,8 +1,8 @@
 """A longer fuzz campaign than CI runs: the tests in tests/fuzz with CBGATE_FUZZ_SCALE times their inputs,
 randomised (CI's run is deterministic), printing what each fuzzer tried and saw.
 
-    python3 bench/fuzz.py            # scale 20: about 16,000 inputs, roughly 15-25 minutes on 2 cores
-    python3 bench/fuzz.py --scale 5  # shorter
+    python3 bench/fuzz.py            # scale 20: 36,000 inputs, about 20 minutes on 2 shared cores
+    python3 bench/fuzz.py --scale 5  # 9,000 inputs, about 5 minutes (the README's figures)
 
 Exits non-zero when any input broke the rule in tests/fuzz/rules.py; Hypothesis prints the failing input
 and a @reproduce_failure line to replay it.
