@@ -61,9 +61,11 @@ class ModelRequestFailed(CloudBaseError):
     status = 502
     openai_type = "api_error"
 
-    def __init__(self, message: str, *, upstream_status: int | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, *, upstream_status: int | None = None, retry_after: float | None = None,
+                 usage=None):
         super().__init__(message, retry_after=retry_after)
         self.upstream_status = upstream_status
+        self.usage = usage  # a Usage of what the deployment generated before it failed, billed when known
         self.client_caused = upstream_status in CLIENT_CAUSED_STATUSES
         if self.client_caused:
             self.code, self.status, self.openai_type = "AI_MODEL_PARAM_INVALID", upstream_status, "invalid_request_error"

@@ -7,7 +7,6 @@ import pytest
 import requests
 
 from tests.support.chat import EMBEDDED_MODEL, ask
-from tests.support.fake_llama import FakeLlama
 from tests.support.sse import deltas, read_events
 
 MODEL = EMBEDDED_MODEL
@@ -111,27 +110,27 @@ def test_openai_sdk_shows_the_cloudbase_message(gateway):
 
 
 def test_client_disconnect_stops_generation_at_once(gateway):
-    FakeLlama.token_delay = 0.05
+    gateway.engine.script(token_delay=0.05)
     prompt = "word " * 100  # a 300-token echo: 15 s if nobody stopped it
     r = gateway.chat(ask(prompt, stream=True), stream=True)
     lines = r.iter_lines()
     assert next(line for line in lines if line.startswith(b"data: "))
     r.close()  # the client goes away
     time.sleep(0.5)
-    produced = FakeLlama.generated
+    produced = gateway.engine.generated()
     time.sleep(0.5)
-    assert FakeLlama.generated == produced < 30
+    assert gateway.engine.generated() == produced < 30
     # The engine is free again for the next caller.
-    FakeLlama.token_delay = 0
+    gateway.engine.script(token_delay=0)
     assert gateway.chat(ask("next")).json()["choices"][0]["message"]["content"] == "echo: next"
 
 
 def test_engine_queue_is_bounded(tmp_path):
-    from tests.support.gateway import fake_local_provider, start_in_thread
+    from tests.support.gateway import start_in_thread
 
-    gw = start_in_thread(tmp_path / "data", overrides={"embedded-gemma": fake_local_provider(queue_limit=1)})
+    gw = start_in_thread(tmp_path / "data", engine={"parallel": 1}, env={"CBGATE_ENGINE_QUEUE": "0"})
     try:
-        FakeLlama.token_delay = 0.05
+        gw.engine.script(token_delay=0.05)
         first = threading.Thread(target=gw.chat, args=(ask("word " * 10),))
         first.start()
         gw.wait_admitted(1)  # and handed to the engine: nothing awaits in between

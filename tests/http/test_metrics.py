@@ -5,8 +5,7 @@ import threading
 import requests
 
 from tests.support.chat import EMBEDDED_MODEL, ask
-from tests.support.fake_llama import FakeLlama
-from tests.support.gateway import fake_local_provider, start_in_thread
+from tests.support.gateway import start_in_thread
 from tests.support.sse import read_events
 
 MODEL = EMBEDDED_MODEL
@@ -58,8 +57,8 @@ def test_requests_tokens_errors_and_histograms_add_up(gateway):
 
 
 def test_in_flight_and_admission_refusals(tmp_path):
-    gw = start_in_thread(tmp_path / "data", overrides={"embedded-gemma": fake_local_provider(queue_limit=1)})
-    FakeLlama.token_delay = 0.05
+    gw = start_in_thread(tmp_path / "data", engine={"parallel": 1}, env={"CBGATE_ENGINE_QUEUE": "0"})
+    gw.engine.script(token_delay=0.05)
     slow = gw.chat(ask("word " * 30, stream=True), stream=True)
     lines = slow.iter_lines()
     next(lines)

@@ -5,13 +5,12 @@ import pytest
 
 from cbgate.http import coalesce
 from cbgate.http.coalesce import CoalescedChunks
-from tests.support.fake_llama import FakeLlama
 
 MODEL = "gemma-3-270m"
 
 
 def test_a_slow_stream_reaches_the_client_token_by_token(gateway):
-    FakeLlama.token_delay = 0.1
+    gateway.engine.script(token_delay=0.1)
     text = "abcdefghijklmnopqrstuvwxyz"  # "echo: " + 26 letters: 16 tokens, 1.6 s
     r = gateway.chat({"model": MODEL, "messages": [{"role": "user", "content": text}], "stream": True},
                      stream=True)
@@ -21,7 +20,7 @@ def test_a_slow_stream_reaches_the_client_token_by_token(gateway):
             contents += 1
             if contents == 3:
                 break
-    assert FakeLlama.generated < 16  # the third token came while the engine was still generating
+    assert gateway.engine.generated() < 16  # the third token came while the engine was still generating
     r.close()
 
 

@@ -6,7 +6,6 @@ import requests
 
 from cbgate.errors import ModelRequestFailed
 from tests.support.chat import ask
-from tests.support.fake_llama import FakeLlama
 from tests.support.gateway import start_in_thread
 from tests.support.wait import wait_until
 
@@ -21,7 +20,7 @@ def code(r: requests.Response) -> str | None:
 
 
 def test_sixth_concurrent_request_is_refused_at_once_and_slots_come_back(gateway):
-    FakeLlama.token_delay = 0.03  # each answer takes ~0.5 s; the engine runs them one after another
+    gateway.engine.script(token_delay=0.03)  # each answer takes ~0.5 s
     results: list[int] = []
 
     def slow():
@@ -37,13 +36,13 @@ def test_sixth_concurrent_request_is_refused_at_once_and_slots_come_back(gateway
     for c in clients:
         c.join(30)
     assert results == [200] * 5
-    FakeLlama.token_delay = 0.0
+    gateway.engine.script(token_delay=0.0)
     assert [gateway.chat(ask()).status_code for _ in range(7)] == [200] * 7  # every slot was released
 
 
 def test_slot_is_released_when_the_client_drops_a_stream_mid_way(gateway):
     set_limits(gateway, concurrency=1)
-    FakeLlama.token_delay = 0.05
+    gateway.engine.script(token_delay=0.05)
     with gateway.chat(ask("one two three four five six seven eight nine ten " * 4, stream=True),
                       stream=True) as r:
         assert r.status_code == 200
@@ -130,7 +129,7 @@ def test_bad_limit_values_are_refused(gateway, bad):
 def test_publishable_keys_get_their_own_lower_concurrency(gateway):
     _, publishable = gateway.admin.create_key(gateway.env_id, "publishable")
     gateway.wait_for_snapshot()
-    FakeLlama.token_delay = 0.03
+    gateway.engine.script(token_delay=0.03)
     results: list[int] = []
     clients = [threading.Thread(target=lambda: results.append(
         gateway.chat(ask("a b c d e f g h i j k l m n o p", max_tokens=16), key=publishable).status_code))

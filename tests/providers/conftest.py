@@ -4,7 +4,7 @@
 - `up-fallback`: a second fake first, then the main one; `up-dead`: a closed port, then the main fake;
   `up-slow-fallback`: the second fake with short timeouts, then the main one;
 - `up-quick`: short first-byte and idle timeouts; `up-total`: a short total for non-streaming calls;
-- `gemma-3-270m`: the embedded engine over the scripted FakeLlama.
+- `gemma-3-270m`: the embedded engine over the fake llama-server (tests/support/fake_llama.py).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The provider contract, run over every adapter through a running gateway: the OpenAI-compatible and
-Anthropic upstream adapters (over the fake upstream) and the embedded engine (over FakeLlama)."""
+Anthropic upstream adapters (over the fake upstream) and the embedded engine (over the fake llama-server)."""
 from __future__ import annotations
 
 import time
@@ -7,9 +7,9 @@ import time
 import pytest
 import requests
 
-from tests.support.fake_llama import FakeLlama
 from tests.support.fake_upstream import Reply
 from tests.support.sse import read_events
+from tests.support.wait import wait_until
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "say hello"}]
 
@@ -17,13 +17,14 @@ MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content
 class Backend:
     """How a test makes one adapter's answers slow and reads how much it has produced."""
 
-    def __init__(self, model: str, fake=None):
+    def __init__(self, model: str, fake=None, engine=None):
         self.model = model
         self.fake = fake
+        self.engine = engine
 
     def make_slow(self) -> None:
         if self.fake is None:
-            FakeLlama.token_delay = 0.02
+            self.engine.script(token_delay=0.02)
         else:
             self.fake.default = Reply(events=400, chunk_delay=0.02)
 
@@ -31,16 +32,18 @@ class Backend:
         """How much it produced once it noticed the client had gone (and stopped)."""
         if self.fake is not None:
             return self.fake.wait_for(lambda s: s["streams_aborted"] >= 1)["completion_tokens"]
-        time.sleep(0.3)  # FakeLlama exposes no "stopped" state (the engine rework replaces it)
-        stopped_at = FakeLlama.generated
-        time.sleep(0.3)
-        assert FakeLlama.generated - stopped_at <= 1
-        return stopped_at
+        wait_until(lambda: self.engine.stats()["running"] == 0, what="the engine to stop the sequence")
+        return self.engine.generated()
 
 
 @pytest.fixture(params=["up-openai", "up-anthropic", "gemma-3-270m"])
-def backend(request, fake):
-    return Backend(request.param, None if request.param == "gemma-3-270m" else fake)
+def backend(request, fake, upstream_gateway):
+    if request.param == "gemma-3-270m":
+        upstream_gateway.engine.script(token_delay=None)
+        yield Backend(request.param, engine=upstream_gateway.engine)
+        upstream_gateway.engine.script(token_delay=None)
+    else:
+        yield Backend(request.param, fake)
 
 
 def test_answer_has_the_openai_shape_with_our_model_name_and_usage(upstream_gateway, backend):

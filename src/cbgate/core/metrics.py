@@ -146,3 +146,27 @@ class Metrics:
     def _counter(out: list[str], name: str, help_text: str, names: tuple[str, ...], values: dict) -> None:
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
         out += [f"{name}{{{_labels(names, k)}}} {v}" for k, v in sorted(values.items())]
+
+
+ENGINE_GAUGES = (
+    ("cbgate_engine_up", "1 while the embedded engine's process is serving, 0 while it restarts.", "up"),
+    ("cbgate_engine_queue_depth", "Requests waiting for a slot of the embedded engine.", "queue_depth"),
+    ("cbgate_engine_batch_size", "Sequences the embedded engine is decoding together now.", "batch_size"),
+    ("cbgate_engine_slots", "Sequences the embedded engine can decode together.", "slots"),
+    ("cbgate_engine_tokens_per_second", "Tokens the embedded engine generated per second, last 10 s.",
+     "tokens_per_second"),
+)
+ENGINE_COUNTERS = (
+    ("cbgate_engine_generated_tokens_total", "Tokens the embedded engine generated.", "generated_tokens"),
+    ("cbgate_engine_restarts_total", "Restarts of the embedded engine's process after it died.", "restarts"),
+)
+
+
+def render_engines(engines: list) -> bytes:
+    """The embedded engines' figures (objects with the fields named above), labelled by deployment."""
+    out: list[str] = []
+    for kind, rows in (("gauge", ENGINE_GAUGES), ("counter", ENGINE_COUNTERS)):
+        for name, help_text, field in rows:
+            out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+            out += [f'{name}{{engine="{_escape(e.name)}"}} {float(getattr(e, field)):g}' for e in engines]
+    return ("\n".join(out) + "\n").encode() if engines else b""

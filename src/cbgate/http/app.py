@@ -17,7 +17,7 @@ from cbgate.core.chat import ChatService
 from cbgate.core.context import ContextCounter
 from cbgate.core.readiness import Check, engine_check, redis_check, run_checks, store_checks
 from cbgate.core.metering import Metering
-from cbgate.core.metrics import Metrics
+from cbgate.core.metrics import Metrics, render_engines
 from cbgate.core.metrics_share import SharedMetrics
 from cbgate.core.reload import reload_settings
 from cbgate.core.resolve import Resolver
@@ -257,6 +257,7 @@ class App:
             revision = self.directory.snapshot.revision
             text = (await asyncio.to_thread(self.shared_metrics.render, revision) if self.shared_metrics
                     else self.metrics.render(revision))
+            text += render_engines(self.registry.engine_stats())  # this worker's own engine
             return await ex.reply(200, text, [(b"content-type", b"text/plain; version=0.0.4")])
         if parts in (["livez"], ["healthz"]):  # alive: the process answers (/healthz: the older name)
             return await ex.reply_json({"status": "ok"})

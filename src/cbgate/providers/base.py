@@ -20,6 +20,7 @@ class ModelCall:
     request: ChatRequest
     chunks: ChunkFactory  # stamps the public model name, id and created time
     request_id: str
+    tenant: str = ""  # the environment asking (the embedded engine's queue takes turns between them)
 
 
 @dataclass(slots=True)

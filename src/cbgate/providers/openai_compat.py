@@ -76,6 +76,17 @@ def check_choices(choices: Any, key: str) -> list:
     return choices
 
 
+def counted_usage(timings: Any) -> Usage | None:
+    """Exact counts so far from llama.cpp server's `timings` (sent with every token when the request sets
+    `timings_per_token`): prompt tokens evaluated plus those reused from its cache, tokens generated."""
+    if not isinstance(timings, dict):
+        return None
+    try:
+        return Usage(int(timings.get("prompt_n", 0)) + int(timings.get("cache_n", 0)), int(timings["predicted_n"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _delta_text(delta: dict, parts: list[str]) -> bool:
     """Collect what an estimate would count; True when the delta carries generated output."""
     found = False
@@ -153,6 +164,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
         public = call.chunks.model
         parts: list[str] = []
         usage: Usage | None = None
+        counted: Usage | None = None  # llama.cpp's running counts, when it sends them
         done = False
         try:
             async for events in batches:
@@ -168,12 +180,15 @@ class OpenAICompatAdapter(UpstreamAdapter):
                         choices = check_choices(chunk.get("choices") or [], "delta")
                     except UNREADABLE as exc:
                         raise self.unreadable(exc) from None
+                    timings = chunk.pop("timings", None)
+                    if timings is not None:
+                        counted = counted_usage(timings) or counted
                     if not choices:
                         continue  # the usage chunk: the chat service sends the client its own, once
                     if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
                         call.chunks.id = chunk["id"]  # so the usage chunk the chat service adds matches
                     self._note_choices(choices, outcome, parts)
-                    if chunk.get("model") != public:
+                    if timings is not None or chunk.get("model") != public:
                         chunk["model"] = public
                         yield chunk
                     else:
@@ -188,7 +203,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
         finally:
             response.close()  # a no-op after finish_response; otherwise stops the upstream at once
             # billed even when the stream broke off or the client left: what was produced so far
-            outcome.usage = usage or self.estimator.usage_now(call.request.messages, parts)
+            outcome.usage = usage or counted or self.estimator.usage_now(call.request.messages, parts)
 
     @staticmethod
     def _note_choices(choices: list[dict], outcome: StreamOutcome, parts: list[str]) -> None:

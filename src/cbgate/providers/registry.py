@@ -1,19 +1,23 @@
 """Builds provider adapters from the operator's catalog. The only place that maps a kind to a class."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
 from cbgate.config import CatalogModel, Deployment, Settings
 from cbgate.providers.anthropic import AnthropicAdapter
 from cbgate.providers.base import Provider
-from cbgate.providers.local.engine import LocalEngine
-from cbgate.providers.local.provider import LocalProvider
+from cbgate.providers.local.child import EngineChild
+from cbgate.providers.local.command import EngineOptions
+from cbgate.providers.local.fair_queue import FairQueue
+from cbgate.providers.local.provider import EngineProvider, EngineStats, SamplingDefaults
 from cbgate.providers.local.source import resolve_model_file
+from cbgate.providers.local.supervisor import EngineSupervisor
 from cbgate.providers.netguard import EgressPolicy
 from cbgate.providers.openai_compat import OpenAICompatAdapter
 from cbgate.providers.token_estimate import TokenEstimator
-from cbgate.providers.upstream_http import Timeouts, UpstreamClient
+from cbgate.providers.upstream_http import RetryPolicy, Timeouts, UpstreamClient
 
 UPSTREAM_PROTOCOLS = ("openai", "anthropic")
 
@@ -25,9 +29,14 @@ class ProviderRegistry:
         self.settings = settings
         self.overrides = overrides or {}
         self.by_model: dict[str, list[Provider]] = {}
-        self._engines: dict[Path, LocalEngine] = {}
+        self._engines: dict[Path, EngineProvider] = {}
         # one pooled client for every upstream adapter; its sessions open in start(), on the running loop
         self.upstream = UpstreamClient(EgressPolicy.parse(settings.env_vars.get("CBGATE_UPSTREAM_ALLOW")))
+        # The engines' own pool. llama-server closes a connection idle for 5 s: ours are dropped after 2. One
+        # quick retry covers a pooled connection closed just then; a request the engine died under is not
+        # retried (its answer had begun), and a dead engine refuses the retry's connection anyway.
+        self.engine_client = UpstreamClient(EgressPolicy.parse(None), RetryPolicy(attempts=2, backoff=0.01),
+                                            keepalive=2.0)
         self.estimator = TokenEstimator()
 
     def build(self) -> None:
@@ -44,17 +53,21 @@ class ProviderRegistry:
             return self._catalog_upstream(model, deployment)
         raise ValueError(f"model {model.name}: deployment kind {deployment.kind} is not available yet")
 
-    def _local(self, deployment: Deployment) -> LocalProvider:
+    def _local(self, deployment: Deployment) -> EngineProvider:
+        """A supervised llama-server child for one model file (started in start())."""
         opts = deployment.options
         path = resolve_model_file(opts["source"], self.settings.data_dir / "models")
         engine = self._engines.get(path)
         if engine is None:
-            engine = LocalEngine(path, n_ctx=int(opts.get("n_ctx", 4096)),
-                                 n_threads=opts.get("n_threads"), queue_limit=self.settings.engine_queue)
-            engine.load()
+            options = EngineOptions.from_deployment(path, opts, self.settings.env_vars)
+            log_path = self.settings.data_dir / "logs" / f"engine-{_file_name(deployment.label)}.log"
+            supervisor = EngineSupervisor(deployment.label, lambda: EngineChild(options, log_path))
+            defaults = SamplingDefaults(temperature=float(opts.get("temperature", 0.7)),
+                                        top_p=float(opts.get("top_p", 0.95)), max_tokens=int(opts.get("max_tokens", 512)))
+            engine = EngineProvider(deployment.label, supervisor, FairQueue(options.parallel, self.settings.engine_queue),
+                                    self.engine_client, self.estimator, defaults)
             self._engines[path] = engine
-        return LocalProvider(deployment.label, engine, temperature=float(opts.get("temperature", 0.7)),
-                             top_p=float(opts.get("top_p", 0.95)), max_tokens=int(opts.get("max_tokens", 512)))
+        return engine
 
     def _catalog_upstream(self, model: CatalogModel, deployment: Deployment) -> Provider:
         """An operator's upstream: trusted URL, secret read from the environment variable it names."""
@@ -102,8 +115,14 @@ class ProviderRegistry:
         return restart
 
     async def start(self) -> None:
-        """Open the upstream sessions on the running loop (call once, in the app's startup)."""
+        """Open the upstream sessions on the running loop and start the engines, each ready once it has
+        evaluated a token (call once, in the app's startup)."""
         await self.upstream.start()
+        await self.engine_client.start()
+        await asyncio.gather(*(engine.start() for engine in self._engines.values()))
+
+    def engine_stats(self) -> list[EngineStats]:
+        return [engine.stats() for engine in self._engines.values()]
 
     def deployments(self, model: str) -> list[Provider]:
         return self.by_model.get(model, [])
@@ -129,6 +148,7 @@ class ProviderRegistry:
                     await provider.close()
         self._engines.clear()
         await self.upstream.close()
+        await self.engine_client.close()
 
 
 def upstream_options(settings: Settings, model: CatalogModel, deployment: Deployment) -> tuple[str | None, Timeouts]:
@@ -161,3 +181,7 @@ def catalog_problems(settings: Settings) -> list[str]:
             except ValueError as exc:
                 problems.append(str(exc))
     return problems
+
+
+def _file_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:80]

@@ -84,10 +84,11 @@ class UpstreamClient:
     """The pooled sessions: `trusted` for operator URLs, `guarded` (egress policy at connect) for tenants'."""
 
     def __init__(self, policy: EgressPolicy, retry: RetryPolicy | None = None, pool_size: int = 256,
-                 resolver: AbstractResolver | None = None):
+                 resolver: AbstractResolver | None = None, keepalive: float = 30.0):
         self.policy = policy
         self.retry = retry or RetryPolicy()
         self.pool_size = pool_size
+        self.keepalive = keepalive  # seconds an idle pooled connection is kept: under the server's own limit
         self.resolver = resolver  # the name service under the guard (tests put a scripted one here)
         self._names: AbstractResolver | None = None
         self._connect_timeouts: dict[float, aiohttp.ClientTimeout] = {}  # one per configured value, reused
@@ -96,7 +97,7 @@ class UpstreamClient:
 
     async def start(self) -> None:
         """Create the sessions on the running loop (aiohttp binds them to it)."""
-        options = {"limit": self.pool_size, "limit_per_host": 0, "keepalive_timeout": 30,
+        options = {"limit": self.pool_size, "limit_per_host": 0, "keepalive_timeout": self.keepalive,
                    "enable_cleanup_closed": False}
         self._trusted = self._session(aiohttp.TCPConnector(**options))
         self._names = self.resolver or DefaultResolver()

@@ -1,87 +1,160 @@
-"""The embedded engine as a provider adapter."""
+"""The embedded engine as a provider: a supervised llama-server child, spoken to through the same
+OpenAI-compatible adapter as any upstream, behind the gateway's fair queue.
+
+Every call streams from the engine (a non-streaming answer is assembled here), so whatever happens, the
+tokens generated so far are known and billed: llama-server reports its exact counts with every token.
+"""
 from __future__ import annotations
 
-import asyncio
+import dataclasses
+import time
+from collections import deque
+from dataclasses import dataclass
 from typing import AsyncIterator
 
-from cbgate.errors import ModelParamInvalid
+import orjson
+
+from cbgate.errors import ModelParamInvalid, ModelRequestFailed
 from cbgate.providers.base import Capabilities, Completion, ModelCall, StreamOutcome
-from cbgate.providers.local.engine import Job, LocalEngine, Sampling
+from cbgate.providers.local.child import EngineChild, EngineDied
+from cbgate.providers.local.fair_queue import FairQueue
+from cbgate.providers.local.messages import engine_messages
+from cbgate.providers.local.supervisor import EngineSupervisor
+from cbgate.providers.openai_compat import OpenAICompatAdapter
+from cbgate.providers.token_estimate import TokenEstimator
+from cbgate.providers.upstream_http import Timeouts, UpstreamClient
+
+# What the engine cannot do with a plain-text model; the model reads tool calls as text (messages.py).
+DROPPED_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call", "n",
+                  "max_completion_tokens", "user")
+RATE_WINDOW = 10.0  # seconds over which the engine's tokens/s is measured
 
 
-class LocalProvider:
+@dataclass(frozen=True)
+class SamplingDefaults:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 512
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    name: str
+    up: bool
+    queue_depth: int  # requests waiting for a slot
+    batch_size: int  # sequences in the engine now
+    slots: int
+    tokens_per_second: float
+    generated_tokens: int
+    restarts: int
+
+
+class EngineProvider:
     capabilities = Capabilities()
 
-    def __init__(self, name: str, engine: LocalEngine, *, temperature: float = 0.7,
-                 top_p: float = 0.95, max_tokens: int = 512):
+    def __init__(self, name: str, supervisor: EngineSupervisor, queue: FairQueue, client: UpstreamClient,
+                 estimator: TokenEstimator, defaults: SamplingDefaults | None = None,
+                 timeouts: Timeouts | None = None, ready_timeout: float = 30.0):
         self.name = name
-        self.engine = engine
-        self.defaults = (temperature, top_p, max_tokens)
+        self.supervisor = supervisor
+        self.queue = queue
+        self.client = client
+        self.estimator = estimator
+        self.defaults = defaults or SamplingDefaults()
+        self.timeouts = timeouts or Timeouts(connect=5.0, first_byte=120.0, idle=60.0, total=300.0)
+        self.ready_timeout = ready_timeout  # how long a request waits for a restarting engine
+        self.generated = 0
+        self._recent: deque[tuple[float, int]] = deque()  # (time, tokens) of recently finished answers
+        self._adapter: tuple[EngineChild, OpenAICompatAdapter] | None = None
 
-    def _job(self, call: ModelCall) -> Job:
+    async def start(self) -> None:
+        await self.supervisor.start()
+
+    def _engine_call(self, call: ModelCall) -> ModelCall:
         req = call.request
         if req.n not in (None, 1):
             raise ModelParamInvalid("invalid parameter `n`: the embedded engine generates one choice")
         if req.has_images:
             raise ModelParamInvalid("invalid parameter `messages`: this model does not read images")
-        temperature, top_p, max_tokens = self.defaults
-        sampling = Sampling(
-            temperature=req.temperature if req.temperature is not None else temperature,
-            top_p=req.top_p if req.top_p is not None else top_p,
-            max_tokens=req.max_tokens or max_tokens,
-            stop=req.stop,
-            seed=req.seed,
-        )
-        job = Job(req.messages, sampling, asyncio.get_running_loop())
-        self.engine.submit(job)
-        return job
+        body = {k: v for k, v in req.raw.items() if k not in DROPPED_FIELDS}
+        body["messages"] = engine_messages(req.messages)
+        body["max_tokens"] = req.max_tokens or self.defaults.max_tokens
+        body.setdefault("temperature", self.defaults.temperature)
+        body.setdefault("top_p", self.defaults.top_p)
+        body["stream"] = True
+        body["timings_per_token"] = True  # exact token counts with every token, so a cut answer is billed right
+        return ModelCall(dataclasses.replace(req, raw=body), call.chunks, call.request_id)
 
-    async def _events(self, job: Job, outcome: StreamOutcome) -> AsyncIterator[tuple]:
-        try:
-            while True:
-                event = await job.events.get()
-                kind = event[0]
-                if kind == "error":
-                    raise event[1]
-                if kind == "start":
-                    outcome.usage.prompt_tokens = event[1]
-                elif kind == "end":
-                    outcome.finish_reason, outcome.usage.completion_tokens = event[1], event[2]
-                    return
-                yield event
-        finally:
-            job.cancel.set()  # a cancelled caller (client gone) stops the engine at the next token
+    def _adapter_for(self, child: EngineChild) -> OpenAICompatAdapter:
+        if self._adapter is None or self._adapter[0] is not child:
+            adapter = OpenAICompatAdapter(self.name, base_url=child.base_url + "/v1", api_key=child.api_key,
+                                          client=self.client, estimator=self.estimator, timeouts=self.timeouts)
+            self._adapter = (child, adapter)
+        return self._adapter[1]
+
+    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
+        engine_call = self._engine_call(call)
+        async with self.queue.slot(call.tenant):
+            try:
+                child = await self.supervisor.ready(self.ready_timeout)
+            except EngineDied as exc:
+                raise ModelRequestFailed(str(exc)) from None
+            try:
+                first = True
+                async for chunk in self._adapter_for(child).stream(engine_call, outcome):
+                    if first:
+                        first = False
+                        _empty_content_not_null(chunk)
+                    yield chunk
+            except ModelRequestFailed as exc:
+                if await self.supervisor.lost(child):
+                    raise ModelRequestFailed(f"the embedded engine stopped while answering: {child.died()}; "
+                                             "it is being restarted") from None
+                raise exc
+            finally:
+                self._count(outcome.usage.completion_tokens)
 
     async def complete(self, call: ModelCall) -> Completion:
         outcome = StreamOutcome()
-        parts = [e[1] async for e in self._events(self._job(call), outcome) if e[0] == "text"]
-        message = {"role": "assistant", "content": "".join(parts)}
-        return Completion(call.chunks.completion(message, outcome.finish_reason, outcome.usage), outcome.usage)
-
-    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict]:
-        job = self._job(call)
+        parts: list[str] = []
         try:
-            async for kind, *rest in self._events(job, outcome):
-                if kind == "start":
-                    yield call.chunks.chunk({"role": "assistant", "content": ""})
-                else:
-                    outcome.mark_token()
-                    yield call.chunks.chunk({"content": rest[0]})
-        finally:
-            await _settle_cancelled(job, outcome)
-        yield call.chunks.chunk({}, outcome.finish_reason)
+            async for chunk in self.stream(call, outcome):
+                if isinstance(chunk, bytes):
+                    chunk = orjson.loads(chunk)
+                for choice in chunk.get("choices") or ():
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        parts.append(content)
+        except ModelRequestFailed as exc:
+            if exc.usage is None and outcome.usage.completion_tokens:
+                raise ModelRequestFailed(exc.message, upstream_status=exc.upstream_status, usage=outcome.usage) from None
+            raise
+        message = {"role": "assistant", "content": "".join(parts)}
+        body = call.chunks.completion(message, outcome.finish_reason or "stop", outcome.usage)
+        return Completion(body, outcome.usage)
+
+    def _count(self, tokens: int) -> None:
+        now = time.monotonic()
+        self.generated += tokens
+        self._recent.append((now, tokens))
+        while self._recent and self._recent[0][0] < now - RATE_WINDOW:
+            self._recent.popleft()
+
+    def stats(self) -> EngineStats:
+        now = time.monotonic()
+        recent = sum(n for at, n in self._recent if at >= now - RATE_WINDOW)
+        return EngineStats(self.name, self.supervisor.up, self.queue.waiting, self.queue.busy, self.queue.slots,
+                           recent / RATE_WINDOW, self.generated, self.supervisor.restarts)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.engine.close)
+        await self.supervisor.close()
 
 
-async def _settle_cancelled(job: Job, outcome: StreamOutcome, wait: float = 2.0) -> None:
-    """A stream closed before its end event (client gone): stop the engine, wait the token it may be
-    computing, and bill every token it generated."""
-    if outcome.finish_reason is not None:  # the end event came: its counts are exact
-        return
-    job.cancel.set()
-    deadline = asyncio.get_running_loop().time() + wait
-    while job.started and not job.finished.is_set() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.005)
-    outcome.usage.completion_tokens = max(outcome.usage.completion_tokens, job.produced)
+
+def _empty_content_not_null(chunk: dict | bytes) -> None:
+    """llama-server opens with `"content": null`; clients of the public service get an empty string."""
+    if isinstance(chunk, dict):
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and "content" in delta and delta["content"] is None:
+                delta["content"] = ""

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""The embedded engine's benchmark, in one run on the embedded model (Gemma 3 270M Q4_K_M):
+
+- aggregate completion tokens/s through the gateway (`cbgate serve`) with 1, 4 and 8 concurrent streams;
+- the engine alone: the same llama-server command line, called directly, at the same concurrency;
+- raw llama.cpp batched decode of 1, 4 and 8 sequences (`llama-batched-bench` from the same build);
+- TTFT p50/p99 at 4 concurrent streams, and TTFT of a conversation's 10th turn against its 1st.
+
+Every answer is 64 tokens (`max_tokens` 64, `ignore_eos`). Prints a table with the issue's targets and
+writes bench/results/engine-latest.md. Run: `.venv/bin/python bench/engine.py` (about 2 minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
+from tests.support.gateway import start_serve  # noqa: E402
+from tests.support.real_engine import RealEngine, real_model  # noqa: E402
+
+MAX_TOKENS = 64
+LEVELS = (1, 4, 8)
+PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
+
+
+@dataclass
+class Level:
+    streams: int
+    tokens: int = 0
+    seconds: float = 0.0
+    ttfts: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+async def one_stream(session: aiohttp.ClientSession, url: str, headers: dict, body: dict) -> tuple[int, float, str]:
+    """(completion tokens, seconds to the first token, text) of one streamed answer."""
+    started = time.perf_counter()
+    first, tokens, text = None, 0, []
+    async with session.post(url, data=orjson.dumps(body), headers=headers) as r:
+        assert r.status == 200, await r.text()
+        async for raw in r.content:
+            if not raw.startswith(b"data: {"):
+                continue
+            event = orjson.loads(raw[6:])
+            if event.get("usage"):
+                tokens = event["usage"]["completion_tokens"]
+            for choice in event.get("choices") or ():
+                content = choice["delta"].get("content")
+                if content:
+                    text.append(content)
+                    if first is None:
+                        first = time.perf_counter() - started
+    return tokens, first or 0.0, "".join(text)
+
+
+def body(prompt: str, messages: list[dict] | None = None) -> dict:
+    return {"model": "gemma-3-270m", "messages": messages or [{"role": "user", "content": prompt}],
+            "max_tokens": MAX_TOKENS, "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+
+
+async def measure(url: str, headers: dict, streams: int, rounds: int) -> Level:
+    level = Level(streams)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        await one_stream(session, url, headers, body("Warm up."))
+
+        async def worker(i: int):
+            for r in range(rounds):
+                tokens, ttft, _ = await one_stream(session, url, headers, body(f"{PROMPT} (variant {i}-{r})"))
+                level.tokens += tokens
+                level.ttfts.append(ttft)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(streams)))
+        level.seconds = time.perf_counter() - started
+    return level
+
+
+async def turns(url: str, headers: dict, count: int = 10) -> list[float]:
+    """TTFT of each turn of one conversation that grows by a reply and a question per turn."""
+    history = [{"role": "user", "content": "Here is some context about ships and the sea. " * 30 + PROMPT}]
+    ttfts = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        for i in range(count):
+            _, ttft, text = await one_stream(session, url, headers, body("", history))
+            ttfts.append(ttft)
+            history += [{"role": "assistant", "content": text}, {"role": "user", "content": f"Go on ({i})."}]
+    return ttfts
+
+
+def batched_decode(threads: int) -> dict[int, float]:
+    """Raw llama.cpp: decode tokens/s of 1, 4 and 8 sequences decoding together (llama-batched-bench)."""
+    binary = Path(sys.prefix) / "bin" / "llama-batched-bench"
+    out = subprocess.run([str(binary), "-m", str(real_model()), "-c", "8192", "-b", "256", "-ub", "256",
+                          "-npp", "32", "-ntg", str(MAX_TOKENS), "-npl", ",".join(map(str, LEVELS)),
+                          "-t", str(threads), "-tb", str(threads)], capture_output=True, text=True, timeout=600)
+    rates = {}
+    for line in out.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 8 and cells[2].isdigit() and int(cells[2]) in LEVELS:
+            rates[int(cells[2])] = float(cells[7])  # B, then S_TG t/s: decode tokens/s of the whole batch
+    if len(rates) != len(LEVELS):
+        raise RuntimeError(f"llama-batched-bench printed no table:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return rates
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def report(gateway: dict[int, Level], alone: dict[int, Level], raw: dict[int, float], first: float, tenth: float,
+           load: str) -> str:
+    g = {n: gateway[n].rate for n in LEVELS}
+    ttft1, ttft4 = statistics.median(gateway[1].ttfts), statistics.median(gateway[4].ttfts)
+    lines = [f"# Embedded engine: Gemma 3 270M Q4_K_M, {os.cpu_count()} cores, "
+             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load {load}", "",
+             "| streams | through the gateway | engine alone | raw batched decode | gateway / alone | gateway / raw |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for n in LEVELS:
+        lines.append(f"| {n} | {g[n]:.1f} tok/s | {alone[n].rate:.1f} tok/s | {raw[n]:.1f} tok/s | "
+                     f"{g[n] / alone[n].rate:.2f} | {g[n] / raw[n]:.2f} |")
+    lines += ["", f"TTFT through the gateway: 1 stream p50 {ttft1 * 1000:.0f} ms; 4 streams p50 {ttft4 * 1000:.0f} ms, "
+              f"p99 {pct(gateway[4].ttfts, 0.99) * 1000:.0f} ms; a conversation's 1st turn {first * 1000:.0f} ms, "
+              f"10th turn {tenth * 1000:.0f} ms.", "", "| target | measured | met |", "|---|---:|:---:|"]
+    targets = [("4 streams >= 2.0x one stream", g[4] / g[1], 2.0), ("4 streams >= 0.95x the engine alone at 4",
+               g[4] / alone[4].rate, 0.95), ("4 streams >= 0.85x raw batched decode of 4", g[4] / raw[4], 0.85),
+               ("8 streams >= 2.8x one stream", g[8] / g[1], 2.8)]
+    lines += [f"| {name} | {value:.2f}x | {'yes' if value >= goal else 'NO'} |" for name, value, goal in targets]
+    ratio = ttft4 / ttft1
+    lines.append(f"| TTFT p50 at 4 streams < 2x one stream's | {ratio:.2f}x | {'yes' if ratio < 2 else 'NO'} |")
+    lines.append(f"| 10th turn TTFT / 1st turn TTFT (prefix reuse) | {tenth / first:.2f}x | "
+                 f"{'yes' if tenth < 1.5 * first else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+async def through_gateway(rounds: int) -> tuple[dict[int, Level], float, float]:
+    data_dir = Path(tempfile.mkdtemp(prefix="cbgate-bench-engine-")) / "data"
+    served = start_serve(data_dir, {"CBGATE_LOG_LEVEL": "warning"})
+    try:
+        key = re.findall(r"cbsk_[A-Za-z0-9_-]{43}", served.log())[0]
+        url, headers = served.url + "/v1/ai/cloudbase/chat/completions", {"Authorization": f"Bearer {key}"}
+        levels = {n: await measure(url, headers, n, rounds if n > 1 else rounds + 2) for n in LEVELS}
+        ttfts = await turns(url, headers)
+    finally:
+        served.proc.terminate()
+        served.proc.wait(30)
+    return levels, ttfts[0], ttfts[-1]
+
+
+async def engine_alone(rounds: int) -> dict[int, Level]:
+    engine = RealEngine(Path(tempfile.mkdtemp(prefix="cbgate-bench-engine-")) / "engine.log", parallel=8)
+    try:
+        url = engine.url + "/v1/chat/completions"
+        return {n: await measure(url, engine.headers, n, rounds if n > 1 else rounds + 2) for n in LEVELS}
+    finally:
+        engine.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=2, help="answers per stream at each concurrency")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "engine-latest.md"), help="file, or -")
+    args = parser.parse_args()
+    gateway, first, tenth = asyncio.run(through_gateway(args.rounds))
+    alone = asyncio.run(engine_alone(args.rounds))
+    raw = batched_decode(os.cpu_count() or 1)
+    text = report(gateway, alone, raw, first, tenth, " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    print(text)
+    if args.out != "-":
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

