@@ -13,7 +13,6 @@ from playwright.sync_api import expect
 
 from tests.console.test_console import sign_in
 from tests.support.admin_plane import make_cast
-from tests.support.fake_llama import FakeLlama
 from tests.support.wait import wait_until
 
 
@@ -69,7 +68,7 @@ def test_multi_turn_chat_with_settings_and_one_key_per_browser(page, cast, shots
 
 
 def test_stop_keeps_the_partial_answer_and_new_chat_clears(page, cast):
-    FakeLlama.token_delay = 0.1
+    cast.gw.engine.script(token_delay=0.1)
     sign_in(page, cast.gw, cast.operator, "playground")
     question = "a question with a long echo to stop half way through"
     page.fill("[data-test=playground-prompt]", question)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 
 import openai
 import pytest
@@ -11,7 +13,7 @@ import requests
 from sqlalchemy import text
 
 from cbgate.logs import ACCESS, JsonFormatter
-from tests.support.gateway import fake_local_provider, start_in_thread
+from tests.support.gateway import start_in_thread
 from tests.support.wait import wait_until
 
 MODEL = "gemma-3-270m"
@@ -34,22 +36,17 @@ def test_readyz_is_503_while_a_migration_is_missing(gateway):
     assert requests.get(gateway.url + "/livez", timeout=10).status_code == 200  # alive all the same
 
 
-def test_readyz_asks_the_engine_for_its_state(tmp_path):
-    engine = fake_local_provider()
-    state = {"reason": "the engine is restarting"}
+def test_readyz_asks_the_engine_for_its_state(gateway):
+    gateway.engine.script(crash_on_eval=True)  # killed, and each restart dies again while proving itself
+    os.kill(gateway.engine.pid(), signal.SIGKILL)
 
-    async def ready():
-        return state["reason"]
+    def engine_down():
+        ready = requests.get(gateway.url + "/readyz", timeout=10)
+        return ready.status_code == 503 and ready.json()["checks"]["engine"]
 
-    engine.ready = ready
-    gw = start_in_thread(tmp_path / "data", overrides={"embedded-gemma": engine})
-    try:
-        down = requests.get(gw.url + "/readyz", timeout=10)
-        assert down.status_code == 503 and "the engine is restarting" in down.json()["checks"]["engine"]
-        state["reason"] = None
-        assert requests.get(gw.url + "/readyz", timeout=10).status_code == 200
-    finally:
-        gw.stop()
+    assert "killed by SIG" in wait_until(engine_down, "/readyz to see the engine down")
+    gateway.engine.script(crash_on_eval=None)
+    wait_until(lambda: requests.get(gateway.url + "/readyz", timeout=10).status_code == 200, "the engine back")
 
 
 def test_readyz_checks_redis_where_it_is_configured(tmp_path):

@@ -116,7 +116,7 @@ class ChatService:
             completion = await provider.complete(call)
         except ModelRequestFailed as exc:
             if exc.usage is not None:  # the deployment generated tokens before it failed: they are billed
-                meter.usage = exc.usage
+                meter.generated_before_failure(exc.usage)
             raise
         meter.usage = completion.usage
         meter.note_completion(completion.body)

@@ -6,7 +6,9 @@ client's disconnect cancelling the task) and only appends to the spool and updat
 The billing rule, in one place (`Meter.finish`): a request bills tokens only once its answer began, that
 is once a non-streamed body was produced or a stream's first chunk went out. A failure before that (an
 upstream error, a malformed first event, a timeout, a refusal, the client leaving, the gateway stopping)
-bills 0 tokens, whichever deployment failed and however. After the first chunk, a stream bills its prompt
+bills 0 tokens, whichever deployment failed and however, except tokens a deployment reports it generated
+before failing (the embedded engine dying under a non-streamed answer: `generated_before_failure`). After the
+first chunk, a stream bills its prompt
 and the tokens produced up to its end, however it ended; a `kill -9` bills the tokens journalled up to
 the last progress entry (at the first chunk, then every PROGRESS_TOKENS chunks or PROGRESS_SECONDS), and
 nothing when no chunk went out.
@@ -73,7 +75,8 @@ def _client_left(error: BaseException | None) -> bool:
 
 class Meter:
     __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done",
-                 "finishers", "answer", "unrecorded", "cut", "streamed", "journalled", "journalled_at")
+                 "finishers", "answer", "unrecorded", "cut", "streamed", "journalled", "journalled_at",
+                 "generated")
 
     def __init__(self, metering: Metering, principal: Principal, group: str, req: ChatRequest,
                  request_id: str):
@@ -84,6 +87,7 @@ class Meter:
                                   created_at=time.time(), surface=req.surface)
         self.routed = False  # model and group are labels only once they resolved to a real route
         self.answered = False  # a stream's 200 went out, so later failures travel inside it
+        self.generated = False  # a failed deployment reported tokens it generated: billed all the same
         self.usage: Usage | None = None
         self.outcome: StreamOutcome | None = None
         self.started = time.monotonic()
@@ -95,6 +99,12 @@ class Meter:
         self.streamed = 0  # chunks sent (about one token each): what a crash bills
         self.journalled = 0  # `streamed` as the spool's last progress entry has it
         self.journalled_at = self.started
+
+    def generated_before_failure(self, usage: Usage) -> None:
+        """The deployment failed after generating these tokens (the engine died under a non-streamed
+        answer): the client gets the failure, and what was generated is billed."""
+        self.usage = usage
+        self.generated = True
 
     def note_completion(self, body: dict) -> None:
         if self.answer is not None and body.get("choices"):
@@ -164,7 +174,7 @@ class Meter:
             error = self.cut
         usage = self.usage or (self.outcome.usage if self.outcome is not None else None)
         # the billing rule (module docstring): nothing is billed for a request whose answer never began
-        if usage is not None and (error is None or self.answered):
+        if usage is not None and (error is None or self.answered or self.generated):
             r.prompt_tokens, r.completion_tokens, r.estimated = (
                 usage.prompt_tokens, usage.completion_tokens, usage.estimated)
             r.cache_creation_tokens, r.cache_read_tokens = usage.cache_creation_tokens, usage.cache_read_tokens

@@ -71,7 +71,7 @@ class EngineOptions:
             return cls(model=model, binary=find_llama_server(env),
                        n_ctx=int(options.get("n_ctx", 4096)), parallel=int(options.get("parallel", 8)),
                        batch=int(options.get("batch", 256)), cache_ram_mib=int(options.get("cache_ram_mib", 512)),
-                       threads=int(options["threads"]) if options.get("threads") else None,
+                       threads=int(options["n_threads"]) if options.get("n_threads") else None,
                        chat_template=chat_template_for(model, options.get("chat_template")),
                        extra_args=tuple(str(a) for a in options.get("args", ())),
                        env=tuple(env.items()))

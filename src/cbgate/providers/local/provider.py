@@ -70,6 +70,10 @@ class EngineProvider:
     async def start(self) -> None:
         await self.supervisor.start()
 
+    async def ready(self) -> str | None:
+        """None while the engine serves; else why not (for /readyz)."""
+        return None if self.supervisor.up else f"restarting; {self.supervisor.last_failure}"
+
     def _engine_call(self, call: ModelCall) -> ModelCall:
         req = call.request
         if req.n not in (None, 1):
@@ -96,23 +100,33 @@ class EngineProvider:
         engine_call = self._engine_call(call)
         async with self.queue.slot(call.tenant):
             try:
-                child = await self.supervisor.ready(self.ready_timeout)
-            except EngineDied as exc:
-                raise ModelRequestFailed(str(exc)) from None
-            try:
-                first = True
-                async for chunk in self._adapter_for(child).stream(engine_call, outcome):
-                    if first:
-                        first = False
-                        _empty_content_not_null(chunk)
-                    yield chunk
-            except ModelRequestFailed as exc:
-                if await self.supervisor.lost(child):
-                    raise ModelRequestFailed(f"the embedded engine stopped while answering: {child.died()}; "
-                                             "it is being restarted") from None
-                raise exc
+                # An engine found dead before it produced anything for this request (it died just before,
+                # and the supervisor had not seen it yet) is waited for once; one that dies while answering
+                # ends the answer, since its tokens may already be with the client.
+                for attempt in (1, 2):
+                    child = await self._running()
+                    produced = False
+                    try:
+                        async for chunk in self._adapter_for(child).stream(engine_call, outcome):
+                            if not produced:
+                                produced = True
+                                _empty_content_not_null(chunk)
+                            yield chunk
+                        return
+                    except ModelRequestFailed:
+                        if not await self.supervisor.lost(child):
+                            raise
+                        if produced or attempt == 2:
+                            raise ModelRequestFailed(f"the embedded engine stopped while answering: {child.died()}; "
+                                                     "it is being restarted") from None
             finally:
                 self._count(outcome.usage.completion_tokens)
+
+    async def _running(self) -> EngineChild:
+        try:
+            return await self.supervisor.ready(self.ready_timeout)
+        except EngineDied as exc:
+            raise ModelRequestFailed(str(exc)) from None
 
     async def complete(self, call: ModelCall) -> Completion:
         outcome = StreamOutcome()
