@@ -16,7 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from cbgate.config import ConfigError, load_settings
 from cbgate.core.tracing import Tracing, tracing_from_env
 from cbgate.http.app import App
-from tests.support.gateway import fake_local_provider, free_port, make_admin
+from tests.support.catalog import write_catalog
+from tests.support.fake_engine import FakeEngine
+from tests.support.gateway import free_port, make_admin
 from tests.support.wait import wait_until
 
 MODEL = "gemma-3-270m"
@@ -28,11 +30,12 @@ def traced(tmp_path):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     data_dir = tmp_path / "data"
+    write_catalog(data_dir, [])  # the embedded model on the fake engine
     admin = make_admin(data_dir)
     env_id = admin.create_env()
     _, key = admin.create_key(env_id)
-    app = App(load_settings(str(data_dir), env={**admin.settings.env_vars}),
-              {"embedded-gemma": fake_local_provider()}, tracing=Tracing(provider))
+    app = App(load_settings(str(data_dir), env={**admin.settings.env_vars, **FakeEngine(tmp_path / "engine").env}),
+              tracing=Tracing(provider))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
