@@ -40,7 +40,7 @@ def test_first_start_prints_env_key_and_a_curl_line(served, key):
     log = served.log()
     assert re.search(r"created environment env-[a-z0-9]+", log)
     assert log.count(key) == 2  # the key itself, and inside the ready-to-paste curl line
-    assert f"curl -N {served.url}/v1/ai/cloudbase/chat/completions" in log
+    assert f"curl {served.url}/v1/ai/cloudbase/chat/completions" in log
     assert "loading" in log and "embedded engine ready" in log  # progress on the long steps
     # announced only once the engine evaluated a token, and before the server took requests
     assert log.index("evaluated") < log.index("Application startup complete")
