@@ -198,3 +198,28 @@ def test_loopback_spellings_reach_nothing_unless_allowed_then_reach_only_loopbac
     allow = "localhost" if host == "localhost" else "127.0.0.1"
     assert asyncio.run(get(allow)) == 200
     assert len(canary.requests) == 1
+
+
+def test_the_reproduction_through_the_admin_api_and_chat(tmp_path, canary):
+    """Finding 1 as reported: full-width and ideographic spellings of loopback reached a canary through
+    both the admin API's creation check and chat calls. Now neither reaches it."""
+    import requests
+
+    from tests.support.gateway import start_in_thread
+    gw = start_in_thread(tmp_path / "data", env={"CBGATE_SECRET_KEY": "operator-passphrase-egress"})
+    canary.server.requests.clear()
+    try:
+        for i, host in enumerate(["１２７.０.０.１", "127。0。0。1", "①②⑦.0.0.1"]):
+            base = f"http://{host}:{canary.port}/v1"
+            group = {"name": f"inside{i}", "base_url": base, "models": ["m"]}
+            checked = requests.post(f"{gw.url}/admin/v1/envs/{gw.env_id}/groups", json=group, headers=gw.headers(),
+                                    timeout=30)
+            assert checked.status_code in (400, 502) and "CBGATE_UPSTREAM_ALLOW" in checked.json()["message"]
+            unchecked = requests.post(f"{gw.url}/admin/v1/envs/{gw.env_id}/groups", json={**group, "check": False},
+                                      headers=gw.headers(), timeout=30)
+            assert unchecked.status_code == 201
+            reply = gw.chat({"model": "m", "messages": [{"role": "user", "content": "hi"}]}, group=f"inside{i}")
+            assert reply.status_code == 502 and "CBGATE_UPSTREAM_ALLOW" in reply.json()["message"]
+        assert canary.requests == []
+    finally:
+        gw.stop()
