@@ -138,3 +138,12 @@ def test_the_cli_prints_stored_names_escaped(tmp_path):
     assert len(out.strip().splitlines()) == 3  # the header and two rows: no forged line
     assert "never" in out and "far-future" in out  # the listing survives an expiry past year 9999
     assert "far-future" in cbgate(data_dir, "key", "list", "--env", env_id, "--json").stdout
+
+
+def test_an_expiry_stored_past_year_9999_lists_as_none(gw):
+    """Such a row once made the console show "Invalid time value"; revoking did not help."""
+    stored_envs.insert_key(gw.admin.store, KeyRow(id=new_key_id(), env_id=gw.env_id, digest="2" * 64,
+                                                  prefix="cbsk_zzzzzzz", kind="server", name="far", created_at=0.0,
+                                                  expires_at=9.2e18, revoked_at=None, last_used_at=None))
+    listed = admin(gw, "GET", f"/envs/{gw.env_id}/keys").json()["data"]
+    assert next(k for k in listed if k["name"] == "far")["expires_at"] is None

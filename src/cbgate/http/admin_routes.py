@@ -48,10 +48,16 @@ class Call:
         return value
 
 
+LAST_SHOWABLE_TIME = 253402300799.0  # 9999-12-31T23:59:59Z: the last second a browser's Date can show
+
+
 def key_view(row) -> dict:
-    """A key as listings show it: never its digest, and the plain key only once, at creation."""
+    """A key as listings show it: never its digest, and the plain key only once, at creation. An expiry
+    stored past year 9999 (before expiry was bounded) reads as none, which is what it means."""
     view = asdict(row)
     view.pop("digest", None)
+    if view.get("expires_at") is not None and view["expires_at"] > LAST_SHOWABLE_TIME:
+        view["expires_at"] = None
     return view
 
 
