@@ -1,26 +1,18 @@
 """The engine's queue through real HTTP, over the fake llama-server with one slot: environments take turns,
 a full queue answers 429, and the engine's figures show in /metrics."""
 import threading
-import time
 
 import pytest
 import requests
 
 from tests.support.gateway import start_in_thread
+from tests.support.wait import wait_until
 
 MODEL = "gemma-3-270m"
 
 
 def ask(text: str, **extra) -> dict:
     return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def wait_until(check, timeout: float = 20.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def operator_headers(gw) -> dict[str, str]:

@@ -5,29 +5,19 @@ import json
 import os
 import signal
 import threading
-import time
 
 import requests
 
 from cbgate.providers.local.supervisor import Backoff
 from tests.http.test_metrics import scrape
 from tests.support.ledger import wait_for_records
+from tests.support.wait import wait_until
 
 MODEL = "gemma-3-270m"
 
 
 def ask(text: str, **extra) -> dict:
     return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def wait_until(check, timeout: float = 20.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def engine_back(gateway, old_pid: int) -> bool:
