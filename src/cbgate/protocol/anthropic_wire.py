@@ -177,28 +177,12 @@ SIGNATURE = "reasoning_signature"
 
 def from_message(body: dict, chunks: ChunkFactory, keep_signature: bool = False) -> tuple[dict, Usage | None, list[str]]:
     """An OpenAI completion from a Messages answer, its usage (None if unreported) and its text pieces."""
-    texts, thoughts, calls, signatures = [], [], [], []
-    for block in body.get("content") or ():
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(block.get("text", ""))
-        elif kind == "thinking":
-            thoughts.append(block.get("thinking", ""))
-            signatures.append(block.get("signature") or "")
-        elif kind == "tool_use":
-            calls.append({"id": block.get("id", ""), "type": "function", "function": {
-                "name": block.get("name", ""), "arguments": orjson.dumps(block.get("input", {})).decode()}})
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
-    if thoughts:
-        message["reasoning_content"] = "".join(thoughts)
-        if keep_signature and any(signatures):
-            message[SIGNATURE] = "".join(signatures)
-    if calls:
-        message["tool_calls"] = calls
+    message = _assistant_turn(body.get("content") or [], keep_signature)
     finish = STOP_REASONS.get(body.get("stop_reason"), "stop")
     usage = usage_of(body.get("usage"))
     completion = chunks.completion(message, finish, usage or Usage())
-    pieces = texts + thoughts + [c["function"]["name"] + c["function"]["arguments"] for c in calls]
+    pieces = [message["content"] or "", message.get("reasoning_content", "")]
+    pieces += [c["function"]["name"] + c["function"]["arguments"] for c in message.get("tool_calls", ())]
     return completion, usage, pieces
 
 
@@ -319,6 +303,7 @@ def _user_turn(blocks: list[dict]) -> list[dict]:
 
 
 def _assistant_turn(blocks: list[dict], keep_signature: bool = False) -> dict:
+    """An assistant turn in OpenAI form from Messages content blocks (text, thinking, tool use)."""
     texts, thoughts, calls, signatures = [], [], [], []
     for block in blocks:
         kind = block.get("type")
