@@ -7,14 +7,13 @@
 - TTFT p50/p99 at 4 concurrent streams, and TTFT of a conversation's 10th turn against its 1st.
 
 Every answer is 64 tokens (`max_tokens` 64, `ignore_eos`). Prints a table with the issue's targets and
-writes bench/results/engine-latest.md. Run: `.venv/bin/python bench/engine.py` (about 2 minutes).
+writes bench/results/engine-latest.md. Run: `.venv/bin/python bench/engine.py` (about 3 minutes on 2 quiet cores).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,8 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
-from tests.support.gateway import start_serve  # noqa: E402
+from tests.support.gateway import make_admin, start_serve  # noqa: E402
+from cbgate.providers.local.command import default_threads  # noqa: E402
 from tests.support.real_engine import RealEngine, real_model  # noqa: E402
 
 MAX_TOKENS = 64
@@ -71,6 +71,12 @@ async def one_stream(session: aiohttp.ClientSession, url: str, headers: dict, bo
     return tokens, first or 0.0, "".join(text)
 
 
+def client() -> aiohttp.ClientSession:
+    """A connection per request, as the gateway's engine client does (llama-server may close one after a stream)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
+                                 timeout=aiohttp.ClientTimeout(total=300))
+
+
 def body(prompt: str, messages: list[dict] | None = None) -> dict:
     return {"model": "gemma-3-270m", "messages": messages or [{"role": "user", "content": prompt}],
             "max_tokens": MAX_TOKENS, "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
@@ -78,7 +84,7 @@ def body(prompt: str, messages: list[dict] | None = None) -> dict:
 
 async def measure(url: str, headers: dict, streams: int, rounds: int) -> Level:
     level = Level(streams)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+    async with client() as session:
         await one_stream(session, url, headers, body("Warm up."))
 
         async def worker(i: int):
@@ -97,7 +103,7 @@ async def turns(url: str, headers: dict, count: int = 10) -> list[float]:
     """TTFT of each turn of one conversation that grows by a reply and a question per turn."""
     history = [{"role": "user", "content": "Here is some context about ships and the sea. " * 30 + PROMPT}]
     ttfts = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+    async with client() as session:
         for i in range(count):
             _, ttft, text = await one_stream(session, url, headers, body("", history))
             ttfts.append(ttft)
@@ -105,20 +111,17 @@ async def turns(url: str, headers: dict, count: int = 10) -> list[float]:
     return ttfts
 
 
-def batched_decode(threads: int) -> dict[int, float]:
-    """Raw llama.cpp: decode tokens/s of 1, 4 and 8 sequences decoding together (llama-batched-bench)."""
+def batched_decode(threads: int, sequences: int) -> float:
+    """Raw llama.cpp: decode tokens/s of `sequences` decoding together (llama-batched-bench, same build)."""
     binary = Path(sys.prefix) / "bin" / "llama-batched-bench"
     out = subprocess.run([str(binary), "-m", str(real_model()), "-c", "8192", "-b", "256", "-ub", "256",
-                          "-npp", "32", "-ntg", str(MAX_TOKENS), "-npl", ",".join(map(str, LEVELS)),
+                          "-npp", "32", "-ntg", str(MAX_TOKENS), "-npl", str(sequences),
                           "-t", str(threads), "-tb", str(threads)], capture_output=True, text=True, timeout=600)
-    rates = {}
     for line in out.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 8 and cells[2].isdigit() and int(cells[2]) in LEVELS:
-            rates[int(cells[2])] = float(cells[7])  # B, then S_TG t/s: decode tokens/s of the whole batch
-    if len(rates) != len(LEVELS):
-        raise RuntimeError(f"llama-batched-bench printed no table:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return rates
+        if len(cells) >= 8 and cells[2] == str(sequences):
+            return float(cells[7])  # S_TG t/s: decode tokens/s of the whole batch
+    raise RuntimeError(f"llama-batched-bench printed no table:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -151,27 +154,34 @@ def report(gateway: dict[int, Level], alone: dict[int, Level], raw: dict[int, fl
     return "\n".join(lines) + "\n"
 
 
-async def through_gateway(rounds: int) -> tuple[dict[int, Level], float, float]:
-    data_dir = Path(tempfile.mkdtemp(prefix="cbgate-bench-engine-")) / "data"
+async def run(rounds: int) -> tuple[dict[int, Level], dict[int, Level], dict[int, float], float, float]:
+    """Both servers up at once, and at each concurrency the three measured back to back, so that the
+    shared machine's load weighs on the three alike."""
+    scratch = Path(tempfile.mkdtemp(prefix="cbgate-bench-engine-"))
+    data_dir = scratch / "data"
+    admin = make_admin(data_dir, {"CBGATE_DATA_DIR": str(data_dir)})
+    env_id = admin.create_env()
+    _, key = admin.create_key(env_id)
+    admin.set_env_limits(env_id, {"concurrency": None})  # 8 streams: over an environment's default of 5
+    admin.store.close()
     served = start_serve(data_dir, {"CBGATE_LOG_LEVEL": "warning"})
+    engine = RealEngine(scratch / "engine.log", parallel=8)
+    gateway, alone, raw = {}, {}, {}
     try:
-        key = re.findall(r"cbsk_[A-Za-z0-9_-]{43}", served.log())[0]
         url, headers = served.url + "/v1/ai/cloudbase/chat/completions", {"Authorization": f"Bearer {key}"}
-        levels = {n: await measure(url, headers, n, rounds if n > 1 else rounds + 2) for n in LEVELS}
+        for n in LEVELS:
+            answers = rounds if n > 1 else rounds + 2
+            raw[n] = batched_decode(default_threads(), n)
+            alone[n] = await measure(engine.url + "/v1/chat/completions", engine.headers, n, answers)
+            gateway[n] = await measure(url, headers, n, answers)
+            print(f"{n} streams: gateway {gateway[n].rate:.1f}, alone {alone[n].rate:.1f}, raw {raw[n]:.1f} tok/s",
+                  file=sys.stderr, flush=True)
         ttfts = await turns(url, headers)
     finally:
+        engine.stop()
         served.proc.terminate()
         served.proc.wait(30)
-    return levels, ttfts[0], ttfts[-1]
-
-
-async def engine_alone(rounds: int) -> dict[int, Level]:
-    engine = RealEngine(Path(tempfile.mkdtemp(prefix="cbgate-bench-engine-")) / "engine.log", parallel=8)
-    try:
-        url = engine.url + "/v1/chat/completions"
-        return {n: await measure(url, engine.headers, n, rounds if n > 1 else rounds + 2) for n in LEVELS}
-    finally:
-        engine.stop()
+    return gateway, alone, raw, ttfts[0], ttfts[-1]
 
 
 def main() -> None:
@@ -179,9 +189,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="answers per stream at each concurrency")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "engine-latest.md"), help="file, or -")
     args = parser.parse_args()
-    gateway, first, tenth = asyncio.run(through_gateway(args.rounds))
-    alone = asyncio.run(engine_alone(args.rounds))
-    raw = batched_decode(os.cpu_count() or 1)
+    gateway, alone, raw, first, tenth = asyncio.run(run(args.rounds))
     text = report(gateway, alone, raw, first, tenth, " ".join(f"{x:.1f}" for x in os.getloadavg()))
     print(text)
     if args.out != "-":

@@ -32,11 +32,10 @@ class ProviderRegistry:
         self._engines: dict[Path, EngineProvider] = {}
         # one pooled client for every upstream adapter; its sessions open in start(), on the running loop
         self.upstream = UpstreamClient(EgressPolicy.parse(settings.env_vars.get("CBGATE_UPSTREAM_ALLOW")))
-        # The engines' own pool. llama-server closes a connection idle for 5 s: ours are dropped after 2. One
-        # quick retry covers a pooled connection closed just then; a request the engine died under is not
-        # retried (its answer had begun), and a dead engine refuses the retry's connection anyway.
-        self.engine_client = UpstreamClient(EgressPolicy.parse(None), RetryPolicy(attempts=2, backoff=0.01),
-                                            keepalive=2.0)
+        # The engines' own client: a new loopback connection for every request (llama-server may close one
+        # after a streamed answer, and a reused closed connection fails the request), not retried: a request
+        # the engine died under is answered as such, and the provider waits once for an engine found dead.
+        self.engine_client = UpstreamClient(EgressPolicy.parse(None), RetryPolicy(attempts=1), keepalive=None)
         self.estimator = TokenEstimator()
 
     def build(self) -> None:

@@ -84,11 +84,11 @@ class UpstreamClient:
     """The pooled sessions: `trusted` for operator URLs, `guarded` (egress policy at connect) for tenants'."""
 
     def __init__(self, policy: EgressPolicy, retry: RetryPolicy | None = None, pool_size: int = 256,
-                 resolver: AbstractResolver | None = None, keepalive: float = 30.0):
+                 resolver: AbstractResolver | None = None, keepalive: float | None = 30.0):
         self.policy = policy
         self.retry = retry or RetryPolicy()
         self.pool_size = pool_size
-        self.keepalive = keepalive  # seconds an idle pooled connection is kept: under the server's own limit
+        self.keepalive = keepalive  # seconds an idle connection is kept for reuse; None: one connection a request
         self.resolver = resolver  # the name service under the guard (tests put a scripted one here)
         self._names: AbstractResolver | None = None
         self._connect_timeouts: dict[float, aiohttp.ClientTimeout] = {}  # one per configured value, reused
@@ -97,7 +97,8 @@ class UpstreamClient:
 
     async def start(self) -> None:
         """Create the sessions on the running loop (aiohttp binds them to it)."""
-        options = {"limit": self.pool_size, "limit_per_host": 0, "keepalive_timeout": self.keepalive,
+        reuse = {"keepalive_timeout": self.keepalive} if self.keepalive is not None else {"force_close": True}
+        options = {"limit": self.pool_size, "limit_per_host": 0, **reuse,
                    "enable_cleanup_closed": False}
         self._trusted = self._session(aiohttp.TCPConnector(**options))
         self._names = self.resolver or DefaultResolver()

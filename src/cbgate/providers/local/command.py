@@ -20,6 +20,13 @@ class EngineSetupError(Exception):
     """The engine cannot be started as configured; the message says what to do."""
 
 
+def default_threads() -> int:
+    """One core is left to the gateway: llama.cpp's threads wait for each other at every step, so when
+    the gateway (or anything else) takes one of them away the whole step stalls. On 2 shared cores, one
+    thread decoded steadily while two swung between faster and several times slower (bench/engine.py)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def find_llama_server(env: dict[str, str]) -> Path:
     named = env.get(BINARY_ENV)
     candidate = Path(named).expanduser() if named else Path(sys.prefix) / "bin" / "llama-server"
@@ -79,7 +86,7 @@ class EngineOptions:
             raise EngineSetupError(f"engine options for {model.name}: {exc}") from None
 
     def argv(self, port: int, api_key: str) -> list[str]:
-        threads = self.threads or max(1, os.cpu_count() or 1)
+        threads = self.threads or default_threads()
         args = [str(self.binary), "--model", str(self.model), "--host", "127.0.0.1", "--port", str(port),
                 "--api-key", api_key, "--alias", self.model.stem,
                 "--ctx-size", str(self.n_ctx * self.parallel), "--parallel", str(self.parallel),
