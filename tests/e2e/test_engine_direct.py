@@ -49,3 +49,14 @@ def test_a_turn_that_extends_a_conversation_reuses_the_cached_prefix(engine):
     # only the new part (the last reply as the template writes it, and the new question) was evaluated
     assert history > 150 and timings["prompt_n"] < 40 and timings["cache_n"] > 0.75 * history, timings
     assert requests.get(engine.url + "/health", timeout=5).ok
+
+
+def test_a_seed_makes_sampling_repeatable_per_sequence(engine):
+    def sample(seed: int) -> str:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "Name a fruit."}], "max_tokens": 12,
+                "temperature": 1.0, "top_p": 1.0, "seed": seed}
+        return engine.chat(body).json()["choices"][0]["message"]["content"]
+
+    first = sample(1234)
+    assert sample(1234) == first
+    assert any(sample(seed) != first for seed in (1, 2, 3))  # other seeds sample other tokens
