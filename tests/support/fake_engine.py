@@ -49,7 +49,7 @@ class FakeEngine:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"CBGATE_LLAMA_SERVER": str(fake_binary()), "CBGATE_FAKE_LLAMA_DIR": str(self.dir)}
+        return {"CBGATE_LLAMA_SERVER": str(fake_binary()), "CBGATE_ENGINE_FAKE_DIR": str(self.dir)}
 
     def script(self, **fields) -> None:
         """e.g. token_delay=0.05, reply_tokens=3, crash_after_tokens=10; None removes a field."""

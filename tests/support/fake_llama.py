@@ -7,7 +7,7 @@ only once its characters are whole. It speaks the parts of llama-server's API th
 /v1/chat/completions (streamed, with `timings` per token and usage), bearer-key checks, and stops
 generating when the client goes away.
 
-The test steers it through `<CBGATE_FAKE_LLAMA_DIR>/script.json`, read at every request:
+The test steers it through `<CBGATE_ENGINE_FAKE_DIR>/script.json`, read at every request:
 `token_delay` (seconds a token), `reply_tokens` (cap on the reply), `crash_on_eval` (die by SIGSEGV on a
 completion request), `crash_after_tokens` (die by SIGSEGV after generating that many tokens in all).
 It writes its port to `<dir>/port` and counts on `GET /_fake/stats`: tokens generated, requests running.
@@ -23,7 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-CONTROL = Path(os.environ.get("CBGATE_FAKE_LLAMA_DIR", "."))
+CONTROL = Path(os.environ.get("CBGATE_ENGINE_FAKE_DIR", "."))
 
 
 class State:

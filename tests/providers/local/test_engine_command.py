@@ -40,8 +40,10 @@ def test_the_binary_is_the_setup_build_or_the_one_named(tmp_path):
 
 
 def test_the_command_line_batches_sequences_and_prefills_in_chunks():
-    options = EngineOptions.from_deployment(assemble(), {"parallel": 8, "n_ctx": 2048, "args": ["--seed", "1"]},
-                                            {"CBGATE_LLAMA_SERVER": str(fake_binary())})
+    env = {"CBGATE_LLAMA_SERVER": str(fake_binary()), "PATH": "/usr/bin", "LLAMA_ARG_FLASH_ATTN": "on",
+           "CBGATE_SECRET_KEY": "operator-secret", "VLLM_KEY": "sk-upstream"}
+    options = EngineOptions.from_deployment(assemble(), {"parallel": 8, "n_ctx": 2048, "args": ["--seed", "1"]}, env)
+    assert dict(options.env) == {"PATH": "/usr/bin", "LLAMA_ARG_FLASH_ATTN": "on"}  # no secret reaches the engine
     argv = options.argv(port=9, api_key="k")
     flag = {name: argv[i + 1] for i, name in enumerate(argv[:-1]) if name.startswith("--")}
     assert flag["--parallel"] == "8" and flag["--ctx-size"] == str(8 * 2048) and "--cont-batching" in argv

@@ -20,6 +20,16 @@ class EngineSetupError(Exception):
     """The engine cannot be started as configured; the message says what to do."""
 
 
+# What of the gateway's environment the engine gets: the system's basics and llama.cpp's own settings, never
+# the gateway's secrets (database URL, secret key, upstream keys).
+ENGINE_ENV_NAMES = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "LD_LIBRARY_PATH"})
+ENGINE_ENV_PREFIXES = ("LC_", "LLAMA_", "GGML_", "OMP_", "CBGATE_ENGINE_")
+
+
+def engine_environment(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k in ENGINE_ENV_NAMES or k.startswith(ENGINE_ENV_PREFIXES)}
+
+
 def default_threads() -> int:
     """One core is left to the gateway: llama.cpp's threads wait for each other at every step, so when
     the gateway (or anything else) takes one of them away the whole step stalls. On 2 shared cores, one
@@ -81,7 +91,7 @@ class EngineOptions:
                        threads=int(options["n_threads"]) if options.get("n_threads") else None,
                        chat_template=chat_template_for(model, options.get("chat_template")),
                        extra_args=tuple(str(a) for a in options.get("args", ())),
-                       env=tuple(env.items()))
+                       env=tuple(engine_environment(env).items()))
         except (TypeError, ValueError) as exc:
             raise EngineSetupError(f"engine options for {model.name}: {exc}") from None
 

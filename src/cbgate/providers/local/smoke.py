@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import aiohttp
 
 from cbgate.providers.local.child import EngineChild, EngineDied
-from cbgate.providers.local.command import EngineOptions, EngineSetupError, chat_template_for
+from cbgate.providers.local.command import EngineOptions, EngineSetupError, chat_template_for, engine_environment
 
 
 def default_model() -> Path:
@@ -27,7 +28,8 @@ def default_model() -> Path:
 
 async def prove(binary: Path, model: Path, timeout: float) -> str:
     options = EngineOptions(model=model, binary=binary, n_ctx=512, parallel=1, batch=64,
-                            chat_template=chat_template_for(model, None))
+                            chat_template=chat_template_for(model, None),
+                            env=tuple(engine_environment(dict(os.environ)).items()))
     log = Path(tempfile.mkdtemp(prefix="cbgate-smoke-")) / "engine.log"
     child = EngineChild(options, log)
     started = time.monotonic()
