@@ -249,8 +249,9 @@ def cmd_doctor(args) -> None:
 
 
 def register(sub, common) -> None:
-    doctor = add_command(sub, "doctor", "check the data dir, database and migrations, model files and engine, "
-                         "port, upstreams and Redis; say what is wrong and how to fix it (exit 1 on a failure)",
+    doctor = add_command(sub, "doctor", "check the config file, data dir, database and migrations, secret key, "
+                         "model files and engine, port, upstreams and Redis; say what is wrong and how to fix "
+                         "it (exit 1 on a failure)",
                          ["cbgate doctor", "cbgate doctor --quick --port 9000 --json"], [common])
     doctor.add_argument("--host", default="127.0.0.1", help="the address serve will listen on (default 127.0.0.1)")
     doctor.add_argument("--port", type=int, default=8080, help="the port serve will listen on, e.g. 8080")

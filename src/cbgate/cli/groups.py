@@ -112,7 +112,8 @@ def _register_create(group, common) -> None:
                           "cbgate group create --env team-a ollama --base-url http://127.0.0.1:11434/v1 "
                           "--models llama3 --no-check"], [common])
     create.add_argument("--env", required=True, help=ENV_HELP)
-    create.add_argument("name", help="a-z, 0-9, '_' and '-', not starting with cloudbase, e.g. vllm")
+    create.add_argument("name", help="1-64 of a-z, 0-9, '_' and '-', starting with a letter, not starting with "
+                                      "cloudbase nor a built-in group's name (hunyuan, deepseek), e.g. vllm")
     create.add_argument("--base-url", required=True, help="e.g. http://10.0.0.5:8000/v1")
     create.add_argument("--ask-api-key", action="store_true",
                         help="prompt for the upstream's secret (or read it from piped stdin)")

@@ -115,10 +115,12 @@ def register(sub, common) -> None:
                                                             "0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080), e.g. 9000")
     serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes (one per core is a good start), e.g. 4")
+                       help="worker processes (default 1); each runs its own embedded engine, so with the "
+                            "embedded model keep 1; more suit models served upstream, e.g. 2")
     serve.add_argument("--log-format", choices=FORMATS, default=os.environ.get("CBGATE_LOG_FORMAT", "text")
                        if os.environ.get("CBGATE_LOG_FORMAT") in FORMATS else "text",
-                       help="text lines, or json: one JSON object a line for every log (default text)")
+                       help="text lines, or json: one JSON object a line for every log (default: "
+                            "$CBGATE_LOG_FORMAT when it is text or json, else text)")
     serve.add_argument("--no-access-log", action="store_true",
                        help="no line per request (default: one line each: status, code, model, tokens, "
                             "latency, request id)")

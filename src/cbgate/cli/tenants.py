@@ -70,7 +70,8 @@ def _register_env(sub, common) -> None:
     env = add_group(sub, "env", "environments (tenants): each owns keys, model groups, limits and usage")
     create = add_command(env, "create", "create an environment; prints its id",
                          ["cbgate env create", "cbgate env create team-a"], [common])
-    create.add_argument("env_id", nargs="?", help="3-48 of a-z, 0-9 and '-', e.g. team-a (default: generated)")
+    create.add_argument("env_id", nargs="?", help="3-48 of a-z, 0-9 and '-', starting with a letter, "
+                                                  "e.g. team-a (default: generated)")
     add_json_flag(add_command(env, "list", "list the environments", ["cbgate env list --json"], [common]))
     origins = add_command(env, "set-origins", "set the browser origins allowed to use publishable keys (CORS)",
                           "cbgate env set-origins team-a https://app.example.com,http://localhost:3000",
