@@ -132,6 +132,20 @@ def test_errors_carry_both_envelopes(surfaces, client):
     assert caught.value.body["code"] == "AI_MODEL_NOT_SUPPORTED"
 
 
+@pytest.mark.parametrize("turns", [
+    [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": 5}]}],
+    [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": True}]}],
+    [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                   "content": [{"type": "text", "text": 5}]}]}],
+    [*HELLO, {"role": "assistant", "content": [{"type": "thinking", "thinking": 5, "signature": "s"}]}, *HELLO],
+    [*HELLO, {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": [1]}]}, *HELLO],
+])
+def test_malformed_tool_results_and_thinking_are_refused_not_a_500(surfaces, turns):
+    reply = requests.post(surfaces.base() + "/v1/messages", headers=surfaces.gw.headers(),
+                          json={"model": "up-openai", "max_tokens": 8, "messages": turns})
+    assert reply.status_code == 400 and reply.json()["code"] == "AI_MODEL_PARAM_INVALID"
+
+
 def test_a_failure_mid_stream_is_an_error_event(surfaces, fake):
     fake.default = Reply(events=5, error_after=2)
     reply = requests.post(surfaces.base() + "/v1/messages", headers=surfaces.gw.headers(), stream=True,

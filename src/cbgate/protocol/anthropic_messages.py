@@ -39,6 +39,12 @@ def _check_blocks(where: str, content: Any) -> None:
             raise _invalid(f"{where}[{j}].input", "must be an object")
         if block["type"] == "image" and not isinstance(block.get("source"), dict):
             raise _invalid(f"{where}[{j}].source", "must be an object")
+        if block["type"] == "tool_result" and block.get("content") is not None:
+            _check_blocks(f"{where}[{j}].content", block["content"])  # the translation joins its text
+        if block["type"] == "thinking":
+            for name in ("thinking", "signature"):
+                if block.get(name) is not None and not isinstance(block[name], str):
+                    raise _invalid(f"{where}[{j}].{name}", "must be a string")
 
 
 def _check(body: dict) -> None:
