@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+import requests
 
 from tests.support.ledger import wait_for_records
 
@@ -43,3 +44,10 @@ def test_missing_prompt(client):
     with pytest.raises(openai.BadRequestError) as caught:
         client.images.generate(model="up-image", prompt="")
     assert caught.value.body["code"] == "AI_MODEL_PARAM_REQUIRED"
+
+
+@pytest.mark.parametrize("model", [{"a": 1}, "up-image\x00", "m" * 300])
+def test_a_malformed_model_name_is_refused(surfaces, model):
+    reply = requests.post(surfaces.base() + "/images/generations", headers=surfaces.gw.headers(),
+                          json={"model": model, "prompt": "a cat"})
+    assert reply.status_code == 400 and reply.json()["code"] == "AI_MODEL_PARAM_INVALID"

@@ -206,6 +206,26 @@ def test_errors_before_the_answer(surfaces, client):
     assert reply.status_code == 400 and reply.json()["code"] == "AI_MODEL_PARAM_REQUIRED"
 
 
+@pytest.mark.parametrize("output", [[1], [{"text": 5}], [{"type": "input_text", "text": 5}], 7])
+@pytest.mark.parametrize("route", ["/responses", "/responses/compact"])
+def test_a_malformed_function_call_output_is_refused_not_a_500(surfaces, output, route):
+    items = [{"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+             {"type": "function_call_output", "call_id": "c1", "output": output}]
+    reply = requests.post(surfaces.base() + route, headers=surfaces.gw.headers(),
+                          json={"model": "up-openai", "input": items})
+    assert reply.status_code == 400 and reply.json()["code"] == "AI_MODEL_PARAM_INVALID"
+
+
+@pytest.mark.parametrize("fields", [{"previous_response_id": {"a": 1}}, {"previous_response_id": ["r"]},
+                                    {"previous_response_id": "r" * 65}, {"previous_response_id": "resp_\x00"},
+                                    {"previous_response_id": "resp_1", "model": {"a": 1}},
+                                    {"previous_response_id": "resp_1", "model": "up\nopenai"}])
+def test_compact_checks_its_ids_before_storage(surfaces, fields):
+    reply = requests.post(surfaces.base() + "/responses/compact", headers=surfaces.gw.headers(),
+                          json={"model": "up-openai", **fields})
+    assert reply.status_code == 400 and reply.json()["code"] == "AI_MODEL_PARAM_INVALID"
+
+
 def test_usage_is_recorded_under_the_responses_surface(surfaces, client, fake):
     response = client.responses.create(model="up-openai", input="count me")
     rows = wait_for_records(surfaces.gw.admin.store, surfaces.gw.env_id, 1,

@@ -10,7 +10,7 @@ from cbgate.core.shutdown import ShutdownDeadline
 from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed, ModelParamInvalid, ModelParamRequired
 from cbgate.http import sse
 from cbgate.http.exchange import Exchange
-from cbgate.protocol.responses_request import parse_responses_request
+from cbgate.protocol.responses_request import check_stored_names, parse_responses_request
 
 MAX_LIST = 100
 
@@ -75,11 +75,8 @@ class ResponsesRoutes:
 
     async def compact(self, ex: Exchange, principal, group: str, response_id: str | None) -> None:
         body = await ex.read_json_object(self.max_body_bytes)
-        model = body.get("model")
-        if not model:
-            raise ModelParamRequired("`model` is required")
-        if not isinstance(model, str):
-            raise ModelParamInvalid("invalid parameter `model`: must be a string")
+        check_stored_names({**body, "previous_response_id": response_id or body.get("previous_response_id")})
+        model = body["model"]
         previous = response_id or body.get("previous_response_id")
         items = None
         if body.get("input") is not None:

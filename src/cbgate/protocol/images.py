@@ -3,7 +3,8 @@ upstream as received, extra fields included, with only `model` renamed where the
 from __future__ import annotations
 
 from cbgate.errors import ModelParamInvalid, ModelParamRequired
-from cbgate.protocol.chat_request import ChatRequest
+from cbgate.protocol.chat_request import MAX_NAME_LENGTH, ChatRequest
+from cbgate.text import text_problem
 
 MAX_IMAGES = 10
 RESPONSE_FORMATS = ("url", "b64_json")
@@ -19,8 +20,9 @@ def parse_images_request(body: dict) -> ChatRequest:
     model = body.get("model")
     if not model:
         raise ModelParamRequired("`model` is required")
-    if not isinstance(model, str):
-        raise _invalid("model", "must be a string")
+    problem = text_problem(model, MAX_NAME_LENGTH)  # the model name reaches the ledger and logs
+    if problem:
+        raise _invalid("model", problem)
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ModelParamRequired("`prompt` is required")

@@ -88,8 +88,8 @@ def _check_item(i: int, item: Any) -> dict:
     elif kind == "function_call_output":
         if not isinstance(item.get("call_id"), str):
             raise _invalid(f"{where}.call_id", "must be a string")
-        if not isinstance(item.get("output"), (str, list)):
-            raise _invalid(f"{where}.output", "must be a string")
+        if not isinstance(item.get("output"), str):  # or parts, which the chat translation joins
+            _text_of_parts(f"{where}.output", item.get("output"))
     elif kind == "compaction":
         if not isinstance(item.get("encrypted_content"), str):
             raise _invalid(f"{where}.encrypted_content", "must be the string a compaction returned")
@@ -142,14 +142,20 @@ def _flag(body: dict, name: str, default: bool | None) -> bool | None:
     return value
 
 
-def parse_responses_request(body: dict) -> ResponsesRequest:
-    model = body.get("model")
-    if not model:
+def check_stored_names(body: dict) -> None:
+    """`model`, `previous_response_id` and `user` reach storage (SQL) and logs: strings, bounded, with no
+    NUL or control characters. The compact route checks its body with this too."""
+    if not body.get("model"):
         raise ModelParamRequired("`model` is required")
     for name, length in (("model", 256), ("previous_response_id", 64), ("user", 256)):
         problem = text_problem(body[name], length) if body.get(name) is not None else None
-        if problem:  # these reach storage and logs: no NUL or control characters, bounded
+        if problem:
             raise _invalid(name, problem)
+
+
+def parse_responses_request(body: dict) -> ResponsesRequest:
+    check_stored_names(body)
+    model = body["model"]
     if body.get("input") is None:
         raise ModelParamRequired("`input` is required")
     max_output = body.get("max_output_tokens")
