@@ -82,3 +82,29 @@ def test_server_keys_and_same_origin_calls_need_no_allow_list(cast):
 def test_bad_origins_are_refused(cast, origins):
     resp = cast.call("PUT", f"/admin/v1/envs/{cast.gw.env_id}/origins", cast.operator, json={"origins": origins})
     assert resp.status_code == 400 and resp.json()["code"] == "INVALID_PARAM"
+
+
+def test_publishable_key_as_x_api_key_is_held_to_its_own_environments_origins(cast):
+    """The Messages surface takes a key as `x-api-key` too: CORS must judge that key by its own environment,
+    not let it through because another environment allows the page's origin."""
+    theirs = "https://their-shop.example"
+    assert cast.call("PUT", f"/admin/v1/envs/{cast.other_env}/origins", cast.other_server,
+                     json={"origins": [theirs]}).status_code == 200
+    cast.gw.wait_for_snapshot()
+    url = cast.gw.url + "/v1/ai/cloudbase/v1/messages"
+    ask = {"model": "gemma-3-270m", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    key_host = f"{cast.gw.env_id}.api.example.com"
+    for origin, allowed in ((theirs, False), (SHOP, True)):
+        pre = requests.options(url, timeout=10, headers={
+            "Origin": origin, "Host": key_host, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key, content-type"})
+        assert (pre.status_code == 204) is allowed, pre.text
+        assert ("access-control-allow-origin" in pre.headers) is allowed
+        # The Host names no environment here, as when the gateway is reached by its own address.
+        resp = requests.post(url, json=ask, timeout=30, headers={"x-api-key": cast.publishable, "Origin": origin})
+        if allowed:
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["access-control-allow-origin"] == SHOP and resp.json()["content"][0]["text"]
+        else:
+            assert resp.status_code == 403 and resp.json()["code"] == "PERMISSION_DENIED", resp.text
+            assert "access-control-allow-origin" not in resp.headers

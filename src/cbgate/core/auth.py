@@ -30,6 +30,16 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
+def presented_authorization(authorization: str | None, api_key: str | None) -> str | None:
+    """The credential a client presented, as an Authorization value: `Authorization: Bearer` (CloudBase's
+    way, the Anthropic SDK's auth_token) or else `x-api-key` (the Anthropic SDK's api_key). CORS and
+    authentication both read the key through this one rule: a key that one of them missed would let a page
+    on an origin some other environment allows use this key's environment."""
+    if authorization:
+        return authorization
+    return f"Bearer {api_key}" if api_key else None
+
+
 def env_from_host(host: str | None) -> str | None:
     """`<ENV_ID>.api.<anything>` names the environment; any other Host names none. Host names are
     case-insensitive (`Team-A.API.example` is team-a), so an upper-case label never skips the check."""

@@ -7,7 +7,7 @@ environment, and a publishable key used from an origin its env does not list is 
 from __future__ import annotations
 
 from cbgate.core.access import is_same_origin, origin_allowed
-from cbgate.core.auth import env_from_host, presented_key
+from cbgate.core.auth import env_from_host, presented_authorization, presented_key
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import PermissionDenied
 from cbgate.http.exchange import Exchange
@@ -68,7 +68,7 @@ class CorsPolicy:
 
     def request_headers(self, ex: Exchange, origin: str) -> list[tuple[bytes, bytes]]:
         snapshot = self.directory.current()
-        row = presented_key(snapshot, ex.header(b"authorization"))
+        row = presented_key(snapshot, presented_authorization(ex.header(b"authorization"), ex.header(b"x-api-key")))
         if row is None:  # authentication will refuse it; let an allowed page read why
             return _allow(origin) if self._preflight_allowed(origin, ex.header(b"host")) else []
         if origin_allowed(snapshot, row.env_id, origin):

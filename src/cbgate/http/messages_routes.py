@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from cbgate.core.auth import Principal
+from cbgate.core.auth import Principal, presented_authorization
 from cbgate.core.chat import ChatService
 from cbgate.core.context import ContextCounter
 from cbgate.core.shutdown import ShutdownDeadline
@@ -21,15 +21,6 @@ from cbgate.protocol.anthropic_messages import (
 log = logging.getLogger("cbgate.http")
 
 
-def authorization(ex: Exchange) -> str | None:
-    """`Authorization: Bearer` (the Anthropic SDK's auth_token) or `x-api-key` (its api_key)."""
-    bearer = ex.header(b"authorization")
-    if bearer:
-        return bearer
-    key = ex.header(b"x-api-key")
-    return f"Bearer {key}" if key else None
-
-
 class MessagesRoutes:
     def __init__(self, service: ChatService, counter: ContextCounter, max_body_bytes: int,
                  deadline: ShutdownDeadline | None = None):
@@ -41,7 +32,8 @@ class MessagesRoutes:
     async def _principal(self, ex: Exchange, group: str) -> Principal:
         ex.error_body = messages_error_body  # every answer of this surface, refusals too
         ex.refuse_declared_size_over(self.max_body_bytes)
-        principal = self.service.authenticate(authorization(ex), ex.header(b"host"))
+        principal = self.service.authenticate(
+            presented_authorization(ex.header(b"authorization"), ex.header(b"x-api-key")), ex.header(b"host"))
         self.service.check_group(principal, group)
         return principal
 
