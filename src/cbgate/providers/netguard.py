@@ -28,10 +28,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_URL_LENGTH = 2048
 _DNS_LABEL = re.compile(r"\A(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
 _NUMERIC_LABEL = re.compile(r"\A(0x[0-9a-f]*|[0-9]+)\Z")
-# IPv6 prefixes that carry an IPv4 address in their low 32 bits (IPv4-compatible, NAT64 well-known and
-# local-use): the IPv4 address inside must be public too.
-_EMBEDDING_V4_LOW = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"),
-                     ipaddress.ip_network("64:ff9b:1::/48"))
+# IPv6 prefixes that are an IPv4 address in their low 32 bits (IPv4-compatible, NAT64 well-known): the
+# IPv4 address inside is where a connection goes, so it alone decides.
+_EMBEDDING_V4_LOW = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
+# Local-use NAT64 (RFC 8215): the operator's own translator, and RFC 6052 places the IPv4 address
+# according to a prefix length we cannot know, so it is never public.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 # Special-purpose blocks (IANA) that some Python versions' `is_global` still calls global.
 _SPECIAL = tuple(ipaddress.ip_network(n) for n in (
     "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
@@ -116,16 +118,22 @@ def literal_address(host: str) -> IPAddress | None:
     return None
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+def _translated_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address this IPv6 address stands for (mapped, compatible, NAT64 well-known), if any."""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
+    plain = ipaddress.IPv6Address(int(ip))  # without its zone id
+    if any(plain in net for net in _EMBEDDING_V4_LOW) and int(plain) > 1:
+        return ipaddress.IPv4Address(int(plain) & 0xFFFFFFFF)
+    return None
+
+
+def _tunnelled_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 endpoint of a 6to4 or Teredo address, which is an IPv6 address of its own as well."""
     if ip.sixtofour is not None:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
-    plain = ipaddress.IPv6Address(int(ip))  # without its zone id
-    if any(plain in net for net in _EMBEDDING_V4_LOW) and int(plain) > 1:
-        return ipaddress.IPv4Address(int(plain) & 0xFFFFFFFF)
     return None
 
 
@@ -134,10 +142,17 @@ def non_public_reason(ip: IPAddress) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.scope_id:
             return "scoped (zone id)"
-        inner = _embedded_ipv4(ip)
-        if inner is not None:
-            why = non_public_reason(inner)
-            return f"an IPv6 form of {inner}, {why}" if why else None
+        if ipaddress.IPv6Address(int(ip)) in _LOCAL_NAT64:
+            return "local-use NAT64"
+        translated = _translated_ipv4(ip)
+        if translated is not None:  # the prefix itself is reserved; the IPv4 address is the destination
+            why = non_public_reason(translated)
+            return f"an IPv6 form of {translated}, {why}" if why else None
+        tunnelled = _tunnelled_ipv4(ip)
+        if tunnelled is not None:  # a public endpoint does not make the IPv6 address public: check both
+            why = non_public_reason(tunnelled)
+            if why:
+                return f"an IPv6 form of {tunnelled}, {why}"
     for test, why in (("is_unspecified", "unspecified"), ("is_loopback", "loopback"),
                       ("is_link_local", "link-local"), ("is_multicast", "multicast"),
                       ("is_private", "private"), ("is_reserved", "reserved")):
