@@ -6,8 +6,10 @@ import errno
 import os
 import time
 
+import orjson
 import pytest
 
+from cbgate.store import spool as spool_module
 from cbgate.store.spool import DONE, OPEN, PROGRESS, Spool, SpoolUnwritable, parse_lines, replay_records
 from cbgate.store.usage import UsageRecord
 from tests.faults.tmpfs import fill, small_tmpfs
@@ -101,3 +103,40 @@ def test_replay_cuts_a_torn_tail_and_bills_journalled_progress(tmp_path):
     assert records["req-0001"]["completion_tokens"] == 32 and records["req-0001"]["prompt_tokens"] == 10
     assert records["req-0002"]["completion_tokens"] == 2  # done: as it was recorded
     assert records["req-0000"]["prompt_tokens"] == records["req-0000"]["completion_tokens"] == 0
+
+
+def test_a_failed_rotation_leaves_no_segment_of_open_entries_behind(tmp_path):
+    spool = ShortWrites(tmp_path)
+    ShortWrites.room = 1 << 20
+    spool.append(DONE, record(0))
+    old = spool.path
+    line = len(orjson.dumps({"k": OPEN, "r": record(1)})) + 1
+    ShortWrites.room = line + 10  # the first carried entry lands, the second does not
+    with pytest.raises(SpoolUnwritable):
+        spool.rotate([record(1), record(2)])
+    assert spool.path == old and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [old.name, spool.lock_path.name])  # a replay would bill the half-made segment's open entries
+    ShortWrites.room = 1 << 20
+    spool.append(DONE, record(3))  # the old segment still takes entries
+    assert [e["r"]["request_id"] for e in whole_lines(spool)] == ["req-0000", "req-0003"]
+
+
+def test_an_orphan_scan_never_finds_a_lock_file_before_it_is_locked(tmp_path, monkeypatch):
+    """The scan of another worker, run in the instant between a lock file's creation and its flock,
+    must not take it for a dead owner's (and unlink it)."""
+    scanner = Spool(tmp_path)
+    real_flock, found = spool_module.fcntl.flock, []
+
+    def flock_after_a_scan(fd, op):
+        if not found:
+            found.append([])  # before the scan, whose own flock comes here too
+            found[0] = scanner.orphans()
+            for orphan_fd, owner, _ in found[0]:
+                scanner.release(orphan_fd, owner, replayed=True)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(spool_module.fcntl, "flock", flock_after_a_scan)
+    newcomer = Spool(tmp_path)  # must not raise: its lock is its own
+    monkeypatch.setattr(spool_module.fcntl, "flock", real_flock)
+    assert found == [[]] and newcomer.lock_path.exists()
+    assert [owner for _, owner, _ in scanner.orphans()] == []  # still held by the newcomer

@@ -39,13 +39,33 @@ class SpoolUnwritable(OSError):
 
 
 def _lock(path: Path) -> int | None:
-    """An exclusive flock on `path`, or None if a live process holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """An exclusive flock on the existing `path`, or None if a live process holds it (or it is gone).
+    Never creates it: a lock file appears only already locked (`_create_lock`)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
+    return fd
+
+
+def _create_lock(path: Path) -> int:
+    """A new lock file at `path`, flocked before it appears there: created and flocked under a name the
+    orphan scan does not match, then renamed into place, so another worker's scan never finds it
+    unlocked (and takes it for a dead owner's, and unlinks it) in between."""
+    staging = path.with_name(f".{path.name}.{os.urandom(4).hex()}")
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(staging, path)
+    except OSError:
+        os.close(fd)
+        staging.unlink(missing_ok=True)
+        raise
     return fd
 
 
@@ -101,9 +121,12 @@ class Spool:
         return self.directory / f"ledger-{self.owner}.lock"
 
     def _take_lock(self) -> None:
-        fd = _lock(self.lock_path)
-        if fd is None or os.fstat(fd).st_ino != self.lock_path.stat().st_ino:
-            raise RuntimeError(f"could not take the ledger spool lock {self.lock_path}")
+        """Raises SpoolUnwritable (an OSError, so a failed rotation keeps the old segment) on failure."""
+        try:
+            fd = _create_lock(self.lock_path)
+        except OSError as exc:
+            raise SpoolUnwritable(exc.errno or errno.EIO,
+                                  f"could not take the ledger spool lock {self.lock_path}: {exc}") from exc
         if self.lock_fd is not None:
             os.close(self.lock_fd)
         self.lock_fd = fd
@@ -181,6 +204,11 @@ class Spool:
         except OSError as exc:
             if self.fd != old_fd:
                 os.close(self.fd)
+            if self.path != old_path:  # its open entries would otherwise be billed again on a replay
+                try:
+                    self.path.unlink(missing_ok=True)
+                except OSError as unlink_exc:
+                    log.error("could not remove the failed ledger spool segment %s: %s", self.path.name, unlink_exc)
             self.fd, self.path = old_fd, old_path
             self.size = os.fstat(old_fd).st_size
             raise SpoolUnwritable(exc.errno or errno.EIO, f"could not start a ledger spool segment: {exc}") from exc
