@@ -127,3 +127,31 @@ def test_database_outage_keeps_records_in_the_spool_until_it_returns(fresh_postg
     asyncio.run(go())
     assert ids(store) == sorted(r.request_id for r in before + during)
     store.close()
+
+
+def test_the_drain_survives_an_unexpected_error_and_keeps_draining(store, tmp_path):
+    writer = LedgerWriter(store, tmp_path / "spool", interval=0.01)
+    real_flush, failures = writer.flush, []
+
+    async def flush_failing_once():
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("a bug in the drain")  # not the spool's disk, not the database
+        return await real_flush()
+
+    writer.flush = flush_failing_once
+    r = record(1)
+    writer.begin(r)
+    writer.finish(r)
+
+    async def go():
+        task = asyncio.create_task(writer.run())
+        deadline = time.monotonic() + 30  # a ceiling for a stuck test, not a promise about speed
+        while not ids(store) and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.01)
+        assert not task.done(), "the drain task ended"
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    asyncio.run(go())
+    assert failures and ids(store) == [r.request_id]
+    asyncio.run(writer.close())

@@ -164,8 +164,7 @@ class LedgerWriter:
             ok = False
             try:
                 records = [UsageRecord.from_dict(r) for r in replay_records(segments)]
-                for i in range(0, len(records), INSERT_BATCH):
-                    insert_records(self.store, records[i:i + INSERT_BATCH])
+                self._insert(records)
                 replayed += len(records)
                 ok = True
             except Exception as exc:
@@ -190,6 +189,9 @@ class LedgerWriter:
                 ok = await asyncio.shield(self.flush())  # cancelled at shutdown, a batch still completes first
             except OSError as exc:  # the spool's disk; the records stay where they are, so try again later
                 log.error("could not rotate or sync the ledger spool: %s", exc)
+                ok = False
+            except Exception:  # anything else must not end the drain silently: the spool would fill
+                log.exception("the ledger drain failed; it tries again")
                 ok = False
             wait = self.interval if ok else min(wait * 2, 5.0)
             if ok and time.monotonic() >= next_scan:
