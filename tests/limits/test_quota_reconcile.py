@@ -98,3 +98,21 @@ def test_redis_that_lost_its_keys_gets_counters_and_leases_back_before_admitting
         await limiter.admit("env", "env", limits, 50)
         await limiter.close()
     asyncio.run(scenario())
+
+
+def test_a_request_admitted_before_the_quota_was_set_releases_only_its_own_reservation(prefix):
+    async def scenario():
+        ledger = Ledger({})
+        limiter = RedisLimiter(REDIS_URL, prefix, usage_source=ledger)
+        early = await limiter.admit("env", "env", EnvLimits(rpm=100), 500)  # no quota yet
+        limits = EnvLimits(rpm=100, token_quota=1000)  # the operator sets one while it runs
+        await limiter.admit("env", "env", limits, 100)  # still running at the end
+        early.finish(500)
+        await asyncio.gather(*limiter._pending)
+        ledger.used["env"] = 500  # the early request is billed
+        delete_prefix(prefix)  # Redis restarted empty: the counter is rebuilt from ledger + reservations
+        with pytest.raises(TokenQuotaExceeded):  # 500 used + 100 reserved + 450 > 1,000
+            await limiter.admit("env", "env", limits, 450)
+        assert int(await limiter.redis.get(f"{prefix}:quota:env")) == 500 + 100
+        await limiter.close()
+    asyncio.run(scenario())

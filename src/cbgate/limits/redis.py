@@ -180,8 +180,9 @@ class RedisLimiter:
             raise ServiceUnavailable("the gateway cannot check this environment's limits; try again shortly",
                                      retry_after=5)
         self._refuse(verdict, detail, limits)
-        if limits.token_quota is not None:
-            self.quota.reserve(env_id, cost)
+        # always, as the script always charges the counter and `_finish` always releases (a request
+        # admitted before a quota was set must not release another's reservation)
+        self.quota.reserve(env_id, cost)
         if limits.concurrency is not None:
             self.running[ticket.slot] = ticket
         return ticket
