@@ -80,11 +80,12 @@ class App:
         await asyncio.to_thread(self.store.migrate)
         directory = await asyncio.to_thread(TenantDirectory, self.store, self.settings.refresh_interval,
                                             self.settings.snapshot_max_age)
+        # The spool first: a bad one fails the start in a moment, not after the engines loaded their models.
+        self.ledger = LedgerWriter(self.store, self.settings.data_dir / "spool",
+                                   spool_max_bytes=self.settings.spool_max_bytes)
         self.registry = ProviderRegistry(self.settings, self.overrides)
         await asyncio.to_thread(self.registry.build)
         await self.registry.start()  # upstream sessions belong to this loop
-        self.ledger = LedgerWriter(self.store, self.settings.data_dir / "spool",
-                                   spool_max_bytes=self.settings.spool_max_bytes)
         await asyncio.to_thread(self.ledger.replay_orphans)  # what a killed run left behind
         self.limiter = make_limiter(self.settings, self.ledger_usage)
         await self.limiter.start()
@@ -181,6 +182,10 @@ class App:
                     await self.startup()
                 except Exception as exc:
                     log.error("startup failed: %s", exc)
+                    try:  # what did start (engine children above all) must not outlive the failed start
+                        await self.shutdown()
+                    except Exception:
+                        log.exception("stopping what a failed startup had started failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self.watch_for_shutdown()

@@ -118,7 +118,12 @@ class ProviderRegistry:
         evaluated a token (call once, in the app's startup)."""
         await self.upstream.start()
         await self.engine_client.start()
-        await asyncio.gather(*(engine.start() for engine in self._engines.values()))
+        # Every start runs to its end before a failure is raised, so close() finds no engine half-started.
+        outcomes = await asyncio.gather(*(engine.start() for engine in self._engines.values()),
+                                        return_exceptions=True)
+        failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failed is not None:
+            raise failed
 
     def engine_stats(self) -> list[EngineStats]:
         return [engine.stats() for engine in self._engines.values()]
@@ -139,8 +144,9 @@ class ProviderRegistry:
         return min(windows) if windows else None
 
     async def close(self) -> None:
+        # Engines of models a reload took out of the catalog are no longer in by_model, but still run.
         closed = set()
-        for providers in self.by_model.values():
+        for providers in [*self.by_model.values(), self._engines.values()]:
             for provider in providers:
                 if id(provider) not in closed:
                     closed.add(id(provider))
