@@ -14,7 +14,7 @@ from typing import AsyncIterator
 
 import orjson
 
-from cbgate.errors import ModelParamInvalid, ModelRequestFailed
+from cbgate.errors import ModelParamInvalid, ModelRequestFailed, ModelRequestTimeout
 from cbgate.providers.base import Capabilities, Completion, ModelCall, StreamOutcome
 from cbgate.providers.local.child import EngineChild, EngineDied
 from cbgate.providers.local.fair_queue import FairQueue
@@ -113,8 +113,8 @@ class EngineProvider:
                                 _empty_content_not_null(chunk)
                             yield chunk
                         return
-                    except ModelRequestFailed:
-                        if not await self.supervisor.lost(child):
+                    except ModelRequestFailed as exc:
+                        if not _may_have_died(child, exc) or not await self.supervisor.lost(child):
                             raise
                         if produced or attempt == 2:
                             raise ModelRequestFailed(f"the embedded engine stopped while answering: {child.died()}; "
@@ -163,6 +163,14 @@ class EngineProvider:
     async def close(self) -> None:
         await self.supervisor.close()
 
+
+def _may_have_died(child: EngineChild, exc: ModelRequestFailed) -> bool:
+    """Whether a failure may be the engine dying, worth waiting (holding a slot) for its exit: it has exited,
+    or the connection broke without an answer. An HTTP answer (a prompt over the context) or a timeout
+    comes from a live engine."""
+    if child.proc is not None and child.proc.returncode is not None:
+        return True
+    return exc.upstream_status is None and not isinstance(exc, ModelRequestTimeout)
 
 
 def _empty_content_not_null(chunk: dict | bytes) -> None:
