@@ -99,8 +99,9 @@ class EngineSupervisor:
                 try:
                     await self._launch()
                     break
-                except (EngineDied, OSError) as exc:
-                    self.last_failure = str(exc)
+                except Exception as exc:  # noqa: BLE001 - whatever a start raises, the next try must come
+                    self.last_failure = str(exc) if isinstance(exc, (EngineDied, OSError)) \
+                        else f"{type(exc).__name__}: {exc}"
                     delay = self.backoff.next_delay(0.0)
                     log.error("embedded engine %s did not come back: %s; next try in %.2fs", self.name, exc, delay)
             log.warning("embedded engine %s is back after restart %d", self.name, self.restarts)
