@@ -211,7 +211,8 @@ def option(args: list[str], name: str, default: str | None = None) -> str | None
 
 
 def main(args: list[str]) -> None:
-    Handler.state = State(option(args, "--api-key"), option(args, "--alias", "fake"))
+    # The key comes as the real llama-server takes it from us: in its environment, never on the command line.
+    Handler.state = State(os.environ.get("LLAMA_API_KEY"), option(args, "--alias", "fake"))
     server = ThreadingHTTPServer((option(args, "--host", "127.0.0.1"), int(option(args, "--port", "0"))), Handler)
     server.daemon_threads = True
     CONTROL.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 
 from cbgate.providers.local.child import free_port
-from cbgate.providers.local.command import EngineOptions, chat_template_for, find_llama_server
+from cbgate.providers.local.command import API_KEY_ENV, EngineOptions, chat_template_for, find_llama_server
 
 
 def real_model() -> Path:
@@ -29,7 +29,8 @@ class RealEngine:
         self.url = f"http://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"Bearer {self.api_key}"}
         with log.open("ab") as out:
-            self.proc = subprocess.Popen(self.options.argv(self.port, self.api_key), stdout=out, stderr=out)
+            self.proc = subprocess.Popen(self.options.argv(self.port), stdout=out, stderr=out,
+                                         env={**os.environ, API_KEY_ENV: self.api_key})
         deadline = time.monotonic() + 120
         while not self._healthy():
             assert self.proc.poll() is None, f"llama-server exited with {self.proc.returncode}: {log.read_text()[-2000:]}"

@@ -44,11 +44,12 @@ def test_the_command_line_batches_sequences_and_prefills_in_chunks():
            "CBGATE_SECRET_KEY": "operator-secret", "VLLM_KEY": "sk-upstream"}
     options = EngineOptions.from_deployment(assemble(), {"parallel": 8, "n_ctx": 2048, "args": ["--seed", "1"]}, env)
     assert dict(options.env) == {"PATH": "/usr/bin", "LLAMA_ARG_FLASH_ATTN": "on"}  # no secret reaches the engine
-    argv = options.argv(port=9, api_key="k")
+    argv = options.argv(port=9)
     flag = {name: argv[i + 1] for i, name in enumerate(argv[:-1]) if name.startswith("--")}
     assert flag["--parallel"] == "8" and flag["--ctx-size"] == str(8 * 2048) and "--cont-batching" in argv
     assert flag["--batch-size"] == flag["--ubatch-size"] == "256"  # a long prompt goes in 256-token steps
-    assert flag["--host"] == "127.0.0.1" and flag["--api-key"] == "k" and flag["--chat-template"] == "gemma"
+    assert flag["--host"] == "127.0.0.1" and flag["--chat-template"] == "gemma"
+    assert "--api-key" not in argv and options.environment("k") == {**dict(options.env), "LLAMA_API_KEY": "k"}
     assert int(flag["--threads-http"]) > 8 and argv[-2:] == ["--seed", "1"]
 
 

@@ -78,8 +78,8 @@ class EngineChild:
             log.write(f"\n==> cbgate starts the engine at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
             log.flush()
             self.proc = await asyncio.create_subprocess_exec(
-                *self.options.argv(self.port, self.api_key), stdin=asyncio.subprocess.DEVNULL, stdout=log,
-                stderr=log, env=dict(self.options.env) or None, preexec_fn=_die_with_parent,
+                *self.options.argv(self.port), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                env=self.options.environment(self.api_key), preexec_fn=_die_with_parent,
                 start_new_session=True)  # a Ctrl-C in the terminal is the gateway's to handle, not the engine's
         self.started_at = time.monotonic()
 

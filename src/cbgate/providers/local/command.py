@@ -14,6 +14,9 @@ from typing import Any
 from cbgate.providers.local.gguf_meta import GGUFError, read_strings
 
 BINARY_ENV = "CBGATE_LLAMA_SERVER"
+# llama-server reads its API key from here (common/arg.cpp): a command line is anyone's to read with ps,
+# a process's environment only its owner's.
+API_KEY_ENV = "LLAMA_API_KEY"
 
 
 class EngineSetupError(Exception):
@@ -95,10 +98,14 @@ class EngineOptions:
         except (TypeError, ValueError) as exc:
             raise EngineSetupError(f"engine options for {model.name}: {exc}") from None
 
-    def argv(self, port: int, api_key: str) -> list[str]:
+    def environment(self, api_key: str) -> dict[str, str]:
+        """The child's whole environment: the filtered gateway one, and the key only the gateway may use."""
+        return {**dict(self.env), API_KEY_ENV: api_key}
+
+    def argv(self, port: int) -> list[str]:
         threads = self.threads or default_threads()
         args = [str(self.binary), "--model", str(self.model), "--host", "127.0.0.1", "--port", str(port),
-                "--api-key", api_key, "--alias", self.model.stem,
+                "--alias", self.model.stem,
                 "--ctx-size", str(self.n_ctx * self.parallel), "--parallel", str(self.parallel),
                 "--cont-batching", "--batch-size", str(self.batch), "--ubatch-size", str(self.batch),
                 "--threads", str(threads), "--threads-batch", str(threads),
