@@ -31,11 +31,22 @@ class EngineDied(Exception):
     """The child exited; the message says how, and what to do when that is known."""
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _find_prctl():
+    """prctl, looked up now: loading a library between fork and exec can deadlock on a lock another of the
+    gateway's threads held at the fork."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (AttributeError, OSError):
-        pass  # not Linux: the gateway's shutdown still stops the child
+        return None  # not Linux: the gateway's shutdown still stops the child
+
+
+_PRCTL = _find_prctl()  # set once at import, never changed
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
