@@ -30,16 +30,16 @@ async def prove(binary: Path, model: Path, timeout: float) -> str:
     options = EngineOptions(model=model, binary=binary, n_ctx=512, parallel=1, batch=64,
                             chat_template=chat_template_for(model, None),
                             env=tuple(engine_environment(dict(os.environ)).items()))
-    log = Path(tempfile.mkdtemp(prefix="cbgate-smoke-")) / "engine.log"
-    child = EngineChild(options, log)
-    started = time.monotonic()
-    async with aiohttp.ClientSession() as session:
-        await child.start()
-        try:
-            tokens = await child.wait_ready(session, timeout)
-            tokens += await _generate(child, session)
-        finally:
-            await child.stop(grace=2.0)
+    with tempfile.TemporaryDirectory(prefix="cbgate-smoke-") as scratch:  # its log is read before it goes
+        child = EngineChild(options, Path(scratch) / "engine.log")
+        started = time.monotonic()
+        async with aiohttp.ClientSession() as session:
+            await child.start()
+            try:
+                tokens = await child.wait_ready(session, timeout)
+                tokens += await _generate(child, session)
+            finally:
+                await child.stop(grace=2.0)
     return f"evaluated {tokens} tokens in {time.monotonic() - started:.1f}s"
 
 
