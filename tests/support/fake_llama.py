@@ -141,7 +141,7 @@ class Handler(BaseHTTPRequestHandler):
                              "model": body.get("model") or self.state.alias,
                              "choices": [{"index": 0, "finish_reason": finish,
                                           "message": {"role": "assistant", "content": text}}],
-                             "usage": usage(n_prompt, produced)})
+                             "usage": {**usage(n_prompt, produced), **script.get("usage_override", {})}})
 
     def _count_token(self, script: dict) -> None:
         with self.state.lock:

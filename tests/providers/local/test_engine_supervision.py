@@ -83,6 +83,25 @@ def test_requests_wait_for_a_restarting_engine_instead_of_failing(gateway):
     assert answers == [200, 200, 200]
 
 
+def test_an_engine_start_that_fails_in_an_unexpected_way_is_tried_again(gateway):
+    gateway.engine.script(usage_override={"prompt_tokens": "many"})  # the warm-up's count cannot be read
+    os.kill(gateway.engine.pid(), signal.SIGKILL)
+    wait_until(lambda: "ValueError" in requests.get(gateway.url + "/readyz", timeout=10).text,
+               what="a restart that failed on the unreadable count")
+    gateway.engine.script(usage_override=None)
+    assert wait_until(lambda: gateway.chat(ask("back?")).status_code == 200, what="the engine's next restart")
+
+
+def test_the_engine_key_is_in_its_environment_not_on_its_command_line(gateway):
+    pid = gateway.engine.pid()
+    command_line = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+    environment = dict(entry.split(b"=", 1) for entry in open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+                       if b"=" in entry)
+    assert b"--api-key" not in command_line and environment[b"LLAMA_API_KEY"] not in command_line
+    assert not any(name.startswith(b"CBGATE_TEST_") for name in environment)  # the gateway's own stay with it
+    assert gateway.chat(ask("hello")).status_code == 200  # and the engine, keyed, still serves the gateway
+
+
 def test_crashes_back_off_and_a_stable_run_resets_the_backoff():
     backoff = Backoff(first=0.25, cap=4.0, stable_after=60.0)
     assert [backoff.next_delay(ran_for=1.0) for _ in range(6)] == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0]
