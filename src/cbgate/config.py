@@ -120,30 +120,39 @@ def _parse_catalog(raw: list[Any], origin: str) -> tuple[CatalogModel, ...]:
     return tuple(models)
 
 
+def _source(env: dict[str, str], name: str) -> str:
+    """Where a setting's value came from, for its error: the variable, or else the config file's `[server]`
+    key of the same name (the default never fails), since the file's value is not in `env`."""
+    return name if name in env else f"[server] {name.removeprefix('CBGATE_').lower()}"
+
+
 def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, default)
     try:
-        return int(env.get(name, default))
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {env[name]!r}") from exc
+        return int(raw)
+    except (TypeError, ValueError) as exc:  # TypeError: a file value that is an array or a table
+        raise ConfigError(f"{_source(env, name)} must be an integer, got {raw!r}") from exc
 
 
 def _days(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, default)
     try:
-        value = float(env.get(name, default))
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number of days, got {env[name]!r}") from exc
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{_source(env, name)} must be a number of days, got {raw!r}") from exc
     if not value > 0:
-        raise ConfigError(f"{name} must be a positive number of days, got {value}")
+        raise ConfigError(f"{_source(env, name)} must be a positive number of days, got {value}")
     return value
 
 
 def _seconds(env: dict[str, str], name: str, default: float, low: float = 0.5) -> float:
+    raw = env.get(name, default)
     try:
-        value = float(env.get(name, default))
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number of seconds, got {env[name]!r}") from exc
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{_source(env, name)} must be a number of seconds, got {raw!r}") from exc
     if not low <= value < 86_400:
-        raise ConfigError(f"{name} must be between {low:g} and 86400 seconds, got {value:g}")
+        raise ConfigError(f"{_source(env, name)} must be between {low:g} and 86400 seconds, got {value:g}")
     return value
 
 

@@ -46,3 +46,25 @@ def test_every_server_key_the_loader_reads_is_a_known_key():
 
     read = set(re.findall(r'server\.get\("([a-z_]+)"', inspect.getsource(config.load_settings)))
     assert read and read <= config.SERVER_KEYS, read - config.SERVER_KEYS
+
+
+@pytest.mark.parametrize("line,named", [
+    ('shutdown_timeout = "soon"', "[server] shutdown_timeout must be a number of seconds, got 'soon'"),
+    ("shutdown_timeout = [1]", "[server] shutdown_timeout must be a number of seconds, got [1]"),
+    ('max_body_bytes = "big"', "[server] max_body_bytes must be an integer, got 'big'"),
+    ("snapshot_max_age = {a = 1}", "[server] snapshot_max_age must be an integer, got {'a': 1}"),
+    ('responses_ttl_days = "week"', "[server] responses_ttl_days must be a number of days, got 'week'"),
+])
+def test_a_bad_server_value_in_the_file_is_an_error_naming_its_key(tmp_path, line, named):
+    """The value is not in the environment: the message once looked it up there (a KeyError), and an array
+    or a table was a TypeError; both are the operator's mistake, so a ConfigError saying which key."""
+    (tmp_path / "cbgate.toml").write_text(f"[server]\n{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(tmp_path), env={})
+    assert str(caught.value) == named
+
+
+def test_a_bad_variable_is_an_error_naming_the_variable(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(tmp_path), env={"CBGATE_SHUTDOWN_TIMEOUT": "soon"})
+    assert str(caught.value) == "CBGATE_SHUTDOWN_TIMEOUT must be a number of seconds, got 'soon'"

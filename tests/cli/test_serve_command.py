@@ -157,11 +157,27 @@ def test_sighup_reloads_the_catalog_and_keeps_serving(data_dir, fake):
         served.proc.send_signal(signal.SIGHUP)
         wait_for_log(served, "config not reloaded")
         assert "unknown key `redis_ulr`" in served.stderr()
+        (data_dir / "cbgate.toml").write_text('[server]\nshutdown_timeout = "soon"\n')  # a value, not a key
+        served.proc.send_signal(signal.SIGHUP)
+        wait_for_log(served, "shutdown_timeout must be a number of seconds, got 'soon'")
+        assert "Traceback" not in served.stderr()
         assert requests.post(served.url + "/v1/ai/cloudbase/chat/completions", json=ask, timeout=30,
                              headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        assert served.proc.poll() is None  # two SIGHUPs, and still serving
+        assert served.proc.poll() is None  # three SIGHUPs, and still serving
     finally:
         served.stop()
+
+
+def test_a_bad_value_in_the_config_file_is_one_error_line_naming_its_key(data_dir):
+    config = data_dir / "cbgate.toml"
+    config.write_text(config.read_text() + "\n[server]\nshutdown_timeout = [1]\n")
+    served = Served(data_dir)
+    try:
+        assert served.proc.wait(timeout=60) == 1
+    finally:
+        served.stop()
+    assert served.stderr().splitlines() == [
+        "cbgate: error: [server] shutdown_timeout must be a number of seconds, got [1]"]
 
 
 def metric_total(text: str, name: str) -> float:

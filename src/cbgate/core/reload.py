@@ -19,10 +19,12 @@ RESTART_FIELDS = tuple(f.name for f in fields(Settings) if f.name not in RELOADE
 
 def reload_settings(current: Settings, registry, metering, admin) -> Settings:
     """The settings in force after the reload (the current ones, unchanged, when the file is broken)."""
+    # TypeError too: a file value of the wrong kind (an array where a number goes) can reach a deployment's
+    # builder; a broken file must never take the running gateway down.
     try:
         new = load_settings(str(current.data_dir), env=current.env_vars)
         restart_models = registry.reload_catalog(new)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, TypeError, ValueError) as exc:
         log.error("config not reloaded (the running configuration stays): %s", exc)
         return current
     metering.log_content = new.log_content
