@@ -20,7 +20,9 @@ def code(r: requests.Response) -> str | None:
 
 
 def test_sixth_concurrent_request_is_refused_at_once_and_slots_come_back(gateway):
-    gateway.engine.script(token_delay=0.03)  # each answer takes ~0.5 s
+    # each answer takes ~3 s, far longer than the five clients take to be admitted on a busy machine, so all
+    # five still hold their slots when the sixth comes (at 0.5 s, the first had finished under a CPU hog)
+    gateway.engine.script(token_delay=0.2)
     results: list[int] = []
 
     def slow():
@@ -31,10 +33,10 @@ def test_sixth_concurrent_request_is_refused_at_once_and_slots_come_back(gateway
     for c in clients:
         c.start()
     gateway.wait_admitted(5)  # the first is generating, the others wait for the engine
-    refused = gateway.chat(ask())  # refused, not queued behind ~2.5 s of slow answers
+    refused = gateway.chat(ask())  # refused, not queued behind seconds of slow answers
     assert refused.status_code == 429 and code(refused) == "EXCEED_CONCURRENT_REQUEST_LIMIT"
     for c in clients:
-        c.join(30)
+        c.join(60)
     assert results == [200] * 5
     gateway.engine.script(token_delay=0.0)
     assert [gateway.chat(ask()).status_code for _ in range(7)] == [200] * 7  # every slot was released
