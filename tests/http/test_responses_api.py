@@ -3,10 +3,12 @@ responses (chains, retrieval, input items, deletion, other tenants), truncation 
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
 import requests
+import sqlalchemy
 
 from tests.support.fake_upstream import Reply
 from tests.support.ledger import wait_for_records
@@ -99,6 +101,32 @@ def test_store_false_keeps_nothing(client, fake):
     response = client.responses.create(model="up-openai", input="forget me", store=False)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response.id)
+
+
+@pytest.fixture
+def store_away(surfaces):
+    """The stored responses table gone (a store failure) while the ledger still works."""
+    with surfaces.gw.admin.store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("ALTER TABLE stored_responses RENAME TO stored_responses_away"))
+    yield
+    with surfaces.gw.admin.store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("ALTER TABLE stored_responses_away RENAME TO stored_responses"))
+
+
+def test_a_billed_answer_is_served_when_it_cannot_be_stored(surfaces, client, fake, store_away):
+    fake.default = Reply(content="kept anyway")
+    started = time.time()
+    response = client.responses.create(model="up-openai", input="store me")
+    assert response.output_text == "kept anyway"
+    fake.default = Reply(events=3)
+    with client.responses.stream(model="up-openai", input="stream me") as stream:
+        kinds = [event.type for event in stream]
+    assert kinds[-1] == "response.completed" and kinds.count("response.output_text.delta") == 3
+    for streamed, tokens in ((False, response.usage.output_tokens), (True, 3)):  # both billed
+        def billed(r, streamed=streamed, tokens=tokens) -> bool:
+            return (r.surface == "responses" and r.code is None and r.stream == streamed
+                    and r.completion_tokens == tokens and r.created_at > started)
+        assert wait_for_records(surfaces.gw.admin.store, surfaces.gw.env_id, 1, where=billed)
 
 
 def test_another_environment_cannot_see_or_continue_a_response(surfaces, client, fake):

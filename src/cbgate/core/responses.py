@@ -7,12 +7,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncGenerator, AsyncIterator
 
 from cbgate.core.auth import Principal
 from cbgate.core.chat import ChatService
 from cbgate.core.context import ContextCounter, compact, fit
-from cbgate.core.metering import Meter
+from cbgate.core.metering import Meter, MeteredStream
 from cbgate.errors import (
     CloudBaseError,
     InternalError,
@@ -44,10 +44,23 @@ AUTO_COMPACT_SHARE = 0.8  # compaction without a threshold starts at this share 
 @dataclass(slots=True)
 class ResponseEvents:
     """A started Responses stream: its events, the renderer that can still end it with a failure (the
-    shutdown deadline), and the meter of the model call under it."""
-    events: AsyncIterator[Event]
+    shutdown deadline), and the metered model stream under it."""
+    events: AsyncGenerator[Event, None]
     renderer: ResponseStreamRenderer
-    meter: Meter
+    chunks: MeteredStream
+
+    @property
+    def meter(self) -> Meter:
+        return self.chunks.meter
+
+    async def aclose(self) -> None:
+        """Close the events, then the model stream: a generator never started skips its `finally`, so a
+        client gone before the first event would otherwise keep its slot and quota reservation (the meter
+        finishes once, whichever closes first)."""
+        try:
+            await self.events.aclose()
+        finally:
+            await self.chunks.aclose()
 
 
 class ResponsesService:
@@ -147,7 +160,11 @@ class ResponsesService:
         now = time.time()
         stored = StoredResponse(body["id"], principal.env_id, req.model, req.previous_response_id, now,
                                 now + self.ttl, body, req.input_items, conversation + output_to_messages(body["output"]))
-        await asyncio.to_thread(save_response, self.store, stored)
+        try:
+            await asyncio.to_thread(save_response, self.store, stored)
+        except Exception:  # the answer was served and billed: it goes out, it is just not stored
+            log.exception("response %s was answered and billed but could not be stored; later turns cannot "
+                          "continue from it or retrieve it", body["id"])
 
     async def create(self, principal: Principal, group: str, req: ResponsesRequest, request_id: str) -> dict:
         system, conversation = await self._conversation(principal, group, req, request_id)
@@ -169,7 +186,7 @@ class ResponsesService:
                                              request_id)
         renderer = ResponseStreamRenderer(new_id("resp"), req)
         return ResponseEvents(self._events(principal, req, conversation, chunks, renderer, request_id), renderer,
-                              chunks.meter)
+                              chunks)
 
     async def _events(self, principal: Principal, req: ResponsesRequest, conversation: list[dict], chunks,
                       renderer: ResponseStreamRenderer, request_id: str) -> AsyncIterator[Event]:

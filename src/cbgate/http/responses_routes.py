@@ -3,16 +3,27 @@ delete and compact stored responses."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from urllib.parse import parse_qs
 
 from cbgate.core.responses import ResponsesService
 from cbgate.core.shutdown import ShutdownDeadline
-from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed, ModelParamInvalid, ModelParamRequired
+from cbgate.errors import (
+    CloudBaseError,
+    InternalError,
+    InvalidParam,
+    InvalidPath,
+    MethodNotAllowed,
+    ModelParamInvalid,
+    ModelParamRequired,
+)
 from cbgate.http import sse
 from cbgate.http.exchange import Exchange
 from cbgate.protocol.responses_request import check_stored_names, parse_responses_request
 
 MAX_LIST = 100
+
+log = logging.getLogger("cbgate.http")
 
 
 def _allow(ex: Exchange, *methods: str) -> str:
@@ -63,14 +74,20 @@ class ResponsesRoutes:
             await ex.start(200, sse.SSE_HEADERS)
             async for name, data in stream.events:
                 await ex.send({"type": "http.response.body", "body": sse.named_event(name, data), "more_body": True})
+        except CloudBaseError as err:
+            tail = sse.named_events(stream.renderer.failure_events(err, ex.request_id))
         except asyncio.CancelledError:
             if stream.meter.cut is None:
                 raise  # the client left
             asyncio.current_task().uncancel()  # the shutdown deadline: the client still gets told why
             tail = sse.named_events(stream.renderer.failure_events(stream.meter.cut, ex.request_id))
+        except Exception:
+            log.exception("responses stream %s failed", ex.request_id)
+            tail = sse.named_events(stream.renderer.failure_events(
+                InternalError("the stream failed inside the gateway"), ex.request_id))
         finally:
             untrack()
-            await stream.events.aclose()
+            await stream.aclose()  # the model stream too, even when no event was ever asked for
         await ex.send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def compact(self, ex: Exchange, principal, group: str, response_id: str | None) -> None:
