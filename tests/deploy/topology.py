@@ -83,11 +83,17 @@ class Nginx:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def config(self) -> str:
-        """deploy/nginx/nginx.conf with loopback upstreams, a loopback listener and files in workdir."""
+    def config(self, down: frozenset[int] = frozenset()) -> str:
+        """deploy/nginx/nginx.conf with loopback upstreams, a loopback listener and files in workdir; the
+        replicas whose ports are in `down` are marked `down` (taken out of the balancer)."""
         text = (DEPLOY / "nginx" / "nginx.conf").read_text()
         servers = iter(self.replicas)
-        text, count = re.subn(r"server gateway-\d+:8080", lambda _: f"server 127.0.0.1:{next(servers).port}", text)
+
+        def server(_) -> str:
+            port = next(servers).port
+            return f"server 127.0.0.1:{port}" + (" down" if port in down else "")
+
+        text, count = re.subn(r"server gateway-\d+:8080", server, text)
         assert count == len(self.replicas), "deploy/nginx/nginx.conf no longer lists its replicas as gateway-N"
         text = text.replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
         text = text.replace("/etc/nginx/cbgate-proxy.conf", str(DEPLOY / "nginx" / "cbgate-proxy.conf"))
@@ -111,6 +117,29 @@ class Nginx:
         self.proc = subprocess.Popen([NGINX, "-p", str(self.workdir), "-c", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=(self.workdir / "stderr.log").open("w"))
         wait_until(lambda: answers(self.url + "/healthz"), "nginx to proxy")
+
+    def workers(self) -> set[int]:
+        """The pids of the nginx master's worker processes."""
+        pids = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == self.proc.pid:
+                pids.add(int(entry.name))
+        return pids
+
+    def reload(self, down: frozenset[int] = frozenset()) -> None:
+        """`nginx -s reload` with the replicas on `down` ports marked down; returns once every worker that had
+        the old configuration has exited, so no new request can reach a replica marked down."""
+        old = self.workers()
+        (self.workdir / "nginx.conf").write_text(self.config(down))
+        self.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: (now := self.workers()) and not (now & old),
+                   "nginx's workers to take the new configuration")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
