@@ -8,7 +8,7 @@ from cbgate.errors import ConcurrencyExceeded, ServiceUnavailable, TokenQuotaExc
 from cbgate.limits.base import EnvLimits
 from cbgate.limits.memory import MemoryLimiter
 from cbgate.limits.redis import RedisLimiter
-from tests.support.redis_server import REDIS_URL, delete_prefix, require_redis, unique_prefix
+from tests.support.redis_server import REDIS_URL, delete_prefix
 
 
 class Ledger:
@@ -68,14 +68,6 @@ def test_an_unreadable_ledger_fails_the_quota_closed():
             await limiter.admit("env", "env", EnvLimits(concurrency=None, token_quota=1000), 10)
         await limiter.admit("env", "env", EnvLimits(concurrency=None), 10)  # no quota, no ledger needed
     asyncio.run(scenario())
-
-
-@pytest.fixture
-def prefix():
-    require_redis()
-    name = unique_prefix()
-    yield name
-    delete_prefix(name)
 
 
 def test_redis_that_lost_its_keys_gets_counters_and_leases_back_before_admitting(prefix):

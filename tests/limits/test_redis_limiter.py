@@ -8,15 +8,7 @@ import redis
 from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, ServiceUnavailable, TokenQuotaExceeded
 from cbgate.limits.base import NO_TICKET, EnvLimits
 from cbgate.limits.redis import RedisLimiter
-from tests.support.redis_server import REDIS_URL, delete_prefix, require_redis, unique_prefix
-
-
-@pytest.fixture
-def prefix():
-    require_redis()
-    name = unique_prefix()
-    yield name
-    delete_prefix(name)
+from tests.support.redis_server import REDIS_URL
 
 
 def run(coro):
