@@ -6,8 +6,12 @@ import sys
 from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import iso, open_admin
 from cbgate.cli.output import add_json_flag, print_rows
+from cbgate.core.permissions import KeyPermissions, from_json, parse_mcp_specs
+from cbgate.errors import InvalidParam
 from cbgate.store.groups import GroupKind
 
+MCP_HELP = ("MCP tools the key may call: SERVICE:TOOL[,TOOL...] or SERVICE:* (repeatable, one service each); "
+            "without it a server key may use every MCP service of its env and a publishable key none")
 ENV_HELP = "environment id, e.g. env-k3x9q2ma (`cbgate env list` shows them)"
 
 
@@ -27,19 +31,35 @@ def cmd_key(args) -> None:
     admin = open_admin(args)
     if args.action == "create":
         kind = "publishable" if args.publishable else "server"
-        row, plain = admin.create_key(args.env, kind, args.expires_days, args.name or "")
+        permissions = KeyPermissions(mcp=parse_mcp_specs(args.mcp)) if args.mcp else None
+        row, plain = admin.create_key(args.env, kind, args.expires_days, args.name or "", permissions=permissions)
         print(f"created {kind} key {row.id} in {row.env_id}; it is shown only this once:", file=sys.stderr)
         print(plain)
     elif args.action == "list":
-        headers = ("id", "prefix", "kind", "name", "created", "expires", "revoked", "last_used")
+        headers = ("id", "prefix", "kind", "name", "created", "expires", "revoked", "last_used", "mcp")
         rows = [{"id": k.id, "prefix": k.prefix, "kind": k.kind, "name": k.name or None,
                  "created": iso(k.created_at), "expires": iso(k.expires_at), "revoked": iso(k.revoked_at),
-                 "last_used": iso(k.last_used_at)} for k in admin.list_keys(args.env)]
-        print_rows(args, headers, rows, plain={"prefix": lambda r: r["prefix"] + "…"})
+                 "last_used": iso(k.last_used_at), "mcp": from_json(k.permissions).mcp_view()}
+                for k in admin.list_keys(args.env)]
+        print_rows(args, headers, rows, plain={"prefix": lambda r: r["prefix"] + "…", "mcp": mcp_cell})
+    elif args.action == "set-mcp":
+        grants = None if args.default else {} if args.none else parse_mcp_specs(args.mcp or [])
+        if grants == {} and not args.none:
+            raise InvalidParam("give --mcp SERVICE:TOOLS (repeatable), --none or --default")
+        row = admin.set_key_permissions(args.key_id, KeyPermissions(mcp=grants))
+        print(f"{row.id}: mcp {mcp_cell({'mcp': from_json(row.permissions).mcp_view()})}")
     elif admin.revoke_key(args.key_id):
         print(f"revoked {args.key_id}")
     else:
         print(f"already revoked {args.key_id} (nothing changed)")
+
+
+def mcp_cell(row: dict) -> str:
+    """A key's MCP list in one cell: `default`, `none`, or `svc:a,b svc2:*`."""
+    grants = row["mcp"]
+    if grants is None:
+        return "default"
+    return " ".join(f"{svc}:{tools if tools == '*' else ','.join(tools)}" for svc, tools in grants.items()) or "none"
 
 
 def cmd_model(args) -> None:
@@ -91,10 +111,20 @@ def _register_key(sub, common) -> None:
     create.add_argument("--expires-days", type=float, metavar="DAYS", help="expire after DAYS days, e.g. 30")
     create.add_argument("--publishable", action="store_true", help="a browser-safe key for chat only")
     create.add_argument("--name", help="a label to recognise it by, e.g. ci")
+    create.add_argument("--mcp", action="append", metavar="SERVICE:TOOLS", help=MCP_HELP)
     listing = add_command(key, "list", "list an environment's keys (prefixes only)",
                           "cbgate key list --env team-a --json", [common])
     listing.add_argument("--env", required=True, help=ENV_HELP)
     add_json_flag(listing)
+    set_mcp = add_command(key, "set-mcp", "replace a key's MCP allow-list whole (what it leaves out is revoked)",
+                          ["cbgate key set-mcp key-0123abcd --mcp 'search:query'",
+                           "cbgate key set-mcp key-0123abcd --none", "cbgate key set-mcp key-0123abcd --default"],
+                          [common])
+    set_mcp.add_argument("key_id", help="the id from `cbgate key list`, e.g. key-0123abcd")
+    set_mcp.add_argument("--mcp", action="append", metavar="SERVICE:TOOLS", help=MCP_HELP)
+    set_mcp.add_argument("--none", action="store_true", help="no MCP service at all")
+    set_mcp.add_argument("--default", action="store_true",
+                         help="back to the default: a server key every service of its env, a publishable key none")
     revoke = add_command(key, "revoke", "revoke a key (again: says it already is, and succeeds)",
                          "cbgate key revoke key-0123abcd", [common])
     revoke.add_argument("key_id", help="the id from `cbgate key list`, e.g. key-0123abcd")

@@ -10,6 +10,8 @@ from cbgate.config import Settings
 from cbgate.core.access import new_operator_token, normalise_origins
 from cbgate.core.group_admin import GroupAdmin
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
+from cbgate.core.mcp_admin import McpAdmin
+from cbgate.core.permissions import KeyPermissions
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidEnv, InvalidParam, ModelNotSupported
 from cbgate.limits.base import FIELDS as LIMIT_FIELDS
@@ -44,6 +46,7 @@ class Admin:
         self.store = store
         self.settings = settings
         self.groups = GroupAdmin(store, settings, self.require_env)  # model groups: `admin.groups.create_group(...)`
+        self.mcp = McpAdmin(store, settings, self.require_env)  # MCP services: `admin.mcp.create(...)`
 
     def create_env(self, env_id: str | None = None) -> str:
         env_id = env_id or new_env_id()
@@ -65,10 +68,11 @@ class Admin:
             raise InvalidEnv(f"environment {env_id!r} does not exist")
 
     def create_key(self, env_id: str, kind: str = "server", expires_days: float | None = None,
-                   name: str = "", not_after: float | None = None) -> tuple[KeyRow, str]:
+                   name: str = "", not_after: float | None = None,
+                   permissions: KeyPermissions | None = None) -> tuple[KeyRow, str]:
         """Return the stored row and the plain key, which is never stored and cannot be shown again.
         `not_after`: the expiry of the key asking for this one, which the new key may not outlive
-        (without `expires_days` it expires with it)."""
+        (without `expires_days` it expires with it). `permissions`: its allow-lists (None: the kind's defaults)."""
         self.require_env(env_id)
         check_name(name, "key name")
         if expires_days is not None and (isinstance(expires_days, bool) or not isinstance(expires_days, (int, float))
@@ -83,7 +87,7 @@ class Admin:
         plain = generate_key(kind)
         row = KeyRow(id=new_key_id(), env_id=env_id, digest=key_digest(plain), prefix=plain[:SHOWN_PREFIX_LEN],
                      kind=kind, name=name, created_at=now, expires_at=expires_at, revoked_at=None,
-                     last_used_at=None)
+                     last_used_at=None, permissions=permissions.to_json() if permissions else None)
         stored_envs.insert_key(self.store, row)
         return row, plain
 
@@ -100,6 +104,17 @@ class Admin:
             where = f" in environment {env_id!r}" if env_id is not None else ""
             raise InvalidParam(f"no key with id {key_id!r}{where}")
         return stored_envs.revoke_key(self.store, key_id)
+
+    def set_key_permissions(self, key_id: str, permissions: KeyPermissions, env_id: str | None = None) -> KeyRow:
+        """Replace the key's permissions whole: whatever the new value leaves out is revoked. With `env_id`,
+        only a key of that environment (the admin API scopes every call to one env)."""
+        keys = self.list_keys(env_id) if env_id is not None else stored_envs.list_keys(self.store)
+        row = next((k for k in keys if k.id == key_id), None)
+        if row is None:
+            where = f" in environment {env_id!r}" if env_id is not None else ""
+            raise InvalidParam(f"no key with id {key_id!r}{where}")
+        stored_envs.set_key_permissions(self.store, row.env_id, key_id, permissions.to_json())
+        return next(k for k in stored_envs.list_keys(self.store, row.env_id) if k.id == key_id)
 
     def list_models(self, env_id: str, group: str | None = None) -> list[tuple[str, str, bool]]:
         """(group, model, enabled) for every model the env could call."""

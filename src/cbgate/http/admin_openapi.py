@@ -37,7 +37,23 @@ SCHEMAS = {
     "Env": _obj(["id"], id=STR, created_at=NULLABLE_NUM, origins={"type": "array", "items": STR}),
     "Key": _obj(["id", "env_id", "prefix", "kind"], id=STR, env_id=STR, prefix=STR,
                 kind={"enum": ["server", "publishable"]}, name=STR, created_at=NUM, expires_at=NULLABLE_NUM,
-                revoked_at=NULLABLE_NUM, last_used_at=NULLABLE_NUM),
+                revoked_at=NULLABLE_NUM, last_used_at=NULLABLE_NUM, mcp=_ref("McpGrants")),
+    "McpGrants": {"type": ["object", "null"], "description": (
+        "MCP tools the key may call: service -> tool names or \"*\". null: the default (a server key every "
+        "service of its environment, a publishable key none). Replaced whole: what it leaves out is revoked."),
+        "additionalProperties": {"oneOf": [{"const": "*"}, {"type": "array", "items": STR, "minItems": 1}]}},
+    "KeyPermissions": _obj(["id", "mcp"], id=STR, mcp=_ref("McpGrants")),
+    "McpService": _obj(["name", "url", "transport"], name=STR, url=STR,
+                       transport={"enum": ["streamable-http", "sse"]},
+                       timeout={"type": "number", "description": "seconds one call may take"}, enabled=BOOL,
+                       has_headers={"type": "boolean", "description": "whether it has headers (never their values)"},
+                       created_at=NUM, updated_at=NUM),
+    "NewMcpService": _obj(["name", "url"], name=STR, url={"type": "string", "description": (
+        "its Streamable HTTP endpoint, or its SSE endpoint with transport sse; checked under the egress policy")},
+        transport={"enum": ["streamable-http", "sse"]},
+        headers={"type": "object", "writeOnly": True, "additionalProperties": STR,
+                 "description": "the server's own credentials, stored encrypted"},
+        timeout={"type": ["number", "null"], "exclusiveMinimum": 0}),
     "KeyCreated": {"allOf": [_ref("Key"), _obj(["key"], key={"type": "string", "description": "shown only once"})]},
     "Model": _obj(["name", "enabled"], name=STR, enabled=BOOL),
     "ModelGroup": _obj(["name", "models"], name=STR, type={"enum": ["builtin", "custom"]}, enabled=BOOL,
@@ -53,7 +69,8 @@ SCHEMAS = {
                                "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}),
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
-                      "model": STR, "key": NULLABLE_STR, "day": STR, "surface": STR, **COUNTS}}}),
+                      "model": STR, "key": NULLABLE_STR, "day": STR, "surface": STR, "service": STR, "tool": STR,
+                      "outcome": NULLABLE_STR, **COUNTS}}}),
     "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 1, "description": text} for name, text in (
         ("concurrency", "requests in flight at once"), ("rpm", "requests per minute"), ("tpm", "tokens per minute"),
         ("token_quota", "tokens the environment may use in all"))},
@@ -63,7 +80,8 @@ SCHEMAS = {
         ["request_id", "model", "status"], request_id=STR, env_id=STR, key_id=NULLABLE_STR, group_name=STR,
         model=STR, deployment=STR, stream=BOOL, prompt_tokens=INT, completion_tokens=INT, estimated=BOOL,
         status=INT, code=NULLABLE_STR, latency_ms=NUM, ttft_ms=NULLABLE_NUM, disconnected=BOOL, created_at=NUM,
-        surface={"enum": ["chat", "messages", "responses", "images"]}, cache_creation_tokens=INT,
+        surface={"enum": ["chat", "messages", "responses", "images", "mcp"]}, cache_creation_tokens=INT,
+        outcome={"type": ["string", "null"], "description": "how an MCP tool call ended (surface mcp only)"},
         cache_read_tokens=INT, images=INT, content={"type": ["string", "null"],
                  "description": "JSON {messages, answer}; null unless the operator turned content logging on"}),
     "OperatorToken": _obj(["id", "prefix"], id=STR, prefix=STR, name=STR, created_at=NUM, revoked_at=NULLABLE_NUM),
@@ -121,10 +139,28 @@ PATHS = {
         "get": _op("API keys: prefix, name, kind, created, last used, expiry", _list_of("Key"), params=[ENV]),
         "post": _op("Create an API key; the plain key is in this reply only", _ref("KeyCreated"), "201",
                     params=[ENV], body=_obj(kind={"enum": ["server", "publishable"]}, name=STR,
-                                            expires_days={"type": ["number", "null"]})),
+                                            expires_days={"type": ["number", "null"]}, mcp=_ref("McpGrants"))),
     },
     "/admin/v1/envs/{env}/keys/{key_id}": {
         "delete": _op("Revoke a key", _obj(id=STR, revoked=BOOL), params=[ENV, _param("key_id")])},
+    "/admin/v1/envs/{env}/keys/{key_id}/permissions": {
+        "get": _op("A key's permissions", _ref("KeyPermissions"), params=[ENV, _param("key_id")]),
+        "put": _op("Replace a key's permissions whole (a grant left out is revoked)", _ref("KeyPermissions"),
+                   params=[ENV, _param("key_id")], body=_obj(["mcp"], mcp=_ref("McpGrants")))},
+    "/admin/v1/envs/{env}/mcp": {
+        "get": _op("MCP services (reached at /v1/cloudrun/{service}/messages)", _list_of("McpService"),
+                   params=[ENV]),
+        "post": _op("Register an MCP server", _ref("McpService"), "201", params=[ENV], body=_ref("NewMcpService")),
+    },
+    "/admin/v1/envs/{env}/mcp/{service}": {
+        "get": _op("One MCP service", _ref("McpService"), params=[ENV, _param("service")]),
+        "put": _op("Change an MCP service; fields left out stay (headers: replaced whole, null removes them)",
+                   _ref("McpService"), params=[ENV, _param("service")],
+                   body=_obj(url=STR, transport={"enum": ["streamable-http", "sse"]},
+                             headers={"type": ["object", "null"], "writeOnly": True, "additionalProperties": STR},
+                             timeout={"type": ["number", "null"], "exclusiveMinimum": 0}, enabled=BOOL)),
+        "delete": _op("Delete an MCP service", _obj(name=STR, deleted=BOOL), params=[ENV, _param("service")]),
+    },
     "/admin/v1/envs/{env}/groups": {
         "get": _op("Model groups with their models and switches", _list_of("ModelGroup"), params=[ENV]),
         "post": _op("Add a custom group (OpenAI or Anthropic protocol); its URL is checked under the egress policy",
@@ -153,7 +189,7 @@ PATHS = {
     },
     "/admin/v1/envs/{env}/usage": {
         "get": _op("Usage totals, optionally one row per model, key or day", _ref("Usage"),
-                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day", "surface"]})])},
+                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day", "surface", "mcp"]})])},
     "/admin/v1/envs/{env}/usage/series": {
         "get": _op("Requests, errors and tokens per day and model (charts)", _list_of("UsagePoint"),
                    params=[ENV, *SINCE])},

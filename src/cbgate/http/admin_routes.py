@@ -13,7 +13,9 @@ from cbgate.core.access import AdminPrincipal, authenticate_admin
 from cbgate.core.admin import Admin
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed
+from cbgate.core.permissions import KeyPermissions, from_json, mcp_grants
 from cbgate.http.admin_group_routes import GroupRoutes
+from cbgate.http.admin_mcp_routes import McpRoutes
 from cbgate.http.admin_openapi import openapi_document
 from cbgate.http.exchange import Exchange
 
@@ -56,6 +58,8 @@ def key_view(row) -> dict:
     stored past year 9999 (before expiry was bounded) reads as none, which is what it means."""
     view = asdict(row)
     view.pop("digest", None)
+    if "permissions" in view:  # a key's, shown as its allow-lists (null: the kind's defaults)
+        view["mcp"] = from_json(view.pop("permissions")).mcp_view()
     if view.get("expires_at") is not None and view["expires_at"] > LAST_SHOWABLE_TIME:
         view["expires_at"] = None
     return view
@@ -82,6 +86,7 @@ class AdminRoutes:
         self.directory = directory
         self.openapi = openapi_document()
         self.groups = GroupRoutes(admin, self.run)
+        self.mcp = McpRoutes(admin, self.run)
         # (method, path template under /admin/v1, handler, changes env-level state)
         self.routes = [
             ("GET", "/me", self.me, False),
@@ -93,6 +98,7 @@ class AdminRoutes:
             ("POST", "/envs/{env}/keys", self.create_key, True),
             ("DELETE", "/envs/{env}/keys/{key_id}", self.revoke_key, True),
             *self.groups.routes(),
+            *self.mcp.routes(),
             ("GET", "/envs/{env}/limits", self.limits, False),
             ("PUT", "/envs/{env}/limits", self.set_limits, True),
             ("GET", "/envs/{env}/usage", self.usage, False),
@@ -188,8 +194,10 @@ class AdminRoutes:
             raise InvalidParam("name must be a string of at most 128 characters")
         if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float))):
             raise InvalidParam("expires_days must be a number")
+        grants = mcp_grants(body.get("mcp"))
         row, plain = await self.run(self.admin.create_key, call.params["env"], kind, days, name,
-                                    call.principal.expires_at)
+                                    call.principal.expires_at,
+                                    KeyPermissions(mcp=grants) if grants is not None else None)
         return 201, {**key_view(row), "key": plain}
 
     async def revoke_key(self, call: Call):

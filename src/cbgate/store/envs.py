@@ -24,6 +24,7 @@ class KeyRow:
     expires_at: float | None
     revoked_at: float | None
     last_used_at: float | None
+    permissions: str | None = None  # JSON of cbgate.core.permissions.KeyPermissions; None: the kind's defaults
 
 
 def create_env(store: Store, env_id: str, default_models: dict[str, list[str]]) -> None:
@@ -68,6 +69,14 @@ def revoke_key(store: Store, key_id: str) -> bool:
                               .where(schema.api_keys.c.id == key_id, schema.api_keys.c.revoked_at.is_(None))
                               .values(revoked_at=time.time()))
         return result.rowcount > 0
+
+
+def set_key_permissions(store: Store, env_id: str, key_id: str, permissions: str | None) -> bool:
+    """Replace the key's permissions whole (never merged: a grant left out is revoked)."""
+    t = schema.api_keys
+    with store.changing() as conn:
+        return conn.execute(update(t).where(t.c.id == key_id, t.c.env_id == env_id)
+                            .values(permissions=permissions)).rowcount > 0
 
 
 def touch_keys(store: Store, last_used: dict[str, float]) -> None:

@@ -147,6 +147,25 @@ def _protocol_surfaces(conn: Connection) -> None:
     stored.create(conn, checkfirst=True)
 
 
+def _mcp_services(conn: Connection) -> None:
+    """MCP through the gateway (issue 20): the services an environment fronts, each key's permissions
+    (one JSON value), and how a metered tool call ended."""
+    _add_column(conn, "api_keys", "permissions", "TEXT")
+    _add_column(conn, "usage_ledger", "outcome", "VARCHAR(16)")
+    frozen = MetaData()
+    Table("mcp_services", frozen,
+          Column("env_id", String(64), nullable=False),
+          Column("name", String(64), nullable=False),
+          Column("url", String(2048), nullable=False),
+          Column("transport", String(16), nullable=False),
+          Column("headers", Text),
+          Column("timeout", Float),
+          Column("enabled", Boolean, nullable=False),
+          Column("created_at", Float, nullable=False),
+          Column("updated_at", Float, nullable=False),
+          PrimaryKeyConstraint("env_id", "name")).create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
     ("0002_usage_ledger", _usage_ledger),
@@ -156,6 +175,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0006_group_timeouts", _group_timeouts),
     ("0007_ledger_content", _ledger_content),
     ("0008_protocol_surfaces", _protocol_surfaces),
+    ("0012_mcp_services", _mcp_services),
 ]
 
 # Ids these steps were recorded under before they were renumbered (databases made then carry them).

@@ -47,6 +47,7 @@ api_keys = Table(
     Column("expires_at", Float),
     Column("revoked_at", Float),
     Column("last_used_at", Float),
+    Column("permissions", Text),  # JSON cbgate.core.permissions.KeyPermissions; NULL: the kind's defaults
 )
 
 model_switches = Table(
@@ -86,6 +87,8 @@ usage_ledger = Table(
     Column("cache_creation_tokens", BigInteger, nullable=False, default=0, server_default="0"),
     Column("cache_read_tokens", BigInteger, nullable=False, default=0, server_default="0"),
     Column("images", Integer, nullable=False, default=0, server_default="0"),
+    # an MCP tool call (surface "mcp"): the service is in group_name, the tool in model; and how it ended
+    Column("outcome", String(16)),
     Index("ix_usage_ledger_env_created", "env_id", "created_at"),
     Index("ix_usage_ledger_created", "created_at"),
 )
@@ -153,4 +156,20 @@ stored_responses = Table(
     Column("context", Text, nullable=False),
     Index("ix_stored_responses_env", "env_id", "id"),
     Index("ix_stored_responses_expires", "expires_at"),
+)
+
+# MCP services an environment fronts (cbgate.store.mcp): an upstream MCP server's URL, its transport and its
+# own headers (encrypted with the operator key, like group secrets; never shown).
+mcp_services = Table(
+    "mcp_services", metadata,
+    Column("env_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("headers", Text),
+    Column("timeout", Float),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("env_id", "name"),
 )

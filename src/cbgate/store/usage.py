@@ -18,7 +18,8 @@ from cbgate.store import schema
 from cbgate.store.db import Store
 from cbgate.text import MAX_SAFE_INTEGER
 
-GROUPINGS = ("model", "key", "day", "surface")
+GROUPINGS = ("model", "key", "day", "surface", "mcp")
+MCP_SURFACE = "mcp"
 
 
 @dataclass(slots=True)
@@ -45,6 +46,7 @@ class UsageRecord:
     cache_creation_tokens: int = 0  # of prompt_tokens: written to an upstream prompt cache
     cache_read_tokens: int = 0  # of prompt_tokens: read from it
     images: int = 0  # images generated
+    outcome: str | None = None  # an MCP tool call's end (ok, error, refused, timeout, ...); None elsewhere
 
     @property
     def total_tokens(self) -> int:
@@ -111,6 +113,8 @@ def usage_summary(store: Store, env_id: str, since: float | None = None, by: str
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"usage can be grouped by {', '.join(GROUPINGS)}, not {by!r}")
     t = schema.usage_ledger
+    if by == "mcp":
+        return _mcp_summary(store, env_id, since)
     with store.engine.connect() as conn:
         total = conn.execute(_where(select(*_totals(t)), env_id, since)).one()
         rows = []
@@ -119,6 +123,19 @@ def usage_summary(store: Store, env_id: str, since: float | None = None, by: str
             query = _where(select(column.label("value"), *_totals(t)), env_id, since).group_by(column)
             rows = [{by: r.value, **_counts(r)} for r in conn.execute(query.order_by(column))]
     return {"env": env_id, "since": since, "by": by, **_counts(total), "rows": rows}
+
+
+def _mcp_summary(store: Store, env_id: str, since: float | None) -> dict:
+    """MCP tool calls only: one row per service, tool and outcome (`errors`: calls that did not end ok)."""
+    t = schema.usage_ledger
+    columns = (t.c.group_name, t.c.model, t.c.outcome)
+    mine = lambda query: _where(query, env_id, since).where(t.c.surface == MCP_SURFACE)  # noqa: E731
+    with store.engine.connect() as conn:
+        total = conn.execute(mine(select(*_totals(t)))).one()
+        query = mine(select(*columns, *_totals(t))).group_by(*columns).order_by(*columns)
+        rows = [{"service": r.group_name, "tool": r.model, "outcome": r.outcome, **_counts(r)}
+                for r in conn.execute(query)]
+    return {"env": env_id, "since": since, "by": "mcp", **_counts(total), "rows": rows}
 
 
 def usage_series(store: Store, env_id: str, since: float | None = None) -> list[dict]:
