@@ -2,8 +2,11 @@
 own messages, uvicorn's and the access log alike. The access log has one line per request."""
 from __future__ import annotations
 
+import atexit
+import collections
 import logging
 import os
+import threading
 import time
 
 import orjson
@@ -69,15 +72,107 @@ def printable(text: str, limit: int = 200) -> str:
 def access_line(status: int, code: str | None, request_id: str, latency_ms: float, *, method: str = "",
                 path: str = "", model: str = "", prompt_tokens: int = 0, completion_tokens: int = 0,
                 env: str = "") -> None:
-    """One request, one line: `200 OK POST /v1/ai/cloudbase/chat/completions model=... tokens=12+30 ...`."""
+    """One request, one line: `200 OK POST /v1/ai/cloudbase/chat/completions model=... tokens=12+30 ...`.
+    Only queued here (the event loop's share is one append); ACCESS_WRITER makes and writes the line."""
     log = logging.getLogger(ACCESS)
     if log.disabled or not log.isEnabledFor(logging.INFO):
         return
+    ACCESS_WRITER.put((time.time(), status, code, request_id, latency_ms, method, path, model, prompt_tokens,
+                       completion_tokens, env))
+
+
+def _access_record(log: logging.Logger, entry: tuple) -> logging.LogRecord:
+    created, status, code, request_id, latency_ms, method, path, model, prompt, completion, env = entry
     path, model = printable(path), printable(model)  # client strings: no line breaks or escapes in a log line
     fields = {"status": status, "code": code or "OK", "method": method, "path": path, "env": env,
-              "model": model, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+              "model": model, "prompt_tokens": prompt, "completion_tokens": completion,
               "latency_ms": round(latency_ms, 1), "request_id": request_id}
     where = f" {method} {path}" if method else ""
-    what = f" model={model} tokens={prompt_tokens}+{completion_tokens}" if model else ""
-    log.info("%s %s%s%s latency=%.1fms request=%s", status, code or "OK", where, what, latency_ms, request_id,
-             extra={"fields": fields})
+    what = f" model={model} tokens={prompt}+{completion}" if model else ""
+    record = log.makeRecord(ACCESS, logging.INFO, __file__, 0, "%s %s%s%s latency=%.1fms request=%s",
+                            (status, code or "OK", where, what, latency_ms, request_id), None,
+                            extra={"fields": fields})
+    record.created, record.msecs = created, (created % 1) * 1000  # when the request ended, not when written
+    return record
+
+
+class AccessWriter:
+    """Writes the access log from its own thread, a batch of lines per write, so that neither making the
+    log records nor a slow stderr (a pipe, a terminal) is on the event loop's path. The lines, their
+    formats and their handlers are the same as logging them directly; `flush()` (at shutdown and at exit)
+    writes whatever is still queued, so the log is complete when the process ends normally.
+
+    The queue is bounded: a log sink that stops reading would otherwise grow it without end. Past
+    MAX_QUEUED lines, new ones are counted instead, and the count is logged once the sink reads again."""
+
+    BATCH_WAIT = 0.01  # seconds the thread lets lines gather after the first one: one write for many
+    MAX_QUEUED = 200_000
+
+    def __init__(self):
+        self._queued: collections.deque = collections.deque()
+        self._wake = threading.Event()
+        self._writing = threading.Lock()  # the thread and flush() never write at once (order is kept)
+        self._thread: threading.Thread | None = None
+        self._dropped = 0
+        atexit.register(self.flush)
+
+    def put(self, entry: tuple) -> None:
+        if len(self._queued) >= self.MAX_QUEUED:
+            self._dropped += 1
+            return
+        self._queued.append(entry)  # before looking at the event: the thread's drain then always sees it
+        if not self._wake.is_set():
+            if self._thread is None or not self._thread.is_alive():
+                self._start()
+            self._wake.set()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="cbgate-access-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            time.sleep(self.BATCH_WAIT)
+            try:
+                self.flush()
+            except Exception:  # a broken handler must not end the thread (the next lines still try)
+                logging.getLogger("cbgate").exception("writing the access log failed")
+
+    def flush(self) -> None:
+        """Write every queued line now (any thread; the shutdown path calls it last)."""
+        with self._writing:
+            log = logging.getLogger(ACCESS)
+            while self._queued:
+                batch = []
+                while self._queued and len(batch) < 1000:
+                    batch.append(_access_record(log, self._queued.popleft()))
+                _emit(log, batch)
+            if self._dropped:
+                dropped, self._dropped = self._dropped, 0
+                log.warning("%d access log lines were dropped while the log's output did not keep up", dropped)
+
+
+def _emit(log: logging.Logger, records: list[logging.LogRecord]) -> None:
+    """What `log.handle` does for each record, with one write per plain stream handler for the batch."""
+    records = [r for r in records if log.filter(r)]
+    logger: logging.Logger | None = log
+    while logger is not None:
+        for handler in logger.handlers:
+            passing = [r for r in records if r.levelno >= handler.level and handler.filter(r)]
+            if type(handler) in (logging.StreamHandler, logging.FileHandler) and passing:
+                try:
+                    text = "".join(handler.format(r) + handler.terminator for r in passing)
+                    with handler.lock:
+                        handler.stream.write(text)
+                        handler.flush()
+                except Exception:  # as StreamHandler.emit does: say so on stderr, never raise
+                    handler.handleError(passing[0])
+            else:  # other handlers (pytest's capture, a syslog handler...) get their records one by one
+                for record in passing:
+                    handler.handle(record)
+        logger = logger.parent if logger.propagate else None
+
+
+ACCESS_WRITER = AccessWriter()

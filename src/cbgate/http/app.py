@@ -44,7 +44,7 @@ from cbgate.store import limits as stored_limits
 from cbgate.store.db import Store
 from cbgate.store.ledger import LedgerWriter
 from cbgate.store.usage import UsageRecord
-from cbgate.logs import access_line, printable, setup_logging
+from cbgate.logs import ACCESS_WRITER, access_line, printable, setup_logging
 
 log = logging.getLogger("cbgate")
 
@@ -167,6 +167,7 @@ class App:
         if self.store:
             self.store.close()
         await asyncio.to_thread(self.tracing.shutdown)  # export the spans still batched
+        ACCESS_WRITER.flush()  # the last requests' lines, before uvicorn ends the process (no atexit then)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
