@@ -74,8 +74,7 @@ def access_line(status: int, code: str | None, request_id: str, latency_ms: floa
                 env: str = "") -> None:
     """One request, one line: `200 OK POST /v1/ai/cloudbase/chat/completions model=... tokens=12+30 ...`.
     Only queued here (the event loop's share is one append); ACCESS_WRITER makes and writes the line."""
-    log = logging.getLogger(ACCESS)
-    if log.disabled or not log.isEnabledFor(logging.INFO):
+    if _ACCESS_LOG.disabled or not _ACCESS_LOG.isEnabledFor(logging.INFO):
         return
     ACCESS_WRITER.put((time.time(), status, code, request_id, latency_ms, method, path, model, prompt_tokens,
                        completion_tokens, env))
@@ -176,3 +175,4 @@ def _emit(log: logging.Logger, records: list[logging.LogRecord]) -> None:
 
 
 ACCESS_WRITER = AccessWriter()
+_ACCESS_LOG = logging.getLogger(ACCESS)  # getLogger takes logging's module lock: looked up once
