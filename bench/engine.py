@@ -3,7 +3,8 @@
 
 - aggregate completion tokens/s through the gateway (`cbgate serve`) with 1, 4 and 8 concurrent streams;
 - the engine alone: the same llama-server command line, called directly, at the same concurrency;
-- raw llama.cpp batched decode of 1, 4 and 8 sequences (`llama-batched-bench` from the same build);
+- raw llama.cpp batched decode of 1, 4 and 8 sequences with all cores (`llama-batched-bench` from the same
+  build, `-t`/`-tb` = the machine's cores): what the hardware gives, whatever the engine's own setting;
 - TTFT p50/p99 at 4 concurrent streams, and TTFT of a conversation's 10th turn against its 1st.
 
 Every answer is 64 tokens (`max_tokens` 64, `ignore_eos`). Prints a table with the issue's targets and
@@ -135,7 +136,9 @@ def report(gateway: dict[int, Level], alone: dict[int, Level], raw: dict[int, fl
     ttft1, ttft4 = statistics.median(gateway[1].ttfts), statistics.median(gateway[4].ttfts)
     lines = [f"# Embedded engine: Gemma 3 270M Q4_K_M, {os.cpu_count()} cores, "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load {load}", "",
-             "| streams | through the gateway | engine alone | raw batched decode | gateway / alone | gateway / raw |",
+             f"Engine threads: {default_threads()} (the gateway's default); raw batched decode: {os.cpu_count()} threads.", "",
+             "| streams | through the gateway | engine alone | raw batched decode, all cores | gateway / alone "
+             "| gateway / raw |",
              "|---:|---:|---:|---:|---:|---:|"]
     for n in LEVELS:
         lines.append(f"| {n} | {g[n]:.1f} tok/s | {alone[n].rate:.1f} tok/s | {raw[n]:.1f} tok/s | "
@@ -171,7 +174,7 @@ async def run(rounds: int) -> tuple[dict[int, Level], dict[int, Level], dict[int
         url, headers = served.url + "/v1/ai/cloudbase/chat/completions", {"Authorization": f"Bearer {key}"}
         for n in LEVELS:
             answers = rounds if n > 1 else rounds + 2
-            raw[n] = batched_decode(default_threads(), n)
+            raw[n] = batched_decode(os.cpu_count() or 1, n)
             alone[n] = await measure(engine.url + "/v1/chat/completions", engine.headers, n, answers)
             gateway[n] = await measure(url, headers, n, answers)
             print(f"{n} streams: gateway {gateway[n].rate:.1f}, alone {alone[n].rate:.1f}, raw {raw[n]:.1f} tok/s",

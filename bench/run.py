@@ -22,13 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import configs  # noqa: E402  (bench/ is not a package; its runner is a script)
+import baseline  # noqa: E402
 
 BENCH = configs.BENCH_DIR
 REPO = BENCH.parent
 RUN = BENCH / ".run"  # scratch space for one run: data dir, nginx prefix, logs (git-ignored)
 LITELLM_BIN = BENCH / ".venv-litellm" / "bin" / "litellm"
 CBGATE_BIN = REPO / ".venv" / "bin" / "cbgate"
-TARGETS = ("direct", "cbgate", "litellm")
+TARGETS = ("direct", "cbgate", "base", "litellm")  # base: cbgate at an older commit (--base)
+DEFAULT_BASE = "a4df6eb"  # before the third wave (issue 17 measures against it)
 TARGETS_RPS = {"json": 1500, "sse": 600}  # issue 3, one worker, 32 clients
 
 
@@ -116,9 +118,9 @@ def start_fake_upstream(procs: Processes, port: int) -> Target:
                              for m, model in (("json", configs.MODEL_JSON), ("sse", configs.MODEL_SSE))})
 
 
-def cbgate_cli(data_dir: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CBGATE_")}  # the data dir alone decides
-    out = subprocess.run([str(CBGATE_BIN), *args, "--data-dir", str(data_dir)], check=True,
+def cbgate_cli(data_dir: Path, *args: str, cli: list[str] | None = None, env: dict | None = None) -> str:
+    env = {k: v for k, v in (env or os.environ).items() if not k.startswith("CBGATE_")}  # the data dir decides
+    out = subprocess.run([*(cli or [str(CBGATE_BIN)]), *args, "--data-dir", str(data_dir)], check=True,
                          capture_output=True, text=True, env=env)
     return out.stdout.strip().splitlines()[-1]
 
@@ -128,28 +130,36 @@ NEVER_REACHED_LIMITS = ("--concurrency", "4096", "--rpm", "100000000", "--tpm", 
                         "--token-quota", "1000000000000000")
 
 
-def switch_on_admission(data_dir: Path, env_id: str) -> str:
+def switch_on_admission(data_dir: Path, env_id: str, **how) -> str:
     try:
-        cbgate_cli(data_dir, "limits", "set", "--env", env_id, *NEVER_REACHED_LIMITS)
+        cbgate_cli(data_dir, "limits", "set", "--env", env_id, *NEVER_REACHED_LIMITS, **how)
     except subprocess.CalledProcessError:
         return "admission: not in this build (no `cbgate limits`)"
     return ("admission on (in-process limiter; concurrency, rpm, tpm and token quota all set, none reached), "
             "usage ledger on")
 
 
-def start_cbgate(procs: Processes, port: int, upstream_port: int, server_env: dict, workers: int) -> Target:
-    data_dir = RUN / "cbgate"
+def start_cbgate(procs: Processes, port: int, upstream_port: int, server_env: dict, workers: int,
+                 name: str = "cbgate", base: baseline.Baseline | None = None) -> Target:
+    """Today's cbgate from the repository's .venv, or (name "base") an older commit from its own venv."""
+    data_dir = RUN / name
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     (data_dir / "cbgate.toml").write_text(configs.cbgate_toml(upstream_port))
-    env_id = cbgate_cli(data_dir, "env", "create", "bench")
-    key = cbgate_cli(data_dir, "key", "create", "--env", env_id)
-    note = switch_on_admission(data_dir, env_id)
-    procs.start("cbgate", [str(CBGATE_BIN), "serve", "--data-dir", str(data_dir), "--port", str(port),
-                           "--workers", str(workers)], env=server_env)
-    wait_ready(procs, "cbgate", f"http://127.0.0.1:{port}/healthz", 60)
+    how = {"cli": base.cli(), "env": base.env(dict(os.environ))} if base else {}
+    env_id = cbgate_cli(data_dir, "env", "create", "bench", **how)
+    key = cbgate_cli(data_dir, "key", "create", "--env", env_id, **how)
+    note = switch_on_admission(data_dir, env_id, **how)
+    if base:
+        note = f"commit {base.commit} (its own worktree and venv in bench/.run/); {note}"
+    else:
+        note += "; access log on (INFO, to the server's log file)"
+    cli = base.cli() if base else [str(CBGATE_BIN)]
+    procs.start(name, [*cli, "serve", "--data-dir", str(data_dir), "--port", str(port),
+                       "--workers", str(workers)], env=base.env(server_env) if base else server_env)
+    wait_ready(procs, name, f"http://127.0.0.1:{port}/healthz", 60)
     url = f"http://127.0.0.1:{port}/v1/ai/cloudbase/chat/completions"
-    return Target("cbgate", {"json": url, "sse": url}, key, note)
+    return Target(name, {"json": url, "sse": url}, key, note)
 
 
 def start_litellm(procs: Processes, port: int, upstream_port: int, server_env: dict) -> Target:
@@ -231,7 +241,9 @@ def clean_env() -> dict:
     """The servers' environment: ours, less anything that would point them at other data or settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CBGATE_", "LITELLM_"))}
     env[configs.UPSTREAM_KEY_ENV] = "sk-upstream-" + secrets.token_hex(16)
-    env["CBGATE_LOG_LEVEL"] = "WARNING"
+    # The default level (info): the access log is on, as in production; its lines go to RUN/logs/.
+    env["CBGATE_LOG_LEVEL"] = "INFO"
+    env["PYTHONPATH"] = str(REPO / "src")  # this checkout's code, wherever the .venv's install points
     return env
 
 
@@ -253,7 +265,8 @@ def machine_header(args, argv: list[str], targets: list[Target]) -> list[str]:
             f"fake upstream: nginx, 1 process",
             *[f"- {t.name}: {t.note}" for t in targets if t.note],
             f"- machine: {os.cpu_count()} x {cpu}; wrk 1 thread, {args.seconds:g} s per cell after "
-            f"{args.warmup:g} s warm-up; load average at start {load_average()}",
+            f"{args.warmup:g} s warm-up, {args.rounds} round(s) (the median round's cell is reported); "
+            f"load average at start {load_average()}",
             "- every target gets the same body; streams ask for usage (`stream_options.include_usage`), "
             "and every reply is checked (status 200 and `[DONE]` or `usage` present)"]
 
@@ -266,6 +279,10 @@ def parse_args(argv: list[str]):
     p.add_argument("--modes", default="json,sse", help="json (non-streaming), sse (streaming); default both")
     p.add_argument("--targets", default=",".join(TARGETS), help="direct,cbgate,litellm (default all three)")
     p.add_argument("--workers", type=int, default=1, help="cbgate worker processes (default 1)")
+    p.add_argument("--base", default=DEFAULT_BASE,
+                   help=f"the older commit the `base` target runs (default {DEFAULT_BASE}; see baseline.py)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every cell this many times, targets in turn; the report takes the median")
     p.add_argument("--out", default=str(BENCH / "results" / "latest.md"), help="the report ('-' for none)")
     p.add_argument("--hold", action="store_true",
                    help="start the servers, print their URLs and key, and wait (for profiling) instead of measuring")
@@ -295,6 +312,9 @@ def start_targets(procs: Processes, args) -> list[Target]:
     started = {"direct": direct}
     if "cbgate" in args.targets:
         started["cbgate"] = start_cbgate(procs, free_port(), upstream_port, env, args.workers)
+    if "base" in args.targets:
+        started["base"] = start_cbgate(procs, free_port(), upstream_port, env, args.workers, "base",
+                                       baseline.prepare(args.base))
     if "litellm" in args.targets:
         started["litellm"] = start_litellm(procs, free_port(), upstream_port, env)
     return [started[name] for name in TARGETS if name in args.targets]
@@ -330,7 +350,10 @@ def main(argv: list[str]) -> None:
             return hold(targets, procs)
         header = machine_header(args, argv, targets)
         print("\n".join(header), flush=True)
-        cells = measure(targets, [int(c) for c in args.clients.split(",")], modes, args.seconds, args.warmup)
+        cells = []
+        for n in range(args.rounds):  # A/B rounds: the order of targets alternates so drift hits both alike
+            order = targets if n % 2 == 0 else list(reversed(targets))
+            cells += measure(order, [int(c) for c in args.clients.split(",")], modes, args.seconds, args.warmup)
     finally:
         procs.stop_all()
     text = report.render(cells, header, TARGETS_RPS)
