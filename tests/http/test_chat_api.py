@@ -45,12 +45,19 @@ def test_stream_sends_role_deltas_finish_usage_and_done(gateway):
     finish = chunks[-2]["choices"][0]
     assert finish["delta"] == {} and finish["finish_reason"] == "stop"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == fake_tokens("echo: hello world")
+    assert chunks[-2]["usage"] == chunks[-1]["usage"]  # the finishing chunk carries it too
 
 
-def test_stream_without_include_usage_has_no_usage_chunk(gateway):
+def test_stream_without_include_usage_has_usage_on_the_finishing_chunk_only(gateway):
+    # as CloudBase's vendors stream: @cloudbase/ai never asks for usage and reads it from the chunks
     events = read_events(gateway.chat(ask("hi", stream=True), stream=True))
     assert events[-1] == "[DONE]"
-    assert not any("usage" in e for e in events[:-1])
+    chunks = events[:-1]
+    with_usage = [c for c in chunks if "usage" in c]
+    assert len(with_usage) == 1 and with_usage[0] is chunks[-1]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"]["completion_tokens"] == fake_tokens("echo: hi")
+    assert chunks[-1]["usage"]["total_tokens"] == chunks[-1]["usage"]["prompt_tokens"] + fake_tokens("echo: hi")
 
 
 def test_chinese_is_never_split_inside_a_delta(gateway):
@@ -97,6 +104,11 @@ def test_openai_sdk_works_with_both_base_urls(gateway, suffix):
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: yo"
     assert chunks[-1].usage.total_tokens > 0
+    unasked = list(client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "yo"}],
+                                                  stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in unasked) == "echo: yo"
+    assert unasked[-1].choices[0].finish_reason == "stop" and unasked[-1].usage.completion_tokens == \
+        chunks[-1].usage.completion_tokens  # the SDK reads usage off the finishing chunk unchanged
 
 
 def test_openai_sdk_shows_the_cloudbase_message(gateway):

@@ -40,7 +40,10 @@ def test_streams_ask_the_upstream_for_usage_and_keep_client_stream_options(upstr
     r = upstream_gateway.chat(chat_body(stream=True, stream_options={"include_usage": False, "x": 1}), stream=True)
     events = read_events(r)
     assert fake.chat_requests[-1].json()["stream_options"] == {"include_usage": True, "x": 1}
-    assert not any("usage" in e for e in events if isinstance(e, dict))  # the upstream's usage chunk stays here
+    chunks = [e for e in events if isinstance(e, dict)]
+    assert not any(c["choices"] == [] for c in chunks)  # the upstream's separate usage chunk stays here
+    assert [c for c in chunks if "usage" in c] == [chunks[-1]]  # its counts ride on the finishing chunk
+    assert chunks[-1]["choices"][0]["finish_reason"]
 
 
 def test_tool_calls_and_reasoning_survive_in_json(upstream_gateway, fake):

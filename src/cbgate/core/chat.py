@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
+import orjson
+
 from cbgate.core.auth import Principal, authenticate
 from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.resolve import Resolver
@@ -145,11 +147,47 @@ class ChatService:
         return MeteredStream(self._rest(first, chunks, call, outcome), meter, also_close=chunks)
 
     async def _rest(self, first, chunks, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
+        # The chunk that carries finish_reason waits for the end of the stream and leaves with the usage,
+        # as CloudBase's vendors send it: @cloudbase/ai reads usage from the chunks and never asks for it.
+        held: list[dict | bytes] = []
+        last_text = call.request.usage_on_last_text
+        lag = None  # with last_text: the latest chunk with text, sent once the next one is seen
         try:
-            yield first
-            async for chunk in chunks:
-                yield chunk
+            chunk = first
+            while chunk is not None:
+                if held or _finishing(chunk):
+                    held.append(chunk)
+                elif last_text and _has_text(chunk):
+                    if lag is not None:
+                        yield lag
+                    lag = chunk
+                else:
+                    yield chunk
+                chunk = await anext(chunks, None)
         finally:
             await chunks.aclose()
+        if lag is not None:
+            yield _with_usage(lag, outcome)
+        last = max((i for i, chunk in enumerate(held) if _finishing(chunk)), default=None)
+        for i, chunk in enumerate(held):
+            yield _with_usage(chunk, outcome) if i == last else chunk
         if call.request.include_usage:
             yield call.chunks.usage_chunk(outcome.usage)
+
+
+def _finishing(chunk: dict | bytes) -> bool:
+    """Whether a chunk ends a choice. Adapters pass such chunks as dicts; bytes are checked for safety."""
+    if isinstance(chunk, bytes):
+        if b"finish_reason" not in chunk:
+            return False
+        chunk = orjson.loads(chunk)
+    return any(isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ())
+
+
+def _has_text(chunk: dict | bytes) -> bool:
+    chunk = orjson.loads(chunk) if isinstance(chunk, bytes) else chunk
+    return any(isinstance(c, dict) and (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ())
+
+
+def _with_usage(chunk: dict | bytes, outcome: StreamOutcome) -> dict:
+    return {**(orjson.loads(chunk) if isinstance(chunk, bytes) else chunk), "usage": outcome.usage.as_dict()}

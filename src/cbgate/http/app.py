@@ -248,7 +248,7 @@ class App:
 
     async def dispatch(self, ex: Exchange) -> None:
         parts = ex.scope["path"].strip("/").split("/")
-        if len(parts) >= 4 and parts[0] == "v1" and parts[1] == "ai" and parts[2]:
+        if len(parts) >= 3 and parts[0] == "v1" and parts[1] == "ai" and parts[2]:  # /v1/ai/hunyuan is a path
             if await self.cors.handle(ex):  # a browser's preflight, answered
                 return
             return await self.surfaces.handle(ex, parts[2], tuple(parts[3:]))

@@ -25,12 +25,12 @@ class ChatRoutes:
         self.max_body_bytes = max_body_bytes
         self.deadline = deadline or ShutdownDeadline(30.0)
 
-    async def handle(self, ex: Exchange, group: str, tail: tuple[str, ...]) -> None:
+    async def handle(self, ex: Exchange, group: str, tail: tuple[str, ...], sdk_quirk: str = "") -> None:
         method = ex.scope["method"]
         if tail in CHAT_TAILS:
             if method != "POST":
                 raise MethodNotAllowed(f"{method} is not allowed here; use POST")
-            return await self.chat(ex, group)
+            return await self.chat(ex, group, sdk_quirk)
         if tail in MODELS_TAILS or (len(tail) in (2, 3) and tail[-2] == "models" and tail[:-2] in ((), ("v1",))):
             if method != "GET":
                 raise MethodNotAllowed(f"{method} is not allowed here; use GET")
@@ -47,16 +47,18 @@ class ChatRoutes:
             raise InvalidPath(f"model {model!r} is not enabled in group {group!r}")
         await ex.reply_json(found)
 
-    async def chat(self, ex: Exchange, group: str) -> None:
+    async def chat(self, ex: Exchange, group: str, sdk_quirk: str = "") -> None:
+        """`sdk_quirk` names what @cloudbase/ai's reader for this path needs (see surface_routes)."""
         ex.refuse_declared_size_over(self.max_body_bytes)
         principal = self.service.authenticate(ex.header(b"authorization"), ex.header(b"host"))
         self.service.check_group(principal, group)
         req = parse_chat_request(await ex.read_json_object(self.max_body_bytes))
+        req.usage_on_last_text = sdk_quirk == "usage_on_last_text"
         ex.cancel_on_disconnect()
         ex.metered = True  # from here on the service's meter records the outcome, whatever it is
         if not req.stream:
             body = await self.service.complete(principal, group, req, ex.request_id)
-            return await ex.reply_json(body)
+            return await ex.reply_json(tencent_response(body, ex.request_id) if sdk_quirk == "tencent_envelope" else body)
         # the events of one upstream read leave in one write: a write per event held bench/ to ~1,500
         # streams/s, coalesced it does ~2,600
         stream = await self.service.open_stream(principal, group, req, ex.request_id)
@@ -81,3 +83,13 @@ class ChatRoutes:
             untrack()
             await chunks.aclose()
         await ex.send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def tencent_response(body: dict, request_id: str) -> dict:
+    """A chat completion as Tencent Cloud API answers it (`hunyuan` in @cloudbase/ai): TitleCase keys inside
+    `Response`, which the SDK turns back into snake_case."""
+    def title(value):
+        if isinstance(value, dict):
+            return {"".join(p[:1].upper() + p[1:] for p in k.split("_")): title(v) for k, v in value.items()}
+        return [title(v) for v in value] if isinstance(value, list) else value
+    return {"Response": {**title(body), "RequestId": request_id}}

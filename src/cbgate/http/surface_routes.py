@@ -10,7 +10,19 @@ from cbgate.http.messages_routes import MessagesRoutes
 from cbgate.http.responses_routes import ResponsesRoutes
 from cbgate.protocol.anthropic_messages import messages_error_body
 
-IMAGES_TAILS = (("images", "generations"), ("v1", "images", "generations"))
+IMAGES_TAILS = (("images", "generations"), ("v1", "images", "generations"),
+                ("images", "ar", "generations"))  # @cloudbase/ai's createImageModel for Hunyuan's AR models
+
+# The paths @cloudbase/ai's createModel(name) posts chat completions to (its MODELS map), each served by the
+# group of that name; the other providers use chat/completions or v1/chat/completions, served for every group.
+SDK_CHAT_TAILS = {
+    "ark": ("api", "v3", "chat", "completions"),
+    "dashscope": ("compatible-mode", "v1", "chat", "completions"),
+    "zhipu": ("api", "paas", "v4", "chat", "completions"),
+    "hunyuan-beta": ("openapi", "v1", "chat", "completions"),
+    "hunyuan": (),  # Tencent Cloud API style: the answer comes back inside {"Response": ...}
+}
+USAGE_ON_LAST_TEXT = ("01-ai",)  # the SDK's stream reader for these drops chunks without text
 
 
 class SurfaceRoutes:
@@ -35,4 +47,10 @@ class SurfaceRoutes:
             return await self.responses.handle(ex, group, tail[2:])
         if tail in IMAGES_TAILS:
             return await self.images.generate(ex, group)
+        if tail and SDK_CHAT_TAILS.get(group) == tail:
+            return await self.chat.handle(ex, group, ("chat", "completions"))
+        if not tail and SDK_CHAT_TAILS.get(group) == ():
+            return await self.chat.handle(ex, group, ("chat", "completions"), sdk_quirk="tencent_envelope")
+        if group in USAGE_ON_LAST_TEXT and tail[-2:] == ("chat", "completions"):
+            return await self.chat.handle(ex, group, tail, sdk_quirk="usage_on_last_text")
         return await self.chat.handle(ex, group, tail)

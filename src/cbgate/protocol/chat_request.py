@@ -45,6 +45,9 @@ class ChatRequest:
     raw: dict = field(default_factory=dict)  # the body as received, for faithful pass-through
     surface: str = "chat"  # the API it came in on (chat, messages, responses, images): a ledger label
     anthropic_body: dict | None = None  # a Messages request as received: Anthropic upstreams get it unchanged
+    # the stream's last chunk with text carries the usage too: @cloudbase/ai's reader for 01-ai drops every chunk
+    # without text, the finishing one included
+    usage_on_last_text: bool = False
 
     @property
     def has_images(self) -> bool:

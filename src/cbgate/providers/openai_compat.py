@@ -188,7 +188,8 @@ class OpenAICompatAdapter(UpstreamAdapter):
                     if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
                         call.chunks.id = chunk["id"]  # so the usage chunk the chat service adds matches
                     self._note_choices(choices, outcome, parts)
-                    if timings is not None or chunk.get("model") != public:
+                    # a finishing chunk goes on as a dict: the chat service adds the usage to it
+                    if timings is not None or chunk.get("model") != public or _finishes(choices):
                         chunk["model"] = public
                         yield chunk
                     else:
@@ -214,3 +215,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
             finish = choice.get("finish_reason")
             if finish:
                 outcome.finish_reason = finish
+
+
+def _finishes(choices: list[dict]) -> bool:
+    return any(choice.get("finish_reason") for choice in choices)
