@@ -74,6 +74,11 @@ class ModelRequestFailed(CloudBaseError):
 # A timeout is a failed model request too, so the chat service falls back to the next deployment on it.
 ModelRequestTimeout = type("ModelRequestTimeout", (ModelRequestFailed,),
                            {"status": 504, "openai_type": "timeout_error"})
+# The Agent API (/v1/aibot): CloudBase's own codes for it.
+AgentInvalidParam = _error("AgentInvalidParam", "AGENT_INVALID_PARAM", 400, "invalid_request_error")
+AgentNotFound = _error("AgentNotFound", "AGENT_GET_INFO_ERROR", 404, "not_found_error")  # another env's too
+AgentRequestLLMError = _error("AgentRequestLLMError", "AGENT_REQUEST_LLM_ERROR", 502, "api_error")
+AgentServerError = _error("AgentServerError", "AGENT_SERVER_ERR", 502, "api_error")  # a fronted agent failed
 ServiceUnavailable = _error("ServiceUnavailable", "SYS_ERR", 503, "server_error")
 InternalError = _error("InternalError", "SYS_ERR", 500, "server_error")
 

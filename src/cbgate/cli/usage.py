@@ -65,6 +65,7 @@ def register(sub, common) -> None:
     usage.add_argument("--since", metavar="DATE",
                        help="from this date, time (UTC) or span ago, e.g. 2026-11-01, 24h, 7d")
     usage.add_argument("--by", choices=GROUPINGS,
-                       help="one row per model, key, day or surface (chat, messages, responses, images), e.g. --by day")
+                       help="one row per model, key, day, surface (chat, messages, responses, images, mcp, "
+                            "agent), mcp (tool calls only) or agent (agent runs only), e.g. --by day")
     usage.add_argument("--json", action="store_true", help="one JSON object with `total_tokens` and `rows`")
     usage.set_defaults(func=cmd_usage)

@@ -84,7 +84,7 @@ class Meter:
         self.req = req
         self.record = UsageRecord(request_id=request_id, env_id=principal.env_id, key_id=principal.key_id,
                                   group_name=group, model=req.model[:128], stream=req.stream,
-                                  created_at=time.time(), surface=req.surface)
+                                  created_at=time.time(), surface=req.surface, agent_id=req.agent_id)
         self.routed = False  # model and group are labels only once they resolved to a real route
         self.answered = False  # a stream's 200 went out, so later failures travel inside it
         self.generated = False  # a failed deployment reported tokens it generated: billed all the same
@@ -138,7 +138,7 @@ class Meter:
             self.metering.ledger.begin(UsageRecord(
                 r.request_id, r.env_id, r.key_id, r.group_name, r.model, deployment, r.stream,
                 prompt_tokens=self.metering.prompt_tokens(self.req.messages), estimated=True, status=500,
-                code=INTERRUPTED, created_at=r.created_at, surface=r.surface))
+                code=INTERRUPTED, created_at=r.created_at, surface=r.surface, agent_id=r.agent_id))
         except SpoolUnwritable:
             if self.metering.answer_unbilled:
                 return  # served anyway: its record goes straight to the database when it ends

@@ -67,10 +67,21 @@ SCHEMAS = {
                      check={"type": "boolean", "description": "ask the upstream first (default true)"},
                      timeouts={"type": "object", "description": "seconds: connect, first_byte, idle, total",
                                "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}),
+    "Agent": _obj(["id", "name", "kind"], id=STR, env=STR, name=STR,
+                  kind={"enum": ["model", "url"], "description": "model: run by the gateway on its model "
+                        "service; url: an AG-UI server it fronts"},
+                  model=NULLABLE_STR, group=NULLABLE_STR, url=NULLABLE_STR, instructions=NULLABLE_STR,
+                  welcome=NULLABLE_STR, introduction=NULLABLE_STR, questions={"type": "array", "items": STR},
+                  created_at=STR, updated_at=STR),
+    "AgentFields": _obj(name=STR, model=STR, group={"type": "string", "description": "default: cloudbase"},
+                        url={"type": "string", "description": "instead of a model: an AG-UI server to front, "
+                             "checked under the egress policy"},
+                        instructions=STR, welcome=STR, introduction=STR,
+                        questions={"type": "array", "items": STR, "maxItems": 10}),
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
                       "model": STR, "key": NULLABLE_STR, "day": STR, "surface": STR, "service": STR, "tool": STR,
-                      "outcome": NULLABLE_STR, **COUNTS}}}),
+                      "outcome": NULLABLE_STR, "agent": NULLABLE_STR, **COUNTS}}}),
     "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 1, "description": text} for name, text in (
         ("concurrency", "requests in flight at once"), ("rpm", "requests per minute"), ("tpm", "tokens per minute"),
         ("token_quota", "tokens the environment may use in all"))},
@@ -80,8 +91,9 @@ SCHEMAS = {
         ["request_id", "model", "status"], request_id=STR, env_id=STR, key_id=NULLABLE_STR, group_name=STR,
         model=STR, deployment=STR, stream=BOOL, prompt_tokens=INT, completion_tokens=INT, estimated=BOOL,
         status=INT, code=NULLABLE_STR, latency_ms=NUM, ttft_ms=NULLABLE_NUM, disconnected=BOOL, created_at=NUM,
-        surface={"enum": ["chat", "messages", "responses", "images", "mcp"]}, cache_creation_tokens=INT,
+        surface={"enum": ["chat", "messages", "responses", "images", "mcp", "agent"]}, cache_creation_tokens=INT,
         outcome={"type": ["string", "null"], "description": "how an MCP tool call ended (surface mcp only)"},
+        agent_id={"type": ["string", "null"], "description": "the agent a run was for (surface agent only)"},
         cache_read_tokens=INT, images=INT, content={"type": ["string", "null"],
                  "description": "JSON {messages, answer}; null unless the operator turned content logging on"}),
     "OperatorToken": _obj(["id", "prefix"], id=STR, prefix=STR, name=STR, created_at=NUM, revoked_at=NULLABLE_NUM),
@@ -182,6 +194,18 @@ PATHS = {
     "/admin/v1/envs/{env}/groups/{group}/models/{model}": {
         "put": _op("Switch a model on or off", _obj(group=STR, name=STR, enabled=BOOL),
                    params=[ENV, _param("group"), _param("model")], body=_obj(["enabled"], enabled=BOOL))},
+    "/admin/v1/envs/{env}/agents": {
+        "get": _op("The environment's agents", _list_of("Agent"), params=[ENV]),
+        "post": _op("Add an agent: `model` (and `group`) to run it on the model service, or `url` to front "
+                    "an AG-UI server", _ref("Agent"), "201", params=[ENV], body=_ref("AgentFields")),
+    },
+    "/admin/v1/envs/{env}/agents/{agent}": {
+        "get": _op("One agent", _ref("Agent"), params=[ENV, _param("agent")]),
+        "put": _op("Change an agent; fields left out stay as they are", _ref("Agent"),
+                   params=[ENV, _param("agent")], body=_ref("AgentFields")),
+        "delete": _op("Delete an agent with its conversations and records", _obj(id=STR, deleted=BOOL),
+                      params=[ENV, _param("agent")]),
+    },
     "/admin/v1/envs/{env}/limits": {
         "get": _op("The admission limits in force for the environment's server keys", _ref("Limits"), params=[ENV]),
         "put": _op("Change some limits (operator only); fields left out stay as they are", _ref("Limits"),
@@ -189,7 +213,8 @@ PATHS = {
     },
     "/admin/v1/envs/{env}/usage": {
         "get": _op("Usage totals, optionally one row per model, key or day", _ref("Usage"),
-                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day", "surface", "mcp"]})])},
+                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day", "surface", "mcp",
+                                                                         "agent"]})])},
     "/admin/v1/envs/{env}/usage/series": {
         "get": _op("Requests, errors and tokens per day and model (charts)", _list_of("UsagePoint"),
                    params=[ENV, *SINCE])},
@@ -211,7 +236,7 @@ def openapi_document() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "cbgate admin API", "version": "1",
-                 "description": "Manage environments, API keys, model groups, limits and usage. Send "
+                 "description": "Manage environments, API keys, model groups, agents, limits and usage. Send "
                                 "`Authorization: Bearer <operator token or server API key>`; errors are "
                                 "CloudBase bodies `{code, message, requestId}`."},
         "servers": [{"url": "/"}],

@@ -13,6 +13,7 @@ from cbgate.core.access import AdminPrincipal, authenticate_admin
 from cbgate.core.admin import Admin
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed
+from cbgate.http.admin_agent_routes import AgentRoutes
 from cbgate.core.permissions import KeyPermissions, from_json, mcp_grants
 from cbgate.http.admin_group_routes import GroupRoutes
 from cbgate.http.admin_mcp_routes import McpRoutes
@@ -87,6 +88,7 @@ class AdminRoutes:
         self.openapi = openapi_document()
         self.groups = GroupRoutes(admin, self.run)
         self.mcp = McpRoutes(admin, self.run)
+        self.agents = AgentRoutes(admin, self.run)
         # (method, path template under /admin/v1, handler, changes env-level state)
         self.routes = [
             ("GET", "/me", self.me, False),
@@ -99,6 +101,7 @@ class AdminRoutes:
             ("DELETE", "/envs/{env}/keys/{key_id}", self.revoke_key, True),
             *self.groups.routes(),
             *self.mcp.routes(),
+            *self.agents.routes(),
             ("GET", "/envs/{env}/limits", self.limits, False),
             ("PUT", "/envs/{env}/limits", self.set_limits, True),
             ("GET", "/envs/{env}/usage", self.usage, False),

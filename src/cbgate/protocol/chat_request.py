@@ -43,7 +43,8 @@ class ChatRequest:
     tools: list[dict] | None = None
     tool_choice: Any = None
     raw: dict = field(default_factory=dict)  # the body as received, for faithful pass-through
-    surface: str = "chat"  # the API it came in on (chat, messages, responses, images): a ledger label
+    surface: str = "chat"  # the API it came in on (chat, messages, responses, images, agent): a ledger label
+    agent_id: str | None = None  # the agent whose run this model call is (surface "agent"): a ledger label
     anthropic_body: dict | None = None  # a Messages request as received: Anthropic upstreams get it unchanged
     # the stream's last chunk with text carries the usage too: @cloudbase/ai's reader for 01-ai drops every chunk
     # without text, the finishing one included

@@ -147,6 +147,48 @@ def _protocol_surfaces(conn: Connection) -> None:
     stored.create(conn, checkfirst=True)
 
 
+def _agents(conn: Connection) -> None:
+    """The Agent API (issue 19): agents per environment (ones the gateway runs on its model service, and
+    AG-UI servers it fronts), their conversations and records, and the agent a ledger record ran for."""
+    _add_column(conn, "usage_ledger", "agent_id", "VARCHAR(64)")
+    frozen = MetaData()
+    Table("agents", frozen,
+          Column("id", String(64), primary_key=True),
+          Column("env_id", String(64), nullable=False),
+          Column("name", String(128), nullable=False),
+          Column("kind", String(16), nullable=False),
+          Column("model", String(128)),
+          Column("group_name", String(64)),
+          Column("instructions", Text),
+          Column("welcome", Text),
+          Column("introduction", Text),
+          Column("questions", Text),
+          Column("url", String(2048)),
+          Column("created_at", Float, nullable=False),
+          Column("updated_at", Float, nullable=False),
+          Index("ix_agents_env", "env_id", "created_at"))
+    Table("agent_conversations", frozen,
+          Column("id", String(128), nullable=False),
+          Column("env_id", String(64), nullable=False),
+          Column("agent_id", String(64), nullable=False),
+          Column("title", String(256), nullable=False),
+          Column("created_at", Float, nullable=False),
+          Column("updated_at", Float, nullable=False),
+          PrimaryKeyConstraint("env_id", "agent_id", "id"),
+          Index("ix_agent_conversations_agent", "env_id", "agent_id", "updated_at"))
+    Table("agent_records", frozen,
+          Column("id", String(64), primary_key=True),
+          Column("env_id", String(64), nullable=False),
+          Column("agent_id", String(64), nullable=False),
+          Column("conversation_id", String(128), nullable=False),
+          Column("role", String(16), nullable=False),
+          Column("content", Text, nullable=False),
+          Column("created_at", Float, nullable=False),
+          Column("seq", Integer, nullable=False),
+          Index("ix_agent_records_thread", "env_id", "agent_id", "conversation_id", "created_at"))
+    frozen.create_all(conn, checkfirst=True)
+
+
 def _mcp_services(conn: Connection) -> None:
     """MCP through the gateway (issue 20): the services an environment fronts, each key's permissions
     (one JSON value), and how a metered tool call ended."""
@@ -175,6 +217,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0006_group_timeouts", _group_timeouts),
     ("0007_ledger_content", _ledger_content),
     ("0008_protocol_surfaces", _protocol_surfaces),
+    ("0011_agents", _agents),
     ("0012_mcp_services", _mcp_services),
 ]
 

@@ -89,6 +89,7 @@ usage_ledger = Table(
     Column("images", Integer, nullable=False, default=0, server_default="0"),
     # an MCP tool call (surface "mcp"): the service is in group_name, the tool in model; and how it ended
     Column("outcome", String(16)),
+    Column("agent_id", String(64)),  # the agent a run was for (surface "agent"); NULL elsewhere
     Index("ix_usage_ledger_env_created", "env_id", "created_at"),
     Index("ix_usage_ledger_created", "created_at"),
 )
@@ -172,4 +173,52 @@ mcp_services = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     PrimaryKeyConstraint("env_id", "name"),
+)
+
+# Agents (the Agent API, /v1/aibot): `kind` "model" is run by the gateway on its model service (model,
+# group, instructions); "url" fronts an AG-UI server at `url`. `questions` is a JSON list of strings. The id
+# is unique across environments, yet every query names the environment too: another env's agent is a 404.
+agents = Table(
+    "agents", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("env_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("model", String(128)),
+    Column("group_name", String(64)),
+    Column("instructions", Text),
+    Column("welcome", Text),
+    Column("introduction", Text),
+    Column("questions", Text),
+    Column("url", String(2048)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_agents_env", "env_id", "created_at"),
+)
+
+# A conversation (an AG-UI thread, or a legacy conversationId) and its records: the messages of each
+# run, in order, so that a later turn sees the earlier ones and `GET .../records` lists them.
+agent_conversations = Table(
+    "agent_conversations", metadata,
+    Column("id", String(128), nullable=False),
+    Column("env_id", String(64), nullable=False),
+    Column("agent_id", String(64), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("env_id", "agent_id", "id"),
+    Index("ix_agent_conversations_agent", "env_id", "agent_id", "updated_at"),
+)
+
+agent_records = Table(
+    "agent_records", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("env_id", String(64), nullable=False),
+    Column("agent_id", String(64), nullable=False),
+    Column("conversation_id", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Index("ix_agent_records_thread", "env_id", "agent_id", "conversation_id", "created_at"),
 )

@@ -18,8 +18,9 @@ from cbgate.store import schema
 from cbgate.store.db import Store
 from cbgate.text import MAX_SAFE_INTEGER
 
-GROUPINGS = ("model", "key", "day", "surface", "mcp")
+GROUPINGS = ("model", "key", "day", "surface", "mcp", "agent")
 MCP_SURFACE = "mcp"
+AGENT_SURFACE = "agent"
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class UsageRecord:
     cache_read_tokens: int = 0  # of prompt_tokens: read from it
     images: int = 0  # images generated
     outcome: str | None = None  # an MCP tool call's end (ok, error, refused, timeout, ...); None elsewhere
+    agent_id: str | None = None  # the agent a run was for (surface "agent")
 
     @property
     def total_tokens(self) -> int:
@@ -126,18 +128,25 @@ def _where(query, env_id: str, since: float | None):
 
 def usage_summary(store: Store, env_id: str, since: float | None = None, by: str | None = None) -> dict:
     """{"env", "since", "by", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
-    "rows": [{<by>: value, ...the same counts}]} (rows empty when `by` is None)."""
+    "rows": [{<by>: value, ...the same counts}]} (rows empty when `by` is None). By agent, totals and rows
+    count agent runs only."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"usage can be grouped by {', '.join(GROUPINGS)}, not {by!r}")
     t = schema.usage_ledger
     if by == "mcp":
         return _mcp_summary(store, env_id, since)
+
+    def scoped(query):
+        query = _where(query, env_id, since)
+        return query.where(t.c.surface == AGENT_SURFACE) if by == "agent" else query
+
     with store.engine.connect() as conn:
-        total = conn.execute(_where(select(*_totals(t)), env_id, since)).one()
+        total = conn.execute(scoped(select(*_totals(t)))).one()
         rows = []
         if by is not None:
-            column = {"model": t.c.model, "key": t.c.key_id, "day": t.c.day, "surface": t.c.surface}[by]
-            query = _where(select(column.label("value"), *_totals(t)), env_id, since).group_by(column)
+            column = {"model": t.c.model, "key": t.c.key_id, "day": t.c.day, "surface": t.c.surface,
+                      "agent": t.c.agent_id}[by]
+            query = scoped(select(column.label("value"), *_totals(t))).group_by(column)
             rows = [{by: r.value, **_counts(r)} for r in conn.execute(query.order_by(column))]
     return {"env": env_id, "since": since, "by": by, **_counts(total), "rows": rows}
 
