@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.admission [--requests 20000] [--redis redis://127.0.0.1:6379/0] [--clients 32]
 
-Per request: the admission calls the chat service makes (estimate the cost, look up the limits,
+Per request: the admission calls the model service makes (estimate the cost, look up the limits,
 `admit`, and `finish` when the request ends), with every limit set and none reached, against the
 baseline of the same loop with limits off. With Redis, `finish` settles in a task; the figure waits for
 it, so it counts both round trips. `--clients` runs that many requests at once (Redis pipelines them).
@@ -26,7 +26,7 @@ REQUEST = parse_chat_request({"model": "m1", "max_tokens": 256,
 
 
 async def one(limiter, limits: EnvLimits) -> None:
-    if not limits.any:  # what the chat service does for an env with every limit off
+    if not limits.any:  # what the model service does for an env with every limit off
         return
     ticket = await limiter.admit("team-bench", "team-bench", limits, estimate_cost(REQUEST.messages,
                                                                                   REQUEST.max_tokens))

@@ -29,7 +29,7 @@ REQUEST = parse_chat_request({"model": "m1", "stream": True,
 
 
 def per_request(metering: Metering | None, n: int) -> float:
-    """Microseconds per request of the metering calls the chat service makes (on a running loop)."""
+    """Microseconds per request of the metering calls the model service makes (on a running loop)."""
     return asyncio.run(_per_request(metering, n))
 
 

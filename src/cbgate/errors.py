@@ -14,6 +14,9 @@ class CloudBaseError(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after  # seconds the client should wait before trying again, if known
+        # a request's meter recorded this error (metrics and ledger): the edge must not count it again,
+        # and counts every other refusal itself, wherever it was raised
+        self.counted = False
 
 
 def _error(name: str, code: str, status: int, openai_type: str) -> type[CloudBaseError]:
@@ -30,7 +33,20 @@ InvalidEnv = _error("InvalidEnv", "INVALID_ENV", 403, "permission_error")
 # Request shape.
 InvalidParam = _error("InvalidParam", "INVALID_PARAM", 400, "invalid_request_error")
 InvalidPath = _error("InvalidPath", "INVALID_PATH", 404, "invalid_request_error")
-MethodNotAllowed = _error("MethodNotAllowed", "INVALID_PATH", 405, "invalid_request_error")
+
+
+class MethodNotAllowed(CloudBaseError):
+    """A path that exists, asked with a method it does not take: RFC 9110 wants the ones it takes in
+    `Allow`, which the edge writes from `allow`."""
+    code = "INVALID_PATH"
+    status = 405
+    openai_type = "invalid_request_error"
+
+    def __init__(self, method: str, allow: tuple[str, ...] | list[str]):
+        self.allow = tuple(allow)
+        super().__init__(f"{method} is not allowed here; use {' or '.join(self.allow)}")
+
+
 PayloadTooLarge = _error("PayloadTooLarge", "EXCEED_MAX_PAYLOAD_SIZE", 413, "invalid_request_error")
 ModelParamRequired = _error("ModelParamRequired", "AI_MODEL_PARAM_REQUIRED", 400, "invalid_request_error")
 ModelParamInvalid = _error("ModelParamInvalid", "AI_MODEL_PARAM_INVALID", 400, "invalid_request_error")
@@ -71,7 +87,7 @@ class ModelRequestFailed(CloudBaseError):
             self.code, self.status, self.openai_type = "AI_MODEL_PARAM_INVALID", upstream_status, "invalid_request_error"
 
 
-# A timeout is a failed model request too, so the chat service falls back to the next deployment on it.
+# A timeout is a failed model request too, so the model service falls back to the next deployment on it.
 ModelRequestTimeout = type("ModelRequestTimeout", (ModelRequestFailed,),
                            {"status": 504, "openai_type": "timeout_error"})
 # The Agent API (/v1/aibot): CloudBase's own codes for it.

@@ -1,18 +1,31 @@
-"""A Responses stream whose client left before its first event still gives its slot and quota back."""
+"""A stream whose client left before its first event still gives its slot and quota back: the one pump
+closes (and so meters) the stream however the writing ended."""
 import asyncio
 
 from cbgate.core.auth import Principal
 from cbgate.core.metering import MeteredStream, Metering
-from cbgate.core.responses import ResponseEvents
+from cbgate.core.shutdown import ShutdownDeadline
+from cbgate.http.stream_pump import pump
 from cbgate.protocol.chat_request import parse_chat_request
-from cbgate.protocol.responses_render import ResponseStreamRenderer
+from cbgate.protocol.responses_render import RESPONSES
 from cbgate.protocol.responses_request import parse_responses_request
 
 PRINCIPAL = Principal("team-a", "key-a", "server")
 REQUEST = parse_chat_request({"model": "m1", "messages": [{"role": "user", "content": "hi"}], "stream": True})
 
 
-def test_closing_a_stream_whose_events_never_started_finishes_the_meter_once():
+class GoneClient:
+    """An exchange whose client left: the first write fails."""
+    request_id = "req-1"
+
+    async def start(self, status, headers):
+        raise ConnectionResetError("the client left")
+
+    async def send(self, message):
+        raise ConnectionResetError("the client left")
+
+
+def test_a_stream_whose_client_left_before_its_first_event_finishes_the_meter_once():
     finished = []
 
     async def model_chunks():
@@ -22,16 +35,16 @@ def test_closing_a_stream_whose_events_never_started_finishes_the_meter_once():
         meter = Metering().start(PRINCIPAL, "cloudbase", REQUEST, "req-1")
         meter.on_finish(finished.append)  # what releases the slot and settles the quota reservation
         chunks = MeteredStream(model_chunks(), meter)
+        render = RESPONSES.stream(parse_responses_request({"model": "m1", "input": "hi", "stream": True}), "req-1")
+        stored = []
 
-        async def events():
-            try:
-                async for chunk in chunks:
-                    yield "chunk", chunk
-            finally:
-                await chunks.aclose()
-        renderer = ResponseStreamRenderer("resp_1", parse_responses_request({"model": "m1", "input": "hi"}))
-        stream = ResponseEvents(events(), renderer, chunks)
-        await stream.aclose()  # the client left before the first event was asked for
-        await stream.aclose()
-    asyncio.run(main())
+        async def after(body):
+            stored.append(body)
+        try:
+            await pump(GoneClient(), chunks, render, ShutdownDeadline(30.0), after)
+        except ConnectionResetError:
+            pass
+        await chunks.aclose()
+        return stored
+    assert asyncio.run(main()) == []  # a stream that never finished is not stored
     assert len(finished) == 1

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cbgate.core.keys import key_digest
 from cbgate.core.tenants import TenantSnapshot
+from cbgate.protocol.surface import presented_authorization  # noqa: F401  (read through core.auth too)
 from cbgate.store.envs import KeyRow
 from cbgate.errors import AccessTokenExpired, InvalidAccessToken, InvalidEnv, MissingCredentials, PermissionDenied
 
@@ -28,16 +29,6 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token:
         raise MissingCredentials("the Authorization header must be `Bearer <API_KEY>`")
     return token
-
-
-def presented_authorization(authorization: str | None, api_key: str | None) -> str | None:
-    """The credential a client presented, as an Authorization value: `Authorization: Bearer` (CloudBase's
-    way, the Anthropic SDK's auth_token) or else `x-api-key` (the Anthropic SDK's api_key). CORS and
-    authentication both read the key through this one rule: a key that one of them missed would let a page
-    on an origin some other environment allows use this key's environment."""
-    if authorization:
-        return authorization
-    return f"Bearer {api_key}" if api_key else None
 
 
 def env_from_host(host: str | None) -> str | None:

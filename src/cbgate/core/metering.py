@@ -1,6 +1,6 @@
 """Metering one chat request: its ledger record and its metrics, however the request ends.
 
-The chat service opens a `Meter` per request; `finish()` runs exactly once (normal end, error, or the
+The model service opens a `Meter` per request; `finish()` runs exactly once (normal end, error, or the
 client's disconnect cancelling the task) and only appends to the spool and updates counters in memory.
 
 The billing rule, in one place (`Meter.finish`): a request bills tokens only once its answer began, that
@@ -170,8 +170,11 @@ class Meter:
             return
         self.done = True
         r = self.record
+        if isinstance(error, CloudBaseError):
+            error.counted = True  # this record counts it; the edge must not count it again
         if self.cut is not None:
             error = self.cut
+            error.counted = True
         usage = self.usage or (self.outcome.usage if self.outcome is not None else None)
         # the billing rule (module docstring): nothing is billed for a request whose answer never began
         if usage is not None and (error is None or self.answered or self.generated):

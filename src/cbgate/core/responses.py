@@ -1,70 +1,38 @@
-"""The Responses API over the chat service: conversation state (previous_response_id) kept in the store
-per environment, truncation and compaction against the model's context, and the answer rendered as a
-Response object or its event stream. Admission, tenancy, metering and fallback are the chat service's."""
+"""The Responses API's state over the model service: conversation state (previous_response_id) kept in
+the store per environment, truncation and compaction against the model's context. The edge calls `turn`
+before the model and the turn's after-hook once the answer was served; rendering is the surface's
+(protocol/responses_render.py). Admission, tenancy, metering and fallback are the model service's."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import AsyncGenerator, AsyncIterator
 
 from cbgate.core.auth import Principal
-from cbgate.core.chat import ChatService
+from cbgate.core.model_service import ModelService
 from cbgate.core.context import ContextCounter, compact, fit
-from cbgate.core.metering import Meter, MeteredStream
-from cbgate.errors import (
-    CloudBaseError,
-    InternalError,
-    InvalidPath,
-    ModelParamInvalid,
-    ModelRequestFailed,
-    PermissionDenied,
-)
-from cbgate.protocol.chat_request import ChatRequest, parse_chat_request
-from cbgate.protocol.responses_render import ResponseStreamRenderer, output_items, response_object, response_usage
+from cbgate.errors import InvalidPath, ModelParamInvalid, PermissionDenied
+from cbgate.protocol.responses_render import response_usage
 from cbgate.protocol.responses_request import (
+    CompactRequest,
     ResponsesRequest,
-    chat_response_format,
-    chat_tool_choice,
-    chat_tools,
+    chat_request,
     items_to_messages,
     new_id,
     output_to_messages,
+    summary_request,
 )
+from cbgate.protocol.surface import Turn
 from cbgate.store.responses import StoredResponse, delete_response, load_response, purge_expired, save_response
 
 log = logging.getLogger("cbgate.responses")
 
-Event = tuple[str, dict]
 PURGE_INTERVAL = 600.0  # seconds between sweeps of expired stored responses
 AUTO_COMPACT_SHARE = 0.8  # compaction without a threshold starts at this share of the context
 
 
-@dataclass(slots=True)
-class ResponseEvents:
-    """A started Responses stream: its events, the renderer that can still end it with a failure (the
-    shutdown deadline), and the metered model stream under it."""
-    events: AsyncGenerator[Event, None]
-    renderer: ResponseStreamRenderer
-    chunks: MeteredStream
-
-    @property
-    def meter(self) -> Meter:
-        return self.chunks.meter
-
-    async def aclose(self) -> None:
-        """Close the events, then the model stream: a generator never started skips its `finally`, so a
-        client gone before the first event would otherwise keep its slot and quota reservation (the meter
-        finishes once, whichever closes first)."""
-        try:
-            await self.events.aclose()
-        finally:
-            await self.chunks.aclose()
-
-
 class ResponsesService:
-    def __init__(self, chat: ChatService, store, counter: ContextCounter, ttl_seconds: float):
+    def __init__(self, chat: ModelService, store, counter: ContextCounter, ttl_seconds: float):
         self.chat = chat
         self.store = store
         self.counter = counter
@@ -94,15 +62,6 @@ class ResponsesService:
             raise InvalidPath(f"no stored response {response_id!r} in this environment")
         return {"id": response_id, "object": "response", "deleted": True}
 
-    async def _conversation(self, principal: Principal, group: str, req: ResponsesRequest,
-                            request_id: str) -> tuple[list[dict], list[dict]]:
-        try:
-            return await self._prepare(principal, group, req, request_id)
-        except CloudBaseError as err:
-            if not isinstance(err, ModelRequestFailed):  # the summary call's own meter counted that one
-                self.chat.metering.metrics.rejected(err.code)  # refused before any meter started
-            raise
-
     async def _prepare(self, principal: Principal, group: str, req: ResponsesRequest,
                        request_id: str) -> tuple[list[dict], list[dict]]:
         """(system messages, the conversation this turn sends): the previous response's context, this
@@ -129,29 +88,10 @@ class ResponsesService:
 
     def _summarizer(self, principal: Principal, group: str, model: str, request_id: str):
         async def summarize(messages: list[dict], max_tokens: int) -> str:
-            req = parse_chat_request({"model": model, "messages": messages, "max_tokens": max_tokens})
-            req.surface = "responses"
-            body = await self.chat.complete(principal, group, req, request_id + "-compact")
+            body = await self.chat.complete(principal, group, summary_request(model, messages, max_tokens),
+                                            request_id + "-compact")
             return (body["choices"][0]["message"].get("content") or "").strip()
         return summarize
-
-    @staticmethod
-    def _chat_request(req: ResponsesRequest, messages: list[dict]) -> ChatRequest:
-        body: dict = {"model": req.model, "messages": messages, "stream": req.stream}
-        for name, value in (("max_tokens", req.max_output_tokens), ("temperature", req.temperature),
-                            ("top_p", req.top_p), ("parallel_tool_calls", req.parallel_tool_calls),
-                            ("user", req.user), ("response_format", chat_response_format(req.text_format))):
-            if value is not None:
-                body[name] = value
-        if req.tools:
-            body["tools"] = chat_tools(req.tools)
-        if req.tool_choice is not None:
-            body["tool_choice"] = chat_tool_choice(req.tool_choice)
-        if req.stream:
-            body["stream_options"] = {"include_usage": True}
-        chat = parse_chat_request(body)
-        chat.surface = "responses"
-        return chat
 
     async def _store(self, principal: Principal, req: ResponsesRequest, body: dict,
                      conversation: list[dict]) -> None:
@@ -166,75 +106,35 @@ class ResponsesService:
             log.exception("response %s was answered and billed but could not be stored; later turns cannot "
                           "continue from it or retrieve it", body["id"])
 
-    async def create(self, principal: Principal, group: str, req: ResponsesRequest, request_id: str) -> dict:
-        system, conversation = await self._conversation(principal, group, req, request_id)
-        completion = await self.chat.complete(principal, group, self._chat_request(req, system + conversation),
-                                              request_id)
-        choice = completion["choices"][0]
-        body = response_object(new_id("resp"), req, int(time.time()), status="completed",
-                               output=output_items(choice.get("message") or {}), usage=completion.get("usage"),
-                               finish=choice.get("finish_reason"))
-        await self._store(principal, req, body, conversation)
-        return body
+    async def turn(self, principal: Principal, group: str, req: ResponsesRequest, request_id: str) -> Turn:
+        """The hook the edge calls before the model: the conversation this turn sends (the stored one, this
+        request's input, compacted and truncated as asked), and the after-hook that stores the answer."""
+        system, conversation = await self._prepare(principal, group, req, request_id)
+        if not system and not conversation:
+            raise ModelParamInvalid("invalid parameter `input`: there is nothing to answer")
 
-    async def open_stream(self, principal: Principal, group: str, req: ResponsesRequest,
-                          request_id: str) -> ResponseEvents:
-        """Prepare the conversation and start the model's stream (failures so far are plain errors), then
-        hand back the Responses events; a later failure ends them with response.failed and `error`."""
-        system, conversation = await self._conversation(principal, group, req, request_id)
-        chunks = await self.chat.open_stream(principal, group, self._chat_request(req, system + conversation),
-                                             request_id)
-        renderer = ResponseStreamRenderer(new_id("resp"), req)
-        return ResponseEvents(self._events(principal, req, conversation, chunks, renderer, request_id), renderer,
-                              chunks)
+        async def after(body: dict) -> None:
+            await self._store(principal, req, body, conversation)
+        return Turn(chat_request(req, system + conversation), after)
 
-    async def _events(self, principal: Principal, req: ResponsesRequest, conversation: list[dict], chunks,
-                      renderer: ResponseStreamRenderer, request_id: str) -> AsyncIterator[Event]:
-        try:
-            for event in renderer.start():
-                yield event
-            try:
-                async for chunk in chunks:
-                    for event in renderer.feed(chunk):
-                        yield event
-            except CloudBaseError as err:
-                for event in renderer.failure_events(err, request_id):
-                    yield event
-                return
-            except Exception:
-                log.exception("responses stream %s failed", request_id)
-                for event in renderer.failure_events(InternalError("the stream failed inside the gateway"),
-                                                     request_id):
-                    yield event
-                return
-        finally:
-            await chunks.aclose()  # meters the request, however it ended
-        events, final = renderer.finish_events()
-        for event in events:
-            yield event
-        await self._store(principal, req, final, conversation)
-
-    async def compact(self, principal: Principal, group: str, model: str, request_id: str, *,
-                      previous_response_id: str | None = None, input_items: list[dict] | None = None,
-                      instructions: str | None = None) -> dict:
+    async def compact(self, principal: Principal, group: str, req: CompactRequest, request_id: str) -> dict:
         """Manual compaction: the conversation so far (a stored response's, and/or the input given) as one
         summary by the same model, stored as a new response that later turns continue from."""
         self._server_key_only(principal)
         context: list[dict] = []
-        if previous_response_id:
-            context = (await self.get(principal, previous_response_id)).context
-        conversation = context + items_to_messages(input_items or [])
+        if req.previous_response_id:
+            context = (await self.get(principal, req.previous_response_id)).context
+        conversation = context + items_to_messages(req.input_items or [])
         if not conversation:
             raise ModelParamInvalid("invalid parameter `input`: there is no conversation to compact")
-        self.chat.context_window(principal, group, model)  # the model must be callable here
+        self.chat.context_window(principal, group, req.model)  # the model must be callable here
         usage: dict = {}
 
         async def summarize(messages: list[dict], max_tokens: int) -> str:
-            if instructions:
-                messages = [messages[0], {"role": "system", "content": instructions}] + messages[1:]
-            req = parse_chat_request({"model": model, "messages": messages, "max_tokens": max_tokens})
-            req.surface = "responses"
-            body = await self.chat.complete(principal, group, req, request_id)
+            if req.instructions:
+                messages = [messages[0], {"role": "system", "content": req.instructions}] + messages[1:]
+            body = await self.chat.complete(principal, group, summary_request(req.model, messages, max_tokens),
+                                            request_id)
             usage.update(body.get("usage") or {})
             return (body["choices"][0]["message"].get("content") or "").strip()
 
@@ -244,8 +144,8 @@ class ResponsesService:
                 "output": [item], "usage": response_usage(usage)}
         now = time.time()
         await asyncio.to_thread(save_response, self.store, StoredResponse(
-            body["id"], principal.env_id, model, previous_response_id, now, now + self.ttl, body,
-            list(input_items or []), compacted))
+            body["id"], principal.env_id, req.model, req.previous_response_id, now, now + self.ttl, body,
+            list(req.input_items or []), compacted))
         return body
 
     async def purge_forever(self) -> None:

@@ -122,7 +122,7 @@ class AdminRoutes:
         method = ex.scope["method"]
         if segments == ("openapi.json",):
             if method != "GET":
-                raise MethodNotAllowed(f"{method} is not allowed here; use GET")
+                raise MethodNotAllowed(method, ("GET",))
             return await ex.reply_json(self.openapi)
         matches = [(m, handler, changes, params) for m, path, handler, changes in self.routes
                    if (params := _match(path, segments)) is not None]
@@ -130,7 +130,7 @@ class AdminRoutes:
             raise InvalidPath(f"no such path: {ex.scope['path']}")
         chosen = next((m for m in matches if m[0] == method), None)
         if chosen is None:
-            raise MethodNotAllowed(f"{method} is not allowed here; use {' or '.join(m[0] for m in matches)}")
+            raise MethodNotAllowed(method, sorted({m[0] for m in matches}))
         _, handler, changes, params = chosen
         principal = authenticate_admin(self.directory.current(), ex.header(b"authorization"), ex.header(b"host"))
         if not principal.operator:

@@ -13,7 +13,7 @@ from pathlib import Path
 from cbgate.config import Settings, load_settings
 from cbgate.core.access import authenticate_admin
 from cbgate.core.admin import Admin
-from cbgate.core.chat import ChatService
+from cbgate.core.model_service import ModelService
 from cbgate.core.context import ContextCounter
 from cbgate.core.readiness import Check, engine_check, redis_check, run_checks, store_checks
 from cbgate.core.metering import Metering
@@ -25,17 +25,13 @@ from cbgate.core.responses import ResponsesService
 from cbgate.core.shutdown import ShutdownDeadline
 from cbgate.core.tenants import TenantDirectory
 from cbgate.core.tracing import Tracing, tracing_from_env
-from cbgate.errors import CloudBaseError, InternalError, InvalidPath
+from cbgate.errors import CloudBaseError, InternalError
 from cbgate.http.admin_routes import AdminRoutes
-from cbgate.http.chat_routes import ChatRoutes
 from cbgate.http.console_files import ConsoleFiles
 from cbgate.http.cors import CorsPolicy
 from cbgate.http.exchange import Exchange
-from cbgate.http.images_routes import ImagesRoutes
-from cbgate.http.messages_routes import MessagesRoutes
-from cbgate.http.responses_routes import ResponsesRoutes
-from cbgate.http.surface_routes import SurfaceRoutes
-from cbgate.http.paths import path_hint
+from cbgate.http.route_table import Route, RouteTable
+from cbgate.http.routes import model_rows
 from cbgate.limits.memory import MemoryLimiter
 from cbgate.limits.redis import RedisLimiter
 from cbgate.providers.base import Provider
@@ -61,8 +57,7 @@ class App:
         self.directory: TenantDirectory | None = None
         self.limiter: MemoryLimiter | RedisLimiter | None = None
         self.metering: Metering | None = None
-        self.chat: ChatRoutes | None = None
-        self.surfaces: SurfaceRoutes | None = None
+        self.routes: RouteTable | None = None
         self.admin_api: AdminRoutes | None = None
         self.cors: CorsPolicy | None = None
         self.console: ConsoleFiles | None = None
@@ -93,17 +88,14 @@ class App:
                                             on_record=self._note_record, prompt_counter=self.registry.estimator,
                                             answer_unbilled=self.settings.serve_without_spool,
                                             tracing=self.tracing)
-        service = ChatService(directory, Resolver(self.registry), metering, self.limiter, self.tracing)
-        self.chat = ChatRoutes(service, self.settings.max_body_bytes, self.deadline)
+        service = ModelService(directory, Resolver(self.registry), metering, self.limiter, self.tracing)
         counter = ContextCounter(self.registry.estimator)
         responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
-        self.surfaces = SurfaceRoutes(self.chat, MessagesRoutes(service, counter, self.settings.max_body_bytes,
-                                                                     self.deadline),
-                                      ResponsesRoutes(responses, self.settings.max_body_bytes, self.deadline),
-                                      ImagesRoutes(service, self.settings.max_body_bytes))
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
         self.cors = CorsPolicy(directory)
         self.console = ConsoleFiles()
+        self.routes = RouteTable(model_rows(service, responses, counter, self.settings.max_body_bytes,
+                                            self.deadline) + self._plane_rows(), self.cors)
         self.directory = directory
         self._tasks.append(asyncio.create_task(directory.run()))
         self._tasks.append(asyncio.create_task(self.ledger.run()))
@@ -216,7 +208,7 @@ class App:
         try:
             await self.dispatch(ex)
         except CloudBaseError as err:
-            if not ex.metered:
+            if not err.counted:  # a refusal no request's meter recorded, wherever it was raised
                 self.metrics.rejected(err.code)
             if not ex.started:
                 await ex.reply_error(err)
@@ -247,32 +239,36 @@ class App:
                     completion_tokens=record.completion_tokens if record else 0)
 
     async def dispatch(self, ex: Exchange) -> None:
-        parts = ex.scope["path"].strip("/").split("/")
-        if len(parts) >= 3 and parts[0] == "v1" and parts[1] == "ai" and parts[2]:  # /v1/ai/hunyuan is a path
-            if await self.cors.handle(ex):  # a browser's preflight, answered
-                return
-            return await self.surfaces.handle(ex, parts[2], tuple(parts[3:]))
-        if parts[:2] == ["admin", "v1"]:
-            return await self.admin_api.handle(ex)
-        if parts[0] == "console":
-            return await self.console.handle(ex, parts[1:])
-        if parts == ["metrics"]:
-            # Its labels name every environment: the operator's view, not a tenant's.
-            authenticate_admin(self.directory.current(), ex.header(b"authorization"),
-                               ex.header(b"host")).require_operator()
-            revision = self.directory.snapshot.revision
-            text = (await asyncio.to_thread(self.shared_metrics.render, revision) if self.shared_metrics
-                    else self.metrics.render(revision))
-            text += render_engines(self.registry.engine_stats())  # this worker's own engine
-            return await ex.reply(200, text, [(b"content-type", b"text/plain; version=0.0.4")])
-        if parts in (["livez"], ["healthz"]):  # alive: the process answers (/healthz: the older name)
-            return await ex.reply_json({"status": "ok"})
-        if parts == ["readyz"]:
-            checks = await run_checks(self.readiness)
-            ready = all(v == "ok" for v in checks.values())
-            return await ex.reply_json({"status": "ready" if ready else "not ready", "checks": checks},
-                                       200 if ready else 503)
-        raise InvalidPath(f"no such path: {ex.scope['path']}{path_hint(ex.scope['path'])}")
+        await self.routes.dispatch(ex)
+
+    def _plane_rows(self) -> list[Route]:
+        """The rows beside the model surfaces: the admin plane, the console, metrics and health."""
+        read = ("GET", "HEAD")
+        # the admin plane and the console keep their own tables below these prefixes ("*": any method)
+        return [Route("/admin/v1/{rest*}", {"*": lambda ex, p: self.admin_api.handle(ex)}),
+                Route("/console/{rest*}", {"*": lambda ex, p: self.console.handle(ex, list(p["rest"]))}),
+                Route("/metrics", dict.fromkeys(read, self._metrics)),
+                Route("/livez", dict.fromkeys(read, self._alive)),
+                Route("/healthz", dict.fromkeys(read, self._alive)),  # its older name
+                Route("/readyz", dict.fromkeys(read, self._ready))]
+
+    async def _metrics(self, ex: Exchange, params: dict) -> None:
+        # Its labels name every environment: the operator's view, not a tenant's.
+        authenticate_admin(self.directory.current(), ex.header(b"authorization"),
+                           ex.header(b"host")).require_operator()
+        revision = self.directory.snapshot.revision
+        text = (await asyncio.to_thread(self.shared_metrics.render, revision) if self.shared_metrics
+                else self.metrics.render(revision))
+        text += render_engines(self.registry.engine_stats())  # this worker's own engine
+        await ex.reply(200, text, [(b"content-type", b"text/plain; version=0.0.4")])
+
+    async def _alive(self, ex: Exchange, params: dict) -> None:
+        await ex.reply_json({"status": "ok"})  # alive: the process answers
+
+    async def _ready(self, ex: Exchange, params: dict) -> None:
+        checks = await run_checks(self.readiness)
+        ready = all(v == "ok" for v in checks.values())
+        await ex.reply_json({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 
 
 def readiness_checks(store: Store, registry: ProviderRegistry, limiter, settings: Settings) -> list[Check]:

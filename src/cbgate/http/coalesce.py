@@ -25,7 +25,10 @@ class CoalescedChunks:
     async def _pull(self) -> None:
         try:
             async for chunk in self.chunks:
-                self.pending.append(self.frame(chunk))
+                framed = self.frame(chunk)
+                if not framed:  # a chunk that renders no event (a surface's bookkeeping) costs no write
+                    continue
+                self.pending.append(framed)
                 self._ready.set()
                 if len(self.pending) >= MAX_PENDING:
                     self._room.clear()

@@ -31,7 +31,7 @@ class ConsoleFiles:
 
     async def handle(self, ex: Exchange, rest: list[str]) -> None:
         if ex.scope["method"] not in ("GET", "HEAD"):
-            raise MethodNotAllowed(f"{ex.scope['method']} is not allowed here; use GET")
+            raise MethodNotAllowed(ex.scope["method"], ("GET", "HEAD"))
         name = "/".join(p for p in rest if p) or "index.html"
         found = self.files.get(name)
         if found is None:

@@ -8,7 +8,7 @@ import time
 
 import orjson
 
-from cbgate.errors import CloudBaseError, InvalidParam, PayloadTooLarge, error_body
+from cbgate.errors import CloudBaseError, InvalidParam, MethodNotAllowed, PayloadTooLarge, error_body
 
 JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 # A refusal sent while the client is still sending its body is lost when the server then closes with
@@ -19,7 +19,7 @@ DISCARD_SECONDS = 10.0
 
 
 class Exchange:
-    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher", "metered", "error_body",
+    __slots__ = ("scope", "receive", "send", "request_id", "headers", "started", "watcher", "error_body",
                  "status", "began", "body_done")
 
     def __init__(self, scope, receive, send):
@@ -33,7 +33,6 @@ class Exchange:
         self.began = time.monotonic()
         self.watcher: asyncio.Task | None = None
         self.body_done = False  # the request body has been read to its end (or is being watched)
-        self.metered = False  # the chat service's meter counts this request's outcome, error included
         self.error_body = error_body  # a surface with its own error envelope (Messages) sets its renderer
 
     def header(self, name: bytes) -> str | None:
@@ -128,6 +127,8 @@ class Exchange:
         headers = JSON_HEADERS
         if err.retry_after is not None:
             headers = headers + [(b"retry-after", str(max(1, math.ceil(err.retry_after))).encode())]
+        if isinstance(err, MethodNotAllowed):  # RFC 9110: a 405 names the methods the path takes
+            headers = headers + [(b"allow", ", ".join(err.allow).encode())]
         body = orjson.dumps(self.error_body(err, self.request_id))
         if not self.body_unread():
             return await self.reply(err.status, body, headers)

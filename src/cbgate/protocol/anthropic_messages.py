@@ -11,7 +11,9 @@ import orjson
 
 from cbgate.errors import CloudBaseError, ModelParamInvalid, ModelParamRequired, error_body
 from cbgate.protocol.anthropic_wire import FINISH_REASONS, SIGNATURE, to_chat_body, usage_as_messages
+from cbgate.protocol import sse
 from cbgate.protocol.chat_request import ChatRequest, parse_chat_request
+from cbgate.protocol.surface import Surface
 
 ROLES = ("user", "assistant")
 BLOCK_TYPES = frozenset({"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking", "document",
@@ -201,3 +203,48 @@ def messages_error_body(err: CloudBaseError, request_id: str) -> dict:
     body["type"] = "error"
     body["error"] = {"type": ERROR_TYPES.get(err.status, "api_error"), "message": err.message}
     return body
+
+
+class MessagesStream:
+    """The Messages event stream, framed: MessageStreamRenderer's events as `event:`/`data:` pairs."""
+    __slots__ = ("renderer", "request_id")
+
+    def __init__(self, model: str, request_id: str):
+        self.renderer = MessageStreamRenderer(model, request_id)
+        self.request_id = request_id
+
+    def start(self) -> bytes:
+        return b""
+
+    def feed(self, chunk: dict | bytes) -> bytes:
+        return sse.named_events(self.renderer.feed(chunk))
+
+    def finish(self) -> bytes:
+        return sse.named_events(self.renderer.finish_events())
+
+    def failure(self, err: CloudBaseError) -> bytes:
+        return sse.named_event("error", messages_error_body(err, self.request_id))
+
+
+class MessagesSurface(Surface[ChatRequest]):
+    """Anthropic Messages: the key may come as `x-api-key`, and every answer, refusals included, wears
+    Anthropic's envelope."""
+    name = "messages"
+    api_key_header = True
+
+    def parse(self, body: dict) -> ChatRequest:
+        req = parse_messages_request(body)
+        req.surface = self.name
+        return req
+
+    def render(self, req: ChatRequest, answer: dict, request_id: str) -> dict:
+        return render_message(answer, request_id)
+
+    def stream(self, req: ChatRequest, request_id: str) -> MessagesStream:
+        return MessagesStream(req.model, request_id)
+
+    def error_body(self, err: CloudBaseError, request_id: str) -> dict:
+        return messages_error_body(err, request_id)
+
+
+MESSAGES = MessagesSurface()

@@ -80,7 +80,8 @@ def _positive_int(body: dict, name: str, high: int = MAX_OUTPUT_TOKENS) -> int |
     return value
 
 
-def _check_name(value: Any, where: str) -> None:
+def check_name(value: Any, where: str) -> None:
+    """A model name, call id or function name: bounded and printable (it reaches upstreams, logs, the ledger)."""
     problem = text_problem(value, MAX_NAME_LENGTH)
     if problem:
         raise _invalid(where, problem)
@@ -95,11 +96,11 @@ def _check_tool_calls(index: int, tool_calls: Any) -> None:
         if not isinstance(call, dict):
             raise _invalid(f"{where}[{j}]", "must be an object")
         if call.get("id") is not None:
-            _check_name(call["id"], f"{where}[{j}].id")
+            check_name(call["id"], f"{where}[{j}].id")
         function = call.get("function")
         if not isinstance(function, dict):
             raise _invalid(f"{where}[{j}].function", "must be an object with a name and arguments")
-        _check_name(function.get("name"), f"{where}[{j}].function.name")
+        check_name(function.get("name"), f"{where}[{j}].function.name")
         if not isinstance(function.get("arguments", ""), str):
             raise _invalid(f"{where}[{j}].function.arguments", "must be a string (JSON text)")
 
@@ -144,9 +145,9 @@ def _check_messages(messages: Any) -> list[dict]:
         if role == "tool":
             if not isinstance(message.get("tool_call_id"), str):
                 raise _invalid(f"messages[{i}].tool_call_id", "is required on tool messages")
-            _check_name(message["tool_call_id"], f"messages[{i}].tool_call_id")
+            check_name(message["tool_call_id"], f"messages[{i}].tool_call_id")
         if message.get("name") is not None:
-            _check_name(message["name"], f"messages[{i}].name")
+            check_name(message["name"], f"messages[{i}].name")
         if message.get("tool_calls") is not None:
             _check_tool_calls(i, message["tool_calls"])
     return messages
@@ -177,7 +178,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
     model = body.get("model")
     if model is None or model == "":
         raise ModelParamRequired("`model` is required")
-    _check_name(model, "model")
+    check_name(model, "model")
     messages = _check_messages(body.get("messages"))
     stream = body.get("stream", False)
     if stream is None:

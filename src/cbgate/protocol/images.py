@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cbgate.errors import ModelParamInvalid, ModelParamRequired
 from cbgate.protocol.chat_request import MAX_NAME_LENGTH, ChatRequest
+from cbgate.protocol.surface import Surface
 from cbgate.text import text_problem
 
 MAX_IMAGES = 10
@@ -47,3 +48,15 @@ def image_count(body: dict) -> int:
     if not isinstance(data, list):
         return -1
     return sum(1 for item in data if isinstance(item, dict) and (item.get("url") or item.get("b64_json")))
+
+
+class ImagesSurface(Surface[ChatRequest]):
+    """Image generation: one JSON answer (the upstream's body), never a stream."""
+    name = "images"
+    generates_images = True
+
+    def parse(self, body: dict) -> ChatRequest:
+        return parse_images_request(body)
+
+
+IMAGES = ImagesSurface()

@@ -8,7 +8,9 @@ from typing import Any
 import orjson
 
 from cbgate.errors import CloudBaseError, error_body
-from cbgate.protocol.responses_request import ResponsesRequest, new_id
+from cbgate.protocol import sse
+from cbgate.protocol.responses_request import ResponsesRequest, new_id, parse_responses_request
+from cbgate.protocol.surface import Surface
 
 Event = tuple[str, dict]
 
@@ -198,3 +200,48 @@ class ResponseStreamRenderer:
         return [self._event("response.failed", response=failed),
                 self._event("error", code=err.code, message=err.message, param=None,
                             requestId=request_id, error=body["error"])]
+
+
+class ResponsesStream:
+    """The Responses event stream, framed; `final` is the Response object once the stream finished (what
+    the surface's after-hook stores)."""
+    __slots__ = ("renderer", "request_id", "final")
+
+    def __init__(self, req: ResponsesRequest, request_id: str):
+        self.renderer = ResponseStreamRenderer(new_id("resp"), req)
+        self.request_id = request_id
+        self.final: dict | None = None
+
+    def start(self) -> bytes:
+        return sse.named_events(self.renderer.start())
+
+    def feed(self, chunk: dict | bytes) -> bytes:
+        return sse.named_events(self.renderer.feed(chunk))
+
+    def finish(self) -> bytes:
+        events, self.final = self.renderer.finish_events()
+        return sse.named_events(events)
+
+    def failure(self, err: CloudBaseError) -> bytes:
+        return sse.named_events(self.renderer.failure_events(err, self.request_id))
+
+
+class ResponsesSurface(Surface[ResponsesRequest]):
+    """OpenAI Responses. Its model call needs the stored conversation, so its turn comes from the core's
+    hook (core/responses.py `ResponsesService.turn`), which also stores the answer after it."""
+    name = "responses"
+
+    def parse(self, body: dict) -> ResponsesRequest:
+        return parse_responses_request(body)
+
+    def render(self, req: ResponsesRequest, answer: dict, request_id: str) -> dict:
+        choice = answer["choices"][0]
+        return response_object(new_id("resp"), req, int(time.time()), status="completed",
+                               output=output_items(choice.get("message") or {}), usage=answer.get("usage"),
+                               finish=choice.get("finish_reason"))
+
+    def stream(self, req: ResponsesRequest, request_id: str) -> ResponsesStream:
+        return ResponsesStream(req, request_id)
+
+
+RESPONSES = ResponsesSurface()

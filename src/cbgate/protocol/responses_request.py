@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbgate.errors import ModelParamInvalid, ModelParamRequired
-from cbgate.protocol.chat_request import MAX_OUTPUT_TOKENS
+from cbgate.protocol.chat_request import MAX_MESSAGES, MAX_OUTPUT_TOKENS, ChatRequest, check_name
 from cbgate.text import text_problem
 
 TRUNCATIONS = ("disabled", "auto")
 INPUT_ROLES = ("user", "assistant", "system", "developer")
 SUMMARY_PREFIX = "Summary of the conversation so far:\n"
+MAX_INPUT_ITEMS = MAX_MESSAGES  # the chat surface's bound on messages, in this surface's own terms
 
 
 def _invalid(name: str, why: str) -> ModelParamInvalid:
@@ -65,7 +66,7 @@ def _text_of_parts(where: str, content: Any) -> Any:
             if not isinstance(part.get("text", part.get("refusal")), str):
                 raise _invalid(f"{where}[{j}].text", "must be a string")
         elif kind == "input_image":
-            if not isinstance(part.get("image_url"), str):
+            if not isinstance(part.get("image_url"), str) or not part["image_url"]:
                 raise _invalid(f"{where}[{j}].image_url", "must be a URL or a data URL (file ids are not stored here)")
         else:
             raise _invalid(f"{where}[{j}]", f"content part type {kind!r} is not supported")
@@ -85,9 +86,12 @@ def _check_item(i: int, item: Any) -> dict:
         for name in ("call_id", "name", "arguments"):
             if not isinstance(item.get(name), str):
                 raise _invalid(f"{where}.{name}", "must be a string")
+        check_name(item["call_id"], f"{where}.call_id")
+        check_name(item["name"], f"{where}.name")
     elif kind == "function_call_output":
         if not isinstance(item.get("call_id"), str):
             raise _invalid(f"{where}.call_id", "must be a string")
+        check_name(item["call_id"], f"{where}.call_id")
         if not isinstance(item.get("output"), str):  # or parts, which the chat translation joins
             _text_of_parts(f"{where}.output", item.get("output"))
     elif kind == "compaction":
@@ -105,6 +109,8 @@ def _input_items(value: Any) -> list[dict]:
         return [{"type": "message", "role": "user", "content": value, "id": new_id("msg")}]
     if not isinstance(value, list):
         raise _invalid("input", "must be a string or a list of items")
+    if len(value) > MAX_INPUT_ITEMS:
+        raise _invalid("input", f"may hold at most {MAX_INPUT_ITEMS} items, got {len(value)}")
     return [_check_item(i, item) for i, item in enumerate(value)]
 
 
@@ -172,6 +178,8 @@ def parse_responses_request(body: dict) -> ResponsesRequest:
     text = body.get("text") or {}
     if not isinstance(metadata, dict) or not isinstance(text, dict):
         raise _invalid("metadata" if not isinstance(metadata, dict) else "text", "must be an object")
+    if text.get("format") is not None and not isinstance(text["format"], dict):
+        raise _invalid("text.format", "must be an object")
     return ResponsesRequest(
         model=model, input_items=_input_items(body["input"]), instructions=body.get("instructions"),
         max_output_tokens=max_output, temperature=_number(body, "temperature", 0, 2),
@@ -180,6 +188,58 @@ def parse_responses_request(body: dict) -> ResponsesRequest:
         stream=_flag(body, "stream", False), previous_response_id=body.get("previous_response_id"),
         truncation=truncation, compact_threshold=_compact_threshold(body.get("context_management")),
         metadata=metadata, text_format=text.get("format"), user=body.get("user"))
+
+
+@dataclass(slots=True)
+class CompactRequest:
+    """`responses/compact` (or `responses/{id}/compact`): what to summarize, and by which model."""
+    model: str
+    previous_response_id: str | None
+    input_items: list[dict] | None
+    instructions: str | None
+
+
+def parse_compact_request(body: dict, response_id: str | None = None) -> CompactRequest:
+    """The compact body, checked in its own field names; the id in the path stands for
+    `previous_response_id`."""
+    previous = response_id or body.get("previous_response_id")
+    check_stored_names({**body, "previous_response_id": previous})
+    items = _input_items(body["input"]) if body.get("input") is not None else None
+    if previous is None and items is None:
+        raise ModelParamRequired("`previous_response_id` or `input` is required")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise _invalid("instructions", "must be a string")
+    return CompactRequest(body["model"], previous, items, instructions)
+
+
+def chat_request(req: ResponsesRequest, messages: list[dict]) -> ChatRequest:
+    """The canonical request one Responses turn makes. Every field was validated as the client sent it
+    (parse_responses_request), so this only translates: a second validation would name chat fields
+    (`messages[3]...`) the client never sent."""
+    body: dict = {"model": req.model, "messages": messages, "stream": req.stream}
+    for name, value in (("max_tokens", req.max_output_tokens), ("temperature", req.temperature),
+                        ("top_p", req.top_p), ("parallel_tool_calls", req.parallel_tool_calls),
+                        ("user", req.user), ("response_format", chat_response_format(req.text_format))):
+        if value is not None:
+            body[name] = value
+    tools = chat_tools(req.tools) if req.tools else None
+    if tools:
+        body["tools"] = tools
+    tool_choice = chat_tool_choice(req.tool_choice) if req.tool_choice is not None else None
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    if req.stream:
+        body["stream_options"] = {"include_usage": True}
+    return ChatRequest(model=req.model, messages=messages, stream=req.stream, temperature=req.temperature,
+                       top_p=req.top_p, max_tokens=req.max_output_tokens, include_usage=req.stream, tools=tools,
+                       tool_choice=tool_choice, raw=body, surface="responses")
+
+
+def summary_request(model: str, messages: list[dict], max_tokens: int) -> ChatRequest:
+    """The model call that summarizes a conversation for compaction (a Responses request's own work)."""
+    return ChatRequest(model=model, messages=messages, max_tokens=max_tokens, surface="responses",
+                       raw={"model": model, "messages": messages, "max_tokens": max_tokens})
 
 
 # Items <-> canonical messages.

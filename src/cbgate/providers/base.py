@@ -2,7 +2,7 @@
 
 `complete(call)` returns one finished answer; `stream(call, outcome)` yields OpenAI chunks (dicts, or
 ready JSON bytes for pass-through) and fills `outcome` as it goes, so the caller can meter usage
-however the stream ends. Adapters never emit usage chunks themselves: the chat service does, once.
+however the stream ends. Adapters never emit usage chunks themselves: the model service does, once.
 Failures are raised as errors of `cbgate.errors`.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ class StreamOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What an adapter can do beyond chat (read by the chat service when it picks a deployment)."""
+    """What an adapter can do beyond chat (read by the model service when it picks a deployment)."""
     image_generation: bool = False  # serves `generate_images(call)` (OpenAI's images/generations)
 
 

@@ -184,9 +184,9 @@ class OpenAICompatAdapter(UpstreamAdapter):
                     if timings is not None:
                         counted = counted_usage(timings) or counted
                     if not choices:
-                        continue  # the usage chunk: the chat service sends the client its own, once
+                        continue  # the usage chunk: the model service sends the client its own, once
                     if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
-                        call.chunks.id = chunk["id"]  # so the usage chunk the chat service adds matches
+                        call.chunks.id = chunk["id"]  # so the usage chunk the model service adds matches
                     self._note_choices(choices, outcome, parts)
                     # a finishing chunk goes on as a dict: the chat service adds the usage to it
                     if timings is not None or chunk.get("model") != public or _finishes(choices):

@@ -1,5 +1,6 @@
-"""The chat service: authenticate, resolve, call a deployment (falling back to the next on upstream
-failure before the first byte), and hand back a body or an async stream of chunks."""
+"""The model service, which every surface's model call goes through (chat, Messages, Responses, images):
+authenticate, resolve, admit, call a deployment (falling back to the next on upstream failure before the
+first byte), and hand back a body or an async stream of canonical chunks, metered however it ends."""
 from __future__ import annotations
 
 import time
@@ -22,7 +23,7 @@ from cbgate.providers.base import ModelCall, Provider, StreamOutcome
 Answer = TypeVar("Answer")  # what one deployment's attempt hands back: a body, or a started stream
 
 
-class ChatService:
+class ModelService:
     def __init__(self, directory: TenantDirectory, resolver: Resolver, metering: Metering | None = None,
                  limiter: Limiter | None = None, tracing: Tracing = NO_TRACING):
         self.directory = directory

@@ -1,0 +1,87 @@
+"""The route table: paths as data, and the one place that decides 404 and 405.
+
+A row is a path pattern and the handler per method (`*`: any method, for a plane that keeps its own
+table below a prefix): `{name}` binds one segment, a final `{name*}` binds the rest (zero or more
+segments, as a tuple). Every plane is rows of one table: the model
+surfaces under `/v1/ai/{group}/...`, and a surface under another prefix (`/v1/aibot/...`,
+`/v1/cloudrun/{service}/...`) is one more row. Of the rows whose pattern fits a path, the most literal
+ones win (so `responses/compact` is not the response `compact`); a method none of them takes is a 405
+whose `Allow` lists the methods they do take (RFC 9110).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from cbgate.errors import CloudBaseError, InvalidPath, MethodNotAllowed
+from cbgate.http.exchange import Exchange
+from cbgate.http.paths import path_hint
+
+Handler = Callable[[Exchange, dict], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    pattern: str
+    methods: Mapping[str, Handler]
+    # the envelope refusals on this path wear (a 405 included): a surface's own, such as Messages'
+    error_body: Callable[[CloudBaseError, str], dict] | None = None
+    cors: bool = False  # browsers may call it: preflights answered, replies carry the origin headers
+    bound: Mapping[str, str] = field(default_factory=dict)  # params a literal path stands for ({"group": "ark"})
+    segments: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self):
+        object.__setattr__(self, "segments", tuple(self.pattern.strip("/").split("/")))
+
+    def match(self, parts: tuple[str, ...]) -> dict[str, Any] | None:
+        params: dict[str, Any] = dict(self.bound)
+        for i, segment in enumerate(self.segments):
+            if segment.startswith("{") and segment.endswith("*}"):
+                params[segment[1:-2]] = parts[i:]
+                return params
+            if i >= len(parts):
+                return None
+            if segment.startswith("{"):
+                if not parts[i]:
+                    return None
+                params[segment[1:-1]] = parts[i]
+            elif segment != parts[i]:
+                return None
+        return params if len(parts) == len(self.segments) else None
+
+    @property
+    def literals(self) -> int:
+        return sum(1 for s in self.segments if not s.startswith("{"))
+
+
+class RouteTable:
+    def __init__(self, rows: list[Route], cors=None):
+        self.rows = rows
+        self.cors = cors  # http/cors.py's policy, for rows marked `cors`
+
+    def add(self, *rows: Route) -> None:
+        self.rows.extend(rows)
+
+    def _matches(self, path: str) -> list[tuple[Route, dict]]:
+        parts = tuple(path.strip("/").split("/"))
+        found = [(route, params) for route in self.rows if (params := route.match(parts)) is not None]
+        if not found:
+            return []
+        most = max(route.literals for route, _ in found)
+        return [(route, params) for route, params in found if route.literals == most]
+
+    async def dispatch(self, ex: Exchange) -> None:
+        matches = self._matches(ex.scope["path"])
+        if not matches:
+            raise InvalidPath(f"no such path: {ex.scope['path']}{path_hint(ex.scope['path'])}")
+        for route, _ in matches:
+            if route.error_body is not None:
+                ex.error_body = route.error_body
+        if self.cors is not None and any(route.cors for route, _ in matches) and await self.cors.handle(ex):
+            return  # a browser's preflight, answered
+        method = ex.scope["method"]
+        for route, params in matches:
+            handler = route.methods.get(method) or route.methods.get("*")
+            if handler is not None:
+                return await handler(ex, params)
+        raise MethodNotAllowed(method, sorted({m for route, _ in matches for m in route.methods}))
