@@ -10,16 +10,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from cbgate.core.permissions import DEFAULT as DEFAULT_PERMISSIONS
+from cbgate.core.permissions import KeyPermissions, from_json
 from cbgate.errors import ServiceUnavailable
 from cbgate.limits.base import SERVER_DEFAULTS, EnvLimits, publishable_limits, resolve_limits
 from cbgate.store import access
 from cbgate.store import envs as stored_envs
 from cbgate.store import groups as stored_groups
 from cbgate.store import limits as stored_limits
+from cbgate.store import mcp as stored_mcp
 from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import Store
 from cbgate.store.envs import KeyRow
 from cbgate.store.groups import GroupRow
+from cbgate.store.mcp import McpServiceRow
 
 log = logging.getLogger("cbgate.tenants")
 
@@ -35,6 +39,11 @@ class TenantSnapshot:
     limits: dict[tuple[str, str], EnvLimits] = field(default_factory=dict)  # (env, key kind) -> its limits
     # (env, group) -> the env's group row; secrets stay encrypted here (the resolver decrypts into adapters)
     groups: dict[tuple[str, str], GroupRow] = field(default_factory=dict)
+    mcp_services: dict[tuple[str, str], McpServiceRow] = field(default_factory=dict)  # (env, name) -> service
+    permissions: dict[str, KeyPermissions] = field(default_factory=dict)  # key id -> its allow-lists, if any
+
+    def permissions_of(self, key_id: str) -> KeyPermissions:
+        return self.permissions.get(key_id, DEFAULT_PERMISSIONS)
 
     def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
         return self.switches.get((env_id, group), {}).get(model)
@@ -62,15 +71,18 @@ def load_snapshot(store: Store) -> TenantSnapshot:
     switches: dict[tuple[str, str], dict[str, bool]] = {}
     for env_id, group, model, enabled in stored_envs.model_switches(store):
         switches.setdefault((env_id, group), {})[model] = bool(enabled)
+    keys = [k for k in stored_envs.list_keys(store) if k.revoked_at is None]
     return TenantSnapshot(
         revision=revision,
         envs=frozenset(env_id for env_id, _ in stored_envs.list_envs(store)),
-        keys={k.digest: k for k in stored_envs.list_keys(store) if k.revoked_at is None},
+        keys={k.digest: k for k in keys},
         switches=switches,
         operators={t.digest: t for t in access.list_operator_tokens(store) if t.revoked_at is None},
         origins={env: frozenset(found) for env, found in access.env_origins(store).items()},
         limits=_limits(store),
         groups={(g.env_id, g.name): g for g in stored_groups.list_groups(store)},
+        mcp_services={(s.env_id, s.name): s for s in stored_mcp.list_services(store)},
+        permissions={k.id: from_json(k.permissions) for k in keys if k.permissions},
     )
 
 

@@ -14,6 +14,7 @@ from cbgate.config import Settings, load_settings
 from cbgate.core.access import authenticate_admin
 from cbgate.core.admin import Admin
 from cbgate.core.model_service import ModelService
+from cbgate.core.mcp_gateway import McpGateway
 from cbgate.core.context import ContextCounter
 from cbgate.core.readiness import Check, engine_check, redis_check, run_checks, store_checks
 from cbgate.core.metering import Metering
@@ -30,6 +31,7 @@ from cbgate.http.admin_routes import AdminRoutes
 from cbgate.http.console_files import ConsoleFiles
 from cbgate.http.cors import CorsPolicy
 from cbgate.http.exchange import Exchange
+from cbgate.http.mcp_routes import McpRoutes
 from cbgate.http.route_table import Route, RouteTable
 from cbgate.http.routes import model_rows
 from cbgate.limits.memory import MemoryLimiter
@@ -59,6 +61,7 @@ class App:
         self.metering: Metering | None = None
         self.routes: RouteTable | None = None
         self.admin_api: AdminRoutes | None = None
+        self.mcp: McpRoutes | None = None
         self.cors: CorsPolicy | None = None
         self.console: ConsoleFiles | None = None
         self._tasks: list[asyncio.Task] = []
@@ -92,6 +95,8 @@ class App:
         counter = ContextCounter(self.registry.estimator)
         responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
+        self.mcp = McpRoutes(McpGateway(directory, self.registry.upstream, metering, self.limiter, self.settings),
+                             self.settings.max_body_bytes)
         self.cors = CorsPolicy(directory)
         self.console = ConsoleFiles()
         self.routes = RouteTable(model_rows(service, responses, counter, self.settings.max_body_bytes,
@@ -245,7 +250,8 @@ class App:
         """The rows beside the model surfaces: the admin plane, the console, metrics and health."""
         read = ("GET", "HEAD")
         # the admin plane and the console keep their own tables below these prefixes ("*": any method)
-        return [Route("/admin/v1/{rest*}", {"*": lambda ex, p: self.admin_api.handle(ex)}),
+        return [Route("/v1/cloudrun/{service}/{tail*}", {"*": lambda ex, p: self.mcp.handle(ex, p["service"], p["tail"])}),
+                Route("/admin/v1/{rest*}", {"*": lambda ex, p: self.admin_api.handle(ex)}),
                 Route("/console/{rest*}", {"*": lambda ex, p: self.console.handle(ex, list(p["rest"]))}),
                 Route("/metrics", dict.fromkeys(read, self._metrics)),
                 Route("/livez", dict.fromkeys(read, self._alive)),
