@@ -167,15 +167,24 @@ class McpGateway:
                    token: str | None, stream_ok: bool) -> McpAnswer | McpStream:
         """One client POST. `stream_ok`: the client accepts an event stream (else everything comes as JSON)."""
         session = self.session(caller, token)
+        plain = session is None and not stream_ok
+        if plain:
+            p = caller.principal
+            session = self.sessions.implicit(p.env_id, p.key_id, caller.service)
+            if any(m.method == "initialize" for m in messages):  # the plain client starts over
+                session.upstream_id, session.initialize = None, next(m.raw for m in messages
+                                                                     if m.method == "initialize")
         sent, forward, answers = await self._admit(caller, messages)
         if not forward:
             return McpAnswer(200, answers if batch else answers[0], token)
         body = orjson.dumps([m.raw for m in forward] if batch else forward[0].raw)
         try:
-            reply = await self._client(caller).open("POST", body, headers, session.upstream_id if session else None)
+            reply = await self._send(caller, session, body, headers, plain)
         except BaseException as exc:
             return self._failed(sent, exc, answers, batch, token)
-        token = self._session_token(caller, session, reply, token)
+        token = None if plain else self._session_token(caller, session, reply, token)
+        if plain and reply.session_id and session.upstream_id is None:
+            session.upstream_id = reply.session_id
         if reply.events is None:
             found = answers + [sent.settle(m) for m in reply.messages]
             found += sent.fail_open(McpUpstreamFailed("the MCP server did not answer this request"), FAILED)
@@ -186,6 +195,29 @@ class McpGateway:
         if stream_ok:
             return McpStream(events, token)
         return await self._collect(events, batch, token)
+
+    async def _send(self, caller: McpCaller, session: McpSession | None, body: bytes, headers: dict[str, str],
+                    plain: bool) -> McpReply:
+        """POST to the server; a session the server forgot is re-initialized once for a plain client, which
+        cannot do it itself (it never sees a session)."""
+        client = self._client(caller)
+        try:
+            return await client.open("POST", body, headers, session.upstream_id if session else None)
+        except McpUpstreamRefused as refused:
+            if not (plain and refused.status == 404 and session.initialize is not None):
+                raise
+        session.upstream_id = None
+        init = await client.open("POST", orjson.dumps(session.initialize), headers, None)
+        session.upstream_id = init.session_id
+        if init.events is not None:
+            async for _ in init.events:
+                break  # the initialize result: nothing else is waited for
+            await init.events.aclose()
+        init.close()
+        done = await client.open("POST", b'{"jsonrpc":"2.0","method":"notifications/initialized"}', headers,
+                                 session.upstream_id)
+        done.close()
+        return await client.open("POST", body, headers, session.upstream_id)
 
     def _failed(self, sent: Forwarded, exc: BaseException, answers: list, batch: bool, token: str | None):
         """The server could not be asked: each open request gets its JSON-RPC error (never a hang)."""

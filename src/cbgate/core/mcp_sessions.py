@@ -29,6 +29,7 @@ class McpSession:
     # an SSE-transport client's stream: messages for it wait here; None for Streamable HTTP
     outbox: asyncio.Queue | None = None
     tasks: set = field(default_factory=set)  # the SSE client's POSTs still being served
+    initialize: dict | None = None  # a plain client's initialize, replayed when the server forgot the session
 
 
 class McpSessions:
@@ -36,6 +37,9 @@ class McpSessions:
         self.idle_seconds = idle_seconds
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[str, McpSession] = OrderedDict()
+        # plain JSON-RPC clients (no Mcp-Session-Id, no event streams) share one server session per key and
+        # service, which the gateway holds for them
+        self._implicit: OrderedDict[tuple[str, str, str], McpSession] = OrderedDict()
 
     def open(self, env_id: str, key_id: str, service: str, upstream_id: str | None,
              outbox: asyncio.Queue | None = None) -> McpSession:
@@ -44,6 +48,18 @@ class McpSessions:
             self._sessions.popitem(last=False)  # the least recently used goes first
         session = McpSession("mcps_" + os.urandom(24).hex(), env_id, key_id, service, upstream_id, outbox=outbox)
         self._sessions[session.token] = session
+        return session
+
+    def implicit(self, env_id: str, key_id: str, service: str) -> McpSession:
+        """The server session the gateway holds for a key's plain JSON-RPC POSTs to a service."""
+        key = (env_id, key_id, service)
+        session = self._implicit.get(key)
+        if session is None:
+            while len(self._implicit) >= self.max_sessions:
+                self._implicit.popitem(last=False)
+            session = self._implicit[key] = McpSession("", env_id, key_id, service, None)
+        self._implicit.move_to_end(key)
+        session.used_at = time.monotonic()
         return session
 
     def find(self, token: str, env_id: str, key_id: str, service: str) -> McpSession | None:

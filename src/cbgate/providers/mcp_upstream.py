@@ -119,8 +119,14 @@ class McpUpstream:
         self.session = session
         self.target = target
 
-    def _headers(self, client_headers: dict[str, str], session_id: str | None) -> dict[str, str]:
+    def _headers(self, method: str, client_headers: dict[str, str], session_id: str | None) -> dict[str, str]:
         headers = {k: v for k, v in client_headers.items() if k in FORWARDED or k.startswith(FORWARDED_PREFIX)}
+        # the gateway reads JSON and event streams alike, whatever its own client takes (a plain JSON-RPC
+        # client sends no Accept at all, which a Streamable HTTP server refuses)
+        if method == "POST":
+            headers.update({"accept": "application/json, text/event-stream", "content-type": "application/json"})
+        elif method == "GET":
+            headers["accept"] = "text/event-stream"
         headers.update(self.target.headers)
         if session_id:
             headers["mcp-session-id"] = session_id
@@ -132,7 +138,7 @@ class McpUpstream:
         try:  # a server answering JSON sends its headers only when the call is done: the service's timeout
             async with asyncio.timeout(self.target.timeout):
                 return await self.session.request(
-                    method, self.target.url, data=body, headers=self._headers(client_headers, session_id),
+                    method, self.target.url, data=body, headers=self._headers(method, client_headers, session_id),
                     allow_redirects=False, timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT))
         except TimeoutError:
             raise McpUpstreamTimeout(f"MCP service {name} did not answer within {self.target.timeout:g}s") from None
