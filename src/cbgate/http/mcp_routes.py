@@ -55,7 +55,9 @@ class McpRoutes:
             ex.cancel_on_disconnect()
             return await self.render(ex, await self.gateway.listen(caller, headers, token))
         except McpUpstreamRefused as refused:  # the server's own answer (its unknown session: 404), as it is
-            await ex.reply(refused.status, refused.body or b"{}", [(b"content-type", refused.content_type.encode())])
+            if not refused.body.strip() or refused.content_type != "application/json":
+                raise  # nothing of its own worth passing on: our body, with the server's status
+            await ex.reply(refused.status, refused.body, [(b"content-type", b"application/json")])
 
     async def post(self, ex: Exchange, caller, headers: dict[str, str], token: str | None) -> None:
         body = await ex.read_body(self.max_body_bytes)
