@@ -13,6 +13,7 @@ from cbgate.cli.common import open_admin
 from cbgate.cli.tenants import ENV_HELP
 from cbgate.errors import InvalidParam
 from cbgate.store.usage import GROUPINGS
+from cbgate.text import for_terminal
 
 RELATIVE = re.compile(r"\A([0-9]+)([hd])\Z")
 
@@ -39,8 +40,9 @@ def _table(summary: dict, by: str | None) -> str:
     head = ["requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"]
     lines = []
     if by is not None:
-        lines.append("\t".join([by, *head]))
-        lines += ["\t".join(str(row[c] if row[c] is not None else "-") for c in [by, *head])
+        labels = ["service", "tool", "outcome"] if by == "mcp" else [by]  # MCP tool calls: one row each way they ended
+        lines.append("\t".join([*labels, *head]))
+        lines += ["\t".join(for_terminal(str(row[c])) if row[c] is not None else "-" for c in [*labels, *head])
                   for row in summary["rows"]]
     else:
         lines.append("\t".join(["scope", *head]))  # the totals line is labelled too
@@ -66,6 +68,7 @@ def register(sub, common) -> None:
                        help="from this date, time (UTC) or span ago, e.g. 2026-11-01, 24h, 7d")
     usage.add_argument("--by", choices=GROUPINGS,
                        help="one row per model, key, day, surface (chat, messages, responses, images, mcp, "
-                            "agent), mcp (tool calls only) or agent (agent runs only), e.g. --by day")
+                            "agent), mcp (one row per MCP service, tool and outcome) or agent (agent runs only), "
+                            "e.g. --by day")
     usage.add_argument("--json", action="store_true", help="one JSON object with `total_tokens` and `rows`")
     usage.set_defaults(func=cmd_usage)
