@@ -48,3 +48,20 @@ def test_sse_transport_through_the_gateway(mcp_gateway):
     assert run(scenario()) == EXPECTED
     rows = wait_for_records(mcp_gateway.admin.store, mcp_gateway.env_id, 1, lambda r: r.surface == MCP_SURFACE)
     assert [(r.model, r.outcome) for r in rows] == [("add", "ok")]
+
+
+@pytest.mark.parametrize("client", ["streamable", "sse"])
+def test_a_server_on_the_sse_transport(mcp_gateway, mcp_server, client):
+    """`--transport sse`: the gateway keeps the server's event stream per session and routes each answer (and
+    each progress notification) to the request that asked."""
+    mcp_gateway.admin.mcp.create(mcp_gateway.env_id, "legacy", mcp_server.sse_url, transport="sse")
+    mcp_gateway.wait_for_snapshot()
+    connect = streamable if client == "streamable" else sse
+
+    async def scenario():
+        async with connect(endpoint(mcp_gateway.url, "legacy"), mcp_gateway.key) as session:
+            return await _session(session)
+
+    assert run(scenario()) == EXPECTED
+    rows = wait_for_records(mcp_gateway.admin.store, mcp_gateway.env_id, 1, lambda r: r.surface == MCP_SURFACE)
+    assert [(r.group_name, r.model, r.outcome) for r in rows] == [("legacy", "add", "ok")]

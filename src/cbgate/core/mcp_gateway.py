@@ -29,6 +29,7 @@ from cbgate.limits.base import Limiter
 from cbgate.protocol.mcp_jsonrpc import Message, filtered_tools, rpc_error
 from cbgate.providers.mcp_upstream import (Event, McpReply, McpTarget, McpUpstream, McpUpstreamFailed,
                                            McpUpstreamRefused, McpUpstreamTimeout)
+from cbgate.providers.mcp_sse_upstream import McpSseChannel
 from cbgate.providers.upstream_http import UpstreamClient
 
 
@@ -128,12 +129,26 @@ class McpGateway:
             raise PermissionDenied(f"MCP service {service} is switched off")
         return McpCaller(principal, service, permissions, request_id)
 
-    def _client(self, caller: McpCaller) -> McpUpstream:
+    def _row(self, caller: McpCaller):
         row = self.directory.snapshot.mcp_services.get((caller.principal.env_id, caller.service))
         if row is None:
             raise McpServiceNotFound(f"MCP service {caller.service!r} no longer exists")
+        return row
+
+    def _client(self, caller: McpCaller) -> McpUpstream:
+        row = self._row(caller)
         target = McpTarget(row.name, row.url, open_headers(self.settings, row), row.timeout or DEFAULT_TIMEOUT)
         return McpUpstream(self.upstream.session(guarded=True), target)
+
+    async def _channel(self, caller: McpCaller, session: McpSession, headers: dict[str, str]) -> McpSseChannel:
+        """The session's stream to a server on the SSE transport, opened on first use."""
+        if session.channel is None or session.channel.broken is not None:
+            if session.channel is not None:
+                session.channel.close()
+            channel = McpSseChannel(self._client(caller))
+            await channel.connect(headers)
+            session.channel = channel
+        return session.channel
 
     def session(self, caller: McpCaller, token: str | None) -> McpSession | None:
         if not token:
@@ -172,8 +187,13 @@ class McpGateway:
             p = caller.principal
             session = self.sessions.implicit(p.env_id, p.key_id, caller.service)
             if any(m.method == "initialize" for m in messages):  # the plain client starts over
+                session.end()
                 session.upstream_id, session.initialize = None, next(m.raw for m in messages
                                                                      if m.method == "initialize")
+        if session is None and self._row(caller).transport == "sse":  # the server's stream needs a session
+            p = caller.principal
+            session = self.sessions.open(p.env_id, p.key_id, caller.service, None)
+            token = session.token
         sent, forward, answers = await self._admit(caller, messages)
         if not forward:
             return McpAnswer(200, answers if batch else answers[0], token)
@@ -200,6 +220,9 @@ class McpGateway:
                     plain: bool) -> McpReply:
         """POST to the server; a session the server forgot is re-initialized once for a plain client, which
         cannot do it itself (it never sees a session)."""
+        if self._row(caller).transport == "sse":
+            channel = await self._channel(caller, session, headers)
+            return await channel.post(orjson.loads(body) if body.startswith(b"[") else [orjson.loads(body)], body)
         client = self._client(caller)
         try:
             return await client.open("POST", body, headers, session.upstream_id if session else None)
@@ -304,24 +327,32 @@ class McpGateway:
     async def listen(self, caller: McpCaller, headers: dict[str, str], token: str | None) -> McpStream | McpAnswer:
         """The server's own stream (GET): notifications and requests, or a resumed stream (Last-Event-ID)."""
         session = self.session(caller, token)
+        if self._row(caller).transport == "sse":
+            if session is None:
+                return McpAnswer(405, None, token)  # no session, no stream of its own
+            channel = await self._channel(caller, session, headers)
+            return McpStream(self._pass_events(caller, channel.listen()), token)
         reply = await self._client(caller).open("GET", None, headers, session.upstream_id if session else None)
         if reply.events is None:
             reply.close()
             return McpAnswer(reply.status if reply.status != 200 else 405, None, token)
-        return McpStream(self._pass(caller, reply), token)
+        return McpStream(self._pass_events(caller, reply.events, reply), token)
 
-    async def _pass(self, caller: McpCaller, reply: McpReply) -> AsyncIterator[Event]:
+    async def _pass_events(self, caller: McpCaller, events: AsyncIterator[Event],
+                           reply: McpReply | None = None) -> AsyncIterator[Event]:
         try:
-            async for event in reply.events:
+            async for event in events:
                 yield Event(filter_for(caller, event.message), event.event_id)
         finally:
-            reply.close()
-            await reply.events.aclose()
+            if reply is not None:
+                reply.close()
+            await events.aclose()
 
     async def end_session(self, caller: McpCaller, headers: dict[str, str], token: str | None) -> McpAnswer:
         """DELETE: the server's session ends, and the gateway's with it."""
         session = self.session(caller, token)
-        self.sessions.close(token)
+        if token:
+            self.sessions.close(token)  # its SSE-transport stream, if any, ends with it
         if session is None or session.upstream_id is None:
             return McpAnswer(200)
         reply = await self._client(caller).open("DELETE", None, headers, session.upstream_id)

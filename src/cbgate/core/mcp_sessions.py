@@ -30,6 +30,14 @@ class McpSession:
     outbox: asyncio.Queue | None = None
     tasks: set = field(default_factory=set)  # the SSE client's POSTs still being served
     initialize: dict | None = None  # a plain client's initialize, replayed when the server forgot the session
+    channel: object | None = None  # an SSE-transport server's stream for this session (McpSseChannel)
+
+    def end(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
 
 
 class McpSessions:
@@ -56,7 +64,7 @@ class McpSessions:
         session = self._implicit.get(key)
         if session is None:
             while len(self._implicit) >= self.max_sessions:
-                self._implicit.popitem(last=False)
+                self._implicit.popitem(last=False)[1].end()
             session = self._implicit[key] = McpSession("", env_id, key_id, service, None)
         self._implicit.move_to_end(key)
         session.used_at = time.monotonic()
@@ -77,8 +85,7 @@ class McpSessions:
     def close(self, token: str) -> McpSession | None:
         session = self._sessions.pop(token, None)
         if session is not None:
-            for task in session.tasks:
-                task.cancel()
+            session.end()
         return session
 
     def _expire(self) -> None:

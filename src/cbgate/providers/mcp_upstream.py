@@ -80,20 +80,22 @@ def decode_message(data: bytes, service: str) -> dict:
     return message
 
 
-def _sse_block(block: bytes) -> tuple[bytes | None, bytes | None, bool]:
-    """(event id, data, has data) of one SSE block; comments and retry lines carry nothing we use."""
-    event_id, data, seen = None, [], False
+def _sse_block(block: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """(event name, event id, data or None) of one SSE block; comments and retry lines carry nothing we use."""
+    name, event_id, data, seen = None, None, [], False
     for line in block.split(b"\n"):
         if line.startswith(b"data:"):
             data.append(line[6:] if line[5:6] == b" " else line[5:])
             seen = True
         elif line.startswith(b"id:"):
-            event_id = line[4:].strip() if line[3:4] == b" " else line[3:].strip()
-    return event_id, b"\n".join(data) if seen else None, seen
+            event_id = line[3:].strip()
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    return name, event_id, b"\n".join(data) if seen else None
 
 
-async def read_events(response: aiohttp.ClientResponse, service: str) -> AsyncIterator[Event]:
-    """The messages of an SSE body, each with its event id. How long the caller waits is the caller's."""
+async def read_blocks(response: aiohttp.ClientResponse, service: str) -> AsyncIterator[tuple]:
+    """(event name, event id, data) of each event with data in an SSE body, as it comes."""
     pending = b""
     try:
         while True:
@@ -105,11 +107,22 @@ async def read_events(response: aiohttp.ClientResponse, service: str) -> AsyncIt
                 raise McpUpstreamFailed(f"MCP service {service} sent an event over {MAX_EVENT_BYTES} bytes")
             *blocks, pending = pending.split(b"\n\n")
             for block in blocks:
-                event_id, data, seen = _sse_block(block)
-                if seen and data.strip():
-                    yield Event(decode_message(data, service), event_id.decode("latin-1") if event_id else None)
+                name, event_id, data = _sse_block(block)
+                if data is not None and data.strip():
+                    yield name, event_id.decode("latin-1") if event_id else None, data
     except aiohttp.ClientError as exc:
         raise McpUpstreamFailed(f"MCP service {service} broke off its stream: {type(exc).__name__}") from None
+
+
+async def read_events(response: aiohttp.ClientResponse, service: str) -> AsyncIterator[Event]:
+    """The messages of a Streamable HTTP event stream, each with its event id. How long the caller waits is
+    the caller's."""
+    blocks = read_blocks(response, service)
+    try:
+        async for _, event_id, data in blocks:
+            yield Event(decode_message(data, service), event_id)
+    finally:
+        await blocks.aclose()
 
 
 class McpUpstream:
@@ -132,13 +145,24 @@ class McpUpstream:
             headers["mcp-session-id"] = session_id
         return headers
 
+    async def open_at(self, url: str, body: bytes) -> McpReply:
+        """POST a message to another URL of the same server (an SSE transport's message endpoint)."""
+        response = await self._send("POST", body, {}, None, url)
+        try:
+            if not 200 <= response.status < 300:
+                raise McpUpstreamFailed(f"MCP service {self.target.name} refused a message: HTTP {response.status}")
+            await self._read(response)
+            return McpReply(response.status, None)
+        finally:
+            response.release()
+
     async def _send(self, method: str, body: bytes | None, client_headers: dict[str, str],
-                    session_id: str | None) -> aiohttp.ClientResponse:
+                    session_id: str | None, url: str | None = None) -> aiohttp.ClientResponse:
         name = self.target.name
         try:  # a server answering JSON sends its headers only when the call is done: the service's timeout
             async with asyncio.timeout(self.target.timeout):
                 return await self.session.request(
-                    method, self.target.url, data=body, headers=self._headers(method, client_headers, session_id),
+                    method, url or self.target.url, data=body, headers=self._headers(method, client_headers, session_id),
                     allow_redirects=False, timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT))
         except TimeoutError:
             raise McpUpstreamTimeout(f"MCP service {name} did not answer within {self.target.timeout:g}s") from None
