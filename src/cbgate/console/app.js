@@ -2,10 +2,11 @@
 import { api, h, session } from "./api.js";
 import { currentLang, otherLang, setLang, t } from "./i18n.js";
 import { modelsPage } from "./groups.js";
+import { mcpPage } from "./mcp.js";
 import { envsPage, keysPage, limitsPage, usagePage } from "./pages.js";
 import { forgetPlaygroundKeys, playgroundPage } from "./playground.js";
 
-const PAGES = { envs: envsPage, keys: keysPage, models: modelsPage, limits: limitsPage, usage: usagePage,
+const PAGES = { envs: envsPage, keys: keysPage, models: modelsPage, mcp: mcpPage, limits: limitsPage, usage: usagePage,
   playground: playgroundPage };
 const main = document.getElementById("main");
 let me = null;

@@ -43,6 +43,12 @@ export const STRINGS = {
     usingOwnKey: "Chatting with the key you signed in with.",
     playgroundKeyHelp: "An operator token cannot chat: on the first message the console makes one short-lived server key (\"console playground\", expires in 8 hours) for this browser, shared by its tabs.",
     playgroundKeyLive: "Using this browser's playground key {n} (expires {when}).",
+    mcp: "MCP", mcpHelp: "MCP servers this environment's keys reach through the gateway. A key's --mcp list decides which tools it may call.",
+    mcpName: "Service name", mcpUrl: "URL", mcpTransport: "Transport", mcpTimeout: "Timeout (s)",
+    mcpHeaders: "Headers", mcpHeadersHint: "One 'Name: value' per line: the server's own credentials, stored encrypted, never shown.",
+    mcpHeadersSet: "set (hidden)", mcpNoHeaders: "none", mcpPath: "Client path", createMcp: "Add an MCP server",
+    mcpNone: "No MCP server yet.", confirmDeleteMcp: "Delete this MCP service? Its clients are refused at once.",
+    mcpCalls: "Tool calls, last 30 days", mcpService: "Service", mcpTool: "Tool", mcpOutcome: "Outcome",
   },
   zh: {
     signIn: "登录", signOut: "退出", tokenLabel: "运维令牌或服务端 API Key",
@@ -86,6 +92,12 @@ export const STRINGS = {
     usingOwnKey: "使用登录时的 Key 对话。",
     playgroundKeyHelp: "运维令牌不能直接对话：发送第一条消息时，控制台会为本浏览器创建一个短期服务端 Key（“console playground”，8 小时后过期），各标签页共用。",
     playgroundKeyLive: "正在使用本浏览器的调试 Key {n}（过期时间 {when}）。",
+    mcp: "MCP", mcpHelp: "本环境的 Key 通过网关访问的 MCP 服务器。Key 的 --mcp 列表决定它能调用哪些工具。",
+    mcpName: "服务名", mcpUrl: "URL", mcpTransport: "传输方式", mcpTimeout: "超时（秒）",
+    mcpHeaders: "请求头", mcpHeadersHint: "每行一个“名称: 值”：服务器自己的凭据，加密保存，不再显示。",
+    mcpHeadersSet: "已设置（隐藏）", mcpNoHeaders: "无", mcpPath: "客户端路径", createMcp: "添加 MCP 服务器",
+    mcpNone: "还没有 MCP 服务器。", confirmDeleteMcp: "删除这个 MCP 服务？它的客户端会立即被拒绝。",
+    mcpCalls: "近 30 天的工具调用", mcpService: "服务", mcpTool: "工具", mcpOutcome: "结果",
   },
 };
 
