@@ -54,3 +54,13 @@ def test_a_stream_is_resumed_after_its_last_event_id(mcp_gateway, mcp_server):
     assert ended.status_code == 200
     gone = requests.post(url, json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=headers, timeout=30)
     assert gone.status_code == 404
+
+
+def test_the_route_table_answers_for_the_mcp_paths(mcp_gateway):
+    """404 and 405 are the one route table's: a method the MCP paths do not take is a 405 with Allow."""
+    for path in ("messages", "mcp"):
+        refused = requests.put(f"{mcp_gateway.url}/v1/cloudrun/tools/{path}", headers={"Authorization": "Bearer x"},
+                               timeout=30)
+        assert refused.status_code == 405 and refused.json()["code"] == "INVALID_PATH"
+        assert set(refused.headers["allow"].replace(" ", "").split(",")) == {"DELETE", "GET", "POST"}
+    assert requests.post(f"{mcp_gateway.url}/v1/cloudrun/tools/other", timeout=30).status_code == 404

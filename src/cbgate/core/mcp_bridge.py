@@ -31,9 +31,11 @@ class McpBridge:
         return self.gateway.sessions.open(p.env_id, p.key_id, caller.service, None,
                                           outbox=asyncio.Queue(OUTBOX_SIZE))
 
-    async def events(self, caller: McpCaller, session: McpSession, headers: dict[str, str]) -> AsyncIterator[Event]:
-        """What the SSE client receives, until it leaves."""
+    async def events(self, caller: McpCaller, session: McpSession, headers: dict[str, str],
+                     first: bytes) -> AsyncIterator[Event | bytes]:
+        """What the SSE client receives, `first` (its endpoint event) first, until it leaves."""
         try:
+            yield first
             while True:
                 yield await session.outbox.get()
         finally:

@@ -47,11 +47,20 @@ class McpAnswer:
 
 
 @dataclass(slots=True)
+class StreamMark:
+    """Where the shutdown deadline (core.shutdown) marks a stream it cuts: an MCP stream has no chat Meter."""
+    cut: CloudBaseError | None = None
+
+
+@dataclass(slots=True)
 class McpStream:
-    """An answer as a stream of messages (with their event ids), closed by its consumer."""
+    """An answer as a stream of messages (with their event ids): what the edge's one stream pump drains."""
     events: AsyncIterator[Event]
     session: str | None = None
-    closers: list = field(default_factory=list)
+    meter: StreamMark = field(default_factory=StreamMark)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self.events
 
     async def aclose(self) -> None:
         await self.events.aclose()

@@ -31,7 +31,7 @@ from cbgate.http.admin_routes import AdminRoutes
 from cbgate.http.console_files import ConsoleFiles
 from cbgate.http.cors import CorsPolicy
 from cbgate.http.exchange import Exchange
-from cbgate.http.mcp_routes import McpRoutes
+from cbgate.http.mcp_routes import McpRoutes, mcp_rows
 from cbgate.http.route_table import Route, RouteTable
 from cbgate.http.routes import model_rows
 from cbgate.limits.memory import MemoryLimiter
@@ -96,7 +96,7 @@ class App:
         responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
         self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
         self.mcp = McpRoutes(McpGateway(directory, self.registry.upstream, metering, self.limiter, self.settings),
-                             self.settings.max_body_bytes)
+                             self.settings.max_body_bytes, self.deadline)
         self.cors = CorsPolicy(directory)
         self.console = ConsoleFiles()
         self.routes = RouteTable(model_rows(service, responses, counter, self.settings.max_body_bytes,
@@ -247,10 +247,10 @@ class App:
         await self.routes.dispatch(ex)
 
     def _plane_rows(self) -> list[Route]:
-        """The rows beside the model surfaces: the admin plane, the console, metrics and health."""
+        """The rows beside the model surfaces: MCP, the admin plane, the console, metrics and health."""
         read = ("GET", "HEAD")
         # the admin plane and the console keep their own tables below these prefixes ("*": any method)
-        return [Route("/v1/cloudrun/{service}/{tail*}", {"*": lambda ex, p: self.mcp.handle(ex, p["service"], p["tail"])}),
+        return [*mcp_rows(self.mcp),  # the MCP surface: /v1/cloudrun/{service}/messages
                 Route("/admin/v1/{rest*}", {"*": lambda ex, p: self.admin_api.handle(ex)}),
                 Route("/console/{rest*}", {"*": lambda ex, p: self.console.handle(ex, list(p["rest"]))}),
                 Route("/metrics", dict.fromkeys(read, self._metrics)),

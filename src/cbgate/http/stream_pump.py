@@ -30,10 +30,12 @@ class Source(Protocol):
 
 
 async def pump(ex: Exchange, source: Source, render: StreamRender, deadline: ShutdownDeadline,
-               after: Callable[[dict], Awaitable[None]] | None = None) -> None:
+               after: Callable[[dict], Awaitable[None]] | None = None,
+               headers: list[tuple[bytes, bytes]] = ()) -> None:
     """Write `source` as `render` frames it. `deadline` is the process's shutdown deadline, which may cut
     the stream; `after` runs with the render's `final` answer once the stream finished whole, before the
-    response ends (so the answer is stored by the time the client sees the end)."""
+    response ends (so the answer is stored by the time the client sees the end). `headers` go out beside the
+    event-stream ones (MCP's session id)."""
     # the events of one upstream read leave in one write: a write per event held bench/ to ~1,500
     # streams/s, coalesced it does ~2,600
     head = render.start()  # before the first feed: a render numbers its events from here
@@ -41,7 +43,7 @@ async def pump(ex: Exchange, source: Source, render: StreamRender, deadline: Shu
     untrack = deadline.track(source.meter)
     finished = False
     try:
-        await ex.start(200, sse.SSE_HEADERS)  # in the try: the stream is closed (and metered) come what may
+        await ex.start(200, sse.SSE_HEADERS + list(headers))  # in the try: the stream is closed (and metered) come what may
         async for events in chunks.batches():
             await ex.send({"type": "http.response.body", "body": head + events if head else events,
                            "more_body": True})

@@ -1,6 +1,7 @@
-"""The MCP surface's wire contract: JSON-RPC 2.0 messages in, read by MCP's own types (PyPI `mcp`'s
-`mcp_types`), and its error envelope out: a JSON-RPC error whose `data` is the CloudBase body
-{code, message, requestId}, so MCP clients and CloudBase clients both find what they look for.
+"""The MCP surface's contract (`MCP`, a protocol.surface.Surface): JSON-RPC 2.0 messages in, read by MCP's
+own types (PyPI `mcp`'s `mcp_types`); out, messages as JSON or as MCP's server-sent events (`event: message`
+with the server's event ids, for resumption), and its error envelope: a JSON-RPC error whose `data` is the
+CloudBase body {code, message, requestId}, so MCP clients and CloudBase clients both find what they look for.
 
 Messages are forwarded as the client sent them; the gateway reads only what it decides on (a request's
 method and id, a tools/call's tool name, a tools/list result's tools).
@@ -16,12 +17,11 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, P
 from pydantic import ValidationError
 
 from cbgate.errors import CloudBaseError, InvalidParam, error_body
+from cbgate.protocol.surface import Surface
 
 MAX_BATCH = 64
 PERMISSION_ERROR = -32003  # a server-defined JSON-RPC code: the key may not call this
 UPSTREAM_ERROR = -32002  # the MCP server failed (unreachable, garbage, stalled)
-SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
-               (b"x-accel-buffering", b"no")]
 
 
 class McpMessageInvalid(InvalidParam):
@@ -119,3 +119,52 @@ def filtered_tools(result: Any, allowed) -> Any:
         return result
     kept = [t for t in result["tools"] if isinstance(t, dict) and isinstance(t.get("name"), str) and allowed(t["name"])]
     return {**result, "tools": kept}
+
+
+def endpoint_event(url: str) -> bytes:
+    """The SSE transport's first event: where the client POSTs its messages."""
+    return b"event: endpoint\ndata: " + url.encode() + b"\n\n"
+
+
+class McpStreamRender:
+    """One MCP event stream's framing (protocol.surface.StreamRender): each message an `event: message` with
+    its event id (an item already framed, the SSE transport's `endpoint` event, goes as it is); a stream that
+    breaks after its 200 ends with one JSON-RPC error (no id: it answers no single request)."""
+
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+
+    def start(self) -> bytes:
+        return b""
+
+    def feed(self, event) -> bytes:
+        if isinstance(event, bytes):
+            return event
+        return sse_event(event.message, event.event_id)
+
+    def finish(self) -> bytes:
+        return b""
+
+    def failure(self, err: CloudBaseError) -> bytes:
+        return sse_event(rpc_error(None, err, self.request_id))
+
+
+class McpSurface(Surface):
+    name = "mcp"
+    api_key_header = True  # MCP clients configured for other gateways send x-api-key
+
+    def parse(self, body: bytes) -> tuple[list[Message], bool]:  # the raw body: a message or a batch
+        return parse_body(body)
+
+    def render(self, req, answer, request_id: str):
+        return answer  # messages go back as the server (or the gateway) wrote them
+
+    def stream(self, req, request_id: str) -> McpStreamRender:
+        return McpStreamRender(request_id)
+
+    def rpc_error_body(self, err: CloudBaseError, request_id: str) -> dict:
+        """A body the gateway refused as JSON-RPC (malformed): the JSON-RPC error, CloudBase body inside."""
+        return rpc_error(None, err, request_id)
+
+
+MCP = McpSurface()
