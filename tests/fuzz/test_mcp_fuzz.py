@@ -89,8 +89,10 @@ def test_malformed_json_rpc(fronted):
 
 
 def _assert_ledger_drains(gw) -> None:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "secret", "arguments": {}}}
-    reply = requests.post(f"{gw.url}/v1/cloudrun/tools/messages", json=body, headers=gw.headers(), timeout=30)
+    from tests.mcp.test_mcp_faults import modern_call
+    body, headers = modern_call(1, "secret", {})  # stands alone, whatever sessions the fuzz left
+    reply = requests.post(f"{gw.url}/v1/cloudrun/tools/messages", json=body, headers={**gw.headers(), **headers},
+                          timeout=30)
     assert reply.status_code == 200
     request_id = reply.headers["x-request-id"]
     assert wait_for_records(gw.admin.store, gw.env_id, 1,
