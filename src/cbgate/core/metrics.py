@@ -58,6 +58,7 @@ class Metrics:
         self.completion_tokens: dict[tuple, int] = defaultdict(int)
         self.in_flight: dict[tuple, int] = defaultdict(int)  # (env, group)
         self.admissions: dict[tuple, int] = defaultdict(int)  # (env,) -> requests that passed admission
+        self.agent_runs: dict[tuple, int] = defaultdict(int)  # (env, agent, outcome) -> agent runs that ended
         self.latency = Histogram(LATENCY_BUCKETS)
         self.ttft = Histogram(TTFT_BUCKETS)
 
@@ -86,12 +87,16 @@ class Metrics:
         """A request passed admission (it holds its slot and reservation until it ends)."""
         self.admissions[(env,)] += 1
 
+    def agent_run(self, env: str, agent: str, outcome: str) -> None:
+        """An agent run ended; `outcome` is "OK", "CLIENT_CLOSED" or its CloudBase error code."""
+        self.agent_runs[(env, agent, outcome)] += 1
+
     def rejected(self, code: str) -> None:
         """An error before a request was known to belong to an env (bad key, bad body, bad path)."""
         self.requests[("", "", "", code)] += 1
         self.errors[("", "", "", code)] += 1
 
-    COUNTERS = ("requests", "errors", "refusals", "admissions", "prompt_tokens", "completion_tokens")
+    COUNTERS = ("requests", "errors", "refusals", "admissions", "prompt_tokens", "completion_tokens", "agent_runs")
 
     def snapshot(self) -> dict:
         """Everything counted so far as plain lists (JSON-ready), for the other workers to add up."""
@@ -127,6 +132,8 @@ class Metrics:
         self._counter(out, "cbgate_prompt_tokens_total", "Prompt tokens billed.", ROUTE_LABELS, self.prompt_tokens)
         self._counter(out, "cbgate_completion_tokens_total", "Completion tokens billed.", ROUTE_LABELS,
                       self.completion_tokens)
+        self._counter(out, "cbgate_agent_runs_total", "Agent runs by agent and outcome.", ("env", "agent", "outcome"),
+                      self.agent_runs)
         out += ["# HELP cbgate_in_flight_requests Chat requests being served now.",
                 "# TYPE cbgate_in_flight_requests gauge"]
         out += [f"cbgate_in_flight_requests{{{_labels(('env', 'group'), k)}}} {v}"
