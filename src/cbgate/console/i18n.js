@@ -43,6 +43,12 @@ export const STRINGS = {
     usingOwnKey: "Chatting with the key you signed in with.",
     playgroundKeyHelp: "An operator token cannot chat: on the first message the console makes one short-lived server key (\"console playground\", expires in 8 hours) for this browser, shared by its tabs.",
     playgroundKeyLive: "Using this browser's playground key {n} (expires {when}).",
+    agents: "Agents", agent: "Agent", createAgent: "Add an agent", agentChat: "Chat with an agent",
+    agent_url: "AG-UI server URL (instead of a model)", agent_url_hint: "a fronted agent: its /send-message gets the runs",
+    agent_instructions: "Instructions", agent_welcome: "Welcome message", agent_runs_on: "Runs on",
+    agent_tools: "Tools the chat declares (AG-UI JSON, optional)", agent_tools_hint: "the model's calls show as they stream",
+    toolCall: "Tool call", noAgents: "No agent in this environment yet.",
+    confirmDeleteAgent: "Delete this agent with its conversations?",
   },
   zh: {
     signIn: "登录", signOut: "退出", tokenLabel: "运维令牌或服务端 API Key",
@@ -86,6 +92,12 @@ export const STRINGS = {
     usingOwnKey: "使用登录时的 Key 对话。",
     playgroundKeyHelp: "运维令牌不能直接对话：发送第一条消息时，控制台会为本浏览器创建一个短期服务端 Key（“console playground”，8 小时后过期），各标签页共用。",
     playgroundKeyLive: "正在使用本浏览器的调试 Key {n}（过期时间 {when}）。",
+    agents: "智能体", agent: "智能体", createAgent: "添加智能体", agentChat: "与智能体对话",
+    agent_url: "AG-UI 服务地址（不用模型时）", agent_url_hint: "托管的智能体：运行发往其 /send-message",
+    agent_instructions: "指令", agent_welcome: "欢迎语", agent_runs_on: "运行于",
+    agent_tools: "对话声明的工具（AG-UI JSON，可选）", agent_tools_hint: "模型的工具调用会随流显示",
+    toolCall: "工具调用", noAgents: "本环境还没有智能体。",
+    confirmDeleteAgent: "删除此智能体及其会话？",
   },
 };
 
