@@ -52,7 +52,8 @@ def test_ag_ui_http_agent_runs_twice_on_one_thread(agents, fake):
 
 
 def test_ag_ui_http_agent_gets_the_tool_call_to_answer(agents, fake):
-    call = {"id": "call-sdk", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}
+    call = {"id": "call-sdk", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}
     fake.script(Reply(content="", tool_calls=[call]))
     got = node_check(agents, agents.gw.key, agents.upstream_agent, "ag-ui-tool")
     assert "error" not in got, got

@@ -58,10 +58,11 @@ def test_both_shapes_run_on_the_embedded_model(agents, body):
 
 
 def test_a_client_declared_tool_streams_as_tool_call_events_and_the_run_ends_for_the_client(agents, fake):
-    call = {"id": "call-w1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+    call = {"id": "call-w1", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
     fake.script(Reply(content="", tool_calls=[call]))
-    tool = {"name": "get_weather", "description": "the weather", "parameters": {"type": "object",
-                                                                                "properties": {"city": {"type": "string"}}}}
+    tool = {"name": "get_weather", "description": "the weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
     events = agents.run(agents.upstream_agent, ag_ui("weather in Paris?", tools=[tool]))
     kinds = types_of(events)
     assert kinds[0] == "RUN_STARTED" and kinds[-1] == "RUN_FINISHED" and "TOOL_CALL_START" in kinds
