@@ -114,7 +114,8 @@ def test_a_session_is_bound_to_the_key_that_opened_it(mcp_gateway):
     """Another key (even a permitted one) presenting a session id it did not open finds no such session."""
     _, other = key_with(mcp_gateway, "tools:*")
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
     headers = {"Authorization": f"Bearer {mcp_gateway.key}", "Accept": "application/json, text/event-stream"}
     opened = requests.post(endpoint(mcp_gateway.url, "tools"), json=init, headers=headers, timeout=30)
     session = opened.headers["mcp-session-id"]

@@ -1,13 +1,14 @@
 // The console shell: sign-in, language switch, environment picker and a hash router over the pages.
 import { api, h, session } from "./api.js";
 import { currentLang, otherLang, setLang, t } from "./i18n.js";
+import { agentsPage } from "./agents.js";
 import { modelsPage } from "./groups.js";
 import { mcpPage } from "./mcp.js";
 import { envsPage, keysPage, limitsPage, usagePage } from "./pages.js";
 import { forgetPlaygroundKeys, playgroundPage } from "./playground.js";
 
 const PAGES = { envs: envsPage, keys: keysPage, models: modelsPage, mcp: mcpPage, limits: limitsPage, usage: usagePage,
-  playground: playgroundPage };
+  playground: playgroundPage, agents: agentsPage };
 const main = document.getElementById("main");
 let me = null;
 

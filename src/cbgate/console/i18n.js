@@ -49,6 +49,12 @@ export const STRINGS = {
     mcpHeadersSet: "set (hidden)", mcpNoHeaders: "none", mcpPath: "Client path", createMcp: "Add an MCP server",
     mcpNone: "No MCP server yet.", confirmDeleteMcp: "Delete this MCP service? Its clients are refused at once.",
     mcpCalls: "Tool calls, last 30 days", mcpService: "Service", mcpTool: "Tool", mcpOutcome: "Outcome",
+    agents: "Agents", agent: "Agent", createAgent: "Add an agent", agentChat: "Chat with an agent",
+    agent_url: "AG-UI server URL (instead of a model)", agent_url_hint: "a fronted agent: its /send-message gets the runs",
+    agent_instructions: "Instructions", agent_welcome: "Welcome message", agent_runs_on: "Runs on",
+    agent_tools: "Tools the chat declares (AG-UI JSON, optional)", agent_tools_hint: "the model's calls show as they stream",
+    toolCall: "Tool call", noAgents: "No agent in this environment yet.",
+    confirmDeleteAgent: "Delete this agent with its conversations?",
   },
   zh: {
     signIn: "登录", signOut: "退出", tokenLabel: "运维令牌或服务端 API Key",
@@ -98,6 +104,12 @@ export const STRINGS = {
     mcpHeadersSet: "已设置（隐藏）", mcpNoHeaders: "无", mcpPath: "客户端路径", createMcp: "添加 MCP 服务器",
     mcpNone: "还没有 MCP 服务器。", confirmDeleteMcp: "删除这个 MCP 服务？它的客户端会立即被拒绝。",
     mcpCalls: "近 30 天的工具调用", mcpService: "服务", mcpTool: "工具", mcpOutcome: "结果",
+    agents: "智能体", agent: "智能体", createAgent: "添加智能体", agentChat: "与智能体对话",
+    agent_url: "AG-UI 服务地址（不用模型时）", agent_url_hint: "托管的智能体：运行发往其 /send-message",
+    agent_instructions: "指令", agent_welcome: "欢迎语", agent_runs_on: "运行于",
+    agent_tools: "对话声明的工具（AG-UI JSON，可选）", agent_tools_hint: "模型的工具调用会随流显示",
+    toolCall: "工具调用", noAgents: "本环境还没有智能体。",
+    confirmDeleteAgent: "删除此智能体及其会话？",
   },
 };
 

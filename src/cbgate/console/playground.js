@@ -43,7 +43,7 @@ export async function forgetPlaygroundKeys() {
 }
 
 // Yield each `data:` payload of an SSE body.
-async function* sseData(body) {
+export async function* sseData(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
@@ -142,6 +142,11 @@ function copyButtons(nextRequest) {
   return [h("div", { class: "row" }, h("span", {}, t("copyAs")), button("curl", "curl", curlSnippet),
     button("python", "Python", pythonSnippet), button("js", "JS", jsSnippet)),
   h("p", { class: "help" }, t("snippetHelp")), snippet];
+}
+
+// The key a page chats with: the signed-in server key, or this browser's playground key (operators).
+export async function chatKey(ctx) {
+  return ctx.me.kind !== "operator" ? session.token : (await playgroundKey(ctx.env)).key;
 }
 
 // Stream one answer with the chat key: the signed-in server key, or this browser's playground key, which

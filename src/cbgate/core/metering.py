@@ -237,6 +237,8 @@ class Metering:
         model = r.model if meter.routed else ""
         self.metrics.finished(r.env_id, r.group_name, model, code, r.prompt_tokens, r.completion_tokens,
                               elapsed, ttft)
+        if r.agent_id is not None:  # one agent run, however it ended
+            self.metrics.agent_run(r.env_id, r.agent_id, code)
         if self.ledger is not None and not meter.unrecorded:
             with self.tracing.span("cbgate.ledger", {"cbgate.code": code}):
                 self.ledger.finish(r)

@@ -59,6 +59,7 @@ class Metrics:
         self.in_flight: dict[tuple, int] = defaultdict(int)  # (env, group)
         self.admissions: dict[tuple, int] = defaultdict(int)  # (env,) -> requests that passed admission
         self.mcp_calls: dict[tuple, int] = defaultdict(int)  # (env, service, tool, outcome) -> MCP tool calls
+        self.agent_runs: dict[tuple, int] = defaultdict(int)  # (env, agent, outcome) -> agent runs that ended
         self.latency = Histogram(LATENCY_BUCKETS)
         self.ttft = Histogram(TTFT_BUCKETS)
 
@@ -90,13 +91,17 @@ class Metrics:
     def mcp_call(self, env: str, service: str, tool: str, outcome: str) -> None:
         """One MCP tool call ended (ok, tool_error, error, refused, limited, timeout, failed, disconnected)."""
         self.mcp_calls[(env, service, tool, outcome)] += 1
+    def agent_run(self, env: str, agent: str, outcome: str) -> None:
+        """An agent run ended; `outcome` is "OK", "CLIENT_CLOSED" or its CloudBase error code."""
+        self.agent_runs[(env, agent, outcome)] += 1
 
     def rejected(self, code: str) -> None:
         """An error before a request was known to belong to an env (bad key, bad body, bad path)."""
         self.requests[("", "", "", code)] += 1
         self.errors[("", "", "", code)] += 1
 
-    COUNTERS = ("requests", "errors", "refusals", "admissions", "prompt_tokens", "completion_tokens", "mcp_calls")
+    COUNTERS = ("requests", "errors", "refusals", "admissions", "prompt_tokens", "completion_tokens", "agent_runs",
+                "mcp_calls")
 
     def snapshot(self) -> dict:
         """Everything counted so far as plain lists (JSON-ready), for the other workers to add up."""
@@ -134,6 +139,8 @@ class Metrics:
                       self.completion_tokens)
         self._counter(out, "cbgate_mcp_tool_calls_total", "MCP tool calls by service, tool and outcome.",
                       ("env", "service", "tool", "outcome"), self.mcp_calls)
+        self._counter(out, "cbgate_agent_runs_total", "Agent runs by agent and outcome.", ("env", "agent", "outcome"),
+                      self.agent_runs)
         out += ["# HELP cbgate_in_flight_requests Chat requests being served now.",
                 "# TYPE cbgate_in_flight_requests gauge"]
         out += [f"cbgate_in_flight_requests{{{_labels(('env', 'group'), k)}}} {v}"

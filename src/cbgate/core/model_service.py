@@ -65,6 +65,13 @@ class ModelService:
         ticket = await self.limiter.admit(scope, principal.env_id, limits, estimate_cost(req.messages, req.max_tokens))
         meter.on_finish(lambda r: ticket.finish(r.prompt_tokens + r.completion_tokens))
 
+    async def admit(self, principal: Principal, req: ChatRequest, meter: Meter) -> None:
+        """Admission for work that is not a model call of this service (a fronted agent's run): the same
+        limits, released by `meter` however the work ends."""
+        with self.tracing.span("cbgate.admission", {"cbgate.env": principal.env_id}):
+            await self._admit(principal, req, meter)
+        meter.admitted()
+
     async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         with self.metering.start(principal, group, req, request_id) as meter:  # records however it ends
             return await self._serve(principal, group, req, request_id, meter, self._answer)

@@ -27,7 +27,10 @@ from cbgate.core.shutdown import ShutdownDeadline
 from cbgate.core.tenants import TenantDirectory
 from cbgate.core.tracing import Tracing, tracing_from_env
 from cbgate.errors import CloudBaseError, InternalError
+from cbgate.core.agent_front import AgentFront
+from cbgate.core.agent_runs import AgentRunner
 from cbgate.http.admin_routes import AdminRoutes
+from cbgate.http.agent_routes import AgentRoutes
 from cbgate.http.console_files import ConsoleFiles
 from cbgate.http.cors import CorsPolicy
 from cbgate.http.exchange import Exchange
@@ -60,6 +63,7 @@ class App:
         self.limiter: MemoryLimiter | RedisLimiter | None = None
         self.metering: Metering | None = None
         self.routes: RouteTable | None = None
+        self.agent_front: AgentFront | None = None  # fronted agents' client (tests shorten its timeouts)
         self.admin_api: AdminRoutes | None = None
         self.mcp: McpRoutes | None = None
         self.cors: CorsPolicy | None = None
@@ -94,13 +98,17 @@ class App:
         service = ModelService(directory, Resolver(self.registry), metering, self.limiter, self.tracing)
         counter = ContextCounter(self.registry.estimator)
         responses = ResponsesService(service, self.store, counter, self.settings.responses_ttl)
-        self.admin_api = AdminRoutes(Admin(self.store, self.settings), directory)  # the admin plane
+        admin = Admin(self.store, self.settings)
+        self.admin_api = AdminRoutes(admin, directory)  # the admin plane
         self.mcp = McpRoutes(McpGateway(directory, self.registry.upstream, metering, self.limiter, self.settings),
                              self.settings.max_body_bytes, self.deadline)
         self.cors = CorsPolicy(directory)
         self.console = ConsoleFiles()
+        self.agent_front = AgentFront(self.registry.upstream, metering, service.admit)
+        agents = AgentRoutes(service, AgentRunner(self.store), self.agent_front, admin.agents,
+                             self.settings.max_body_bytes, self.deadline)
         self.routes = RouteTable(model_rows(service, responses, counter, self.settings.max_body_bytes,
-                                            self.deadline) + self._plane_rows(), self.cors)
+                                            self.deadline) + agents.rows() + self._plane_rows(), self.cors)
         self.directory = directory
         self._tasks.append(asyncio.create_task(directory.run()))
         self._tasks.append(asyncio.create_task(self.ledger.run()))

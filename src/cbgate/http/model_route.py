@@ -19,14 +19,17 @@ from cbgate.protocol.surface import Surface, Turn
 TurnHook = Callable[[Principal, str, Any, str], Awaitable[Turn]]
 
 
-def caller(ex: Exchange, service: ModelService, surface: Surface, group: str, max_body_bytes: int) -> Principal:
+def caller(ex: Exchange, service: ModelService, surface: Surface, group: str | None, max_body_bytes: int) -> Principal:
     """The one auth preamble: an oversized body is refused before anything else, then the key the
-    surface reads is authenticated and the group checked, all in the surface's error envelope."""
+    surface reads is authenticated and the group checked, all in the surface's error envelope. A
+    surface whose path names no group (the Agent API: the agent's own group is checked once it is
+    known) passes None."""
     ex.error_body = surface.error_body
     ex.refuse_declared_size_over(max_body_bytes)
     principal = service.authenticate(surface.credentials(ex.header(b"authorization"), ex.header(b"x-api-key")),
                                      ex.header(b"host"))
-    service.check_group(principal, group)
+    if group is not None:
+        service.check_group(principal, group)
     return principal
 
 

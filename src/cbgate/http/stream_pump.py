@@ -43,7 +43,8 @@ async def pump(ex: Exchange, source: Source, render: StreamRender, deadline: Shu
     untrack = deadline.track(source.meter)
     finished = False
     try:
-        await ex.start(200, sse.SSE_HEADERS + list(headers))  # in the try: the stream is closed (and metered) come what may
+        # in the try: the stream is closed (and metered) come what may
+        await ex.start(200, sse.SSE_HEADERS + list(headers))
         async for events in chunks.batches():
             await ex.send({"type": "http.response.body", "body": head + events if head else events,
                            "more_body": True})

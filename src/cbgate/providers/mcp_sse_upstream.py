@@ -72,7 +72,8 @@ class McpSseChannel:
         if "method" not in message:
             queue = self.waiting.pop(_key(message.get("id")), None)
         else:
-            token = (message.get("params") or {}).get("progressToken") if isinstance(message.get("params"), dict) else None
+            params = message.get("params")
+            token = params.get("progressToken") if isinstance(params, dict) else None
             queue = self.progress.get(_key(token)) if token is not None else None
         if queue is not None:
             queue.put_nowait(event)

@@ -162,7 +162,8 @@ class McpUpstream:
         try:  # a server answering JSON sends its headers only when the call is done: the service's timeout
             async with asyncio.timeout(self.target.timeout):
                 return await self.session.request(
-                    method, url or self.target.url, data=body, headers=self._headers(method, client_headers, session_id),
+                    method, url or self.target.url, data=body,
+                    headers=self._headers(method, client_headers, session_id),
                     allow_redirects=False, timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT))
         except TimeoutError:
             raise McpUpstreamTimeout(f"MCP service {name} did not answer within {self.target.timeout:g}s") from None
