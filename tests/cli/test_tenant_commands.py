@@ -48,11 +48,12 @@ def test_keys_are_stored_as_digests_only(tmp_path):
 def test_model_switch(tmp_path):
     cbgate(tmp_path, "env", "create", "team-a")
     assert cbgate(tmp_path, "model", "list", "--env", "team-a").stdout.split() == [
-        "group", "model", "status", "cloudbase", "gemma-3-270m", "enabled"]
-    cbgate(tmp_path, "model", "disable", "--env", "team-a", "--group", "cloudbase", "gemma-3-270m")
-    assert "disabled" in cbgate(tmp_path, "model", "list", "--env", "team-a", "--group", "cloudbase").stdout
+        "group", "model", "status", "cloudbase", "smollm2-135m-instruct", "enabled",
+        "cloudbase", "gemma-3-270m", "disabled"]  # in the catalog, off until an environment switches it on
+    cbgate(tmp_path, "model", "disable", "--env", "team-a", "--group", "cloudbase", "smollm2-135m-instruct")
+    assert "enabled" not in cbgate(tmp_path, "model", "list", "--env", "team-a", "--group", "cloudbase").stdout
     cbgate(tmp_path, "model", "enable", "--env", "team-a", "--group", "cloudbase", "gemma-3-270m")
-    assert "enabled" in cbgate(tmp_path, "model", "list", "--env", "team-a").stdout
+    assert "cloudbase\tgemma-3-270m\tenabled" in cbgate(tmp_path, "model", "list", "--env", "team-a").stdout
 
 
 @pytest.mark.parametrize("args,message", [
