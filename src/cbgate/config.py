@@ -84,7 +84,8 @@ SERVER_KEYS = frozenset({"database_url", "redis_url", "redis_prefix", "ratelimit
 MODEL_KEYS = frozenset({"name", "default", "deployments"})
 DEPLOYMENT_KEYS = {
     "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens",
-                        "parallel", "batch", "cache_ram_mib", "chat_template", "args"}),  # the engine's options
+                        "parallel", "batch", "cache_ram_mib", "chat_template", "args",  # the engine's options
+                        "vision"}),  # true for a model that reads images (a GGUF with its mmproj in `args`)
     "openai": frozenset({"kind", "name", "base_url", "api_key_env", "model", "timeouts", "context_window"}),
 }
 DEPLOYMENT_KEYS["anthropic"] = DEPLOYMENT_KEYS["openai"]
@@ -122,6 +123,8 @@ def _parse_catalog(raw: list[Any], origin: str) -> tuple[CatalogModel, ...]:
             if kind != "local" and not dep.get("base_url"):
                 raise ConfigError(f"{where}.deployments[{j}]: an upstream deployment needs a `base_url`")
             check_keys(dep, DEPLOYMENT_KEYS[kind], f"{where}.deployments[{j}] ({kind})")
+            if not isinstance(dep.get("vision", False), bool):
+                raise ConfigError(f"{where}.deployments[{j}]: `vision` must be true or false")
             parsed.append(Deployment(kind, {k: v for k, v in dep.items() if k != "kind"}))
         models.append(CatalogModel(entry["name"], tuple(parsed), bool(entry.get("default", False))))
     return tuple(models)

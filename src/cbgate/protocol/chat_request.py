@@ -52,8 +52,15 @@ class ChatRequest:
 
     @property
     def has_images(self) -> bool:
+        return self._has_part("image_url")
+
+    @property
+    def has_audio(self) -> bool:
+        return self._has_part("input_audio")
+
+    def _has_part(self, kind: str) -> bool:
         return any(isinstance(m.get("content"), list) and any(
-            p.get("type") == "image_url" for p in m["content"]) for m in self.messages)
+            p.get("type") == kind for p in m["content"]) for m in self.messages)
 
 
 def _invalid(name: str, why: str) -> ModelParamInvalid:

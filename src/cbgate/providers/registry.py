@@ -64,7 +64,7 @@ class ProviderRegistry:
             defaults = SamplingDefaults(temperature=float(opts.get("temperature", 0.7)),
                                         top_p=float(opts.get("top_p", 0.95)), max_tokens=int(opts.get("max_tokens", 512)))
             engine = EngineProvider(deployment.label, supervisor, FairQueue(options.parallel, self.settings.engine_queue),
-                                    self.engine_client, self.estimator, defaults)
+                                    self.engine_client, self.estimator, defaults, vision=bool(opts.get("vision")))
             self._engines[path] = engine
         return engine
 
