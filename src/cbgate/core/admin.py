@@ -10,6 +10,7 @@ from cbgate.config import Settings
 from cbgate.core.access import new_operator_token, normalise_origins
 from cbgate.core.agent_admin import AgentAdmin
 from cbgate.core.group_admin import GroupAdmin
+from cbgate.core.prices import PriceAdmin
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.mcp_admin import McpAdmin
 from cbgate.core.permissions import KeyPermissions
@@ -49,6 +50,7 @@ class Admin:
         self.groups = GroupAdmin(store, settings, self.require_env)  # model groups: `admin.groups.create_group(...)`
         self.mcp = McpAdmin(store, settings, self.require_env)  # MCP services: `admin.mcp.create(...)`
         self.agents = AgentAdmin(store, settings, self.require_env, self.list_models)  # `admin.agents.create(...)`
+        self.prices = PriceAdmin(store, lambda: self.settings, self.list_models)  # `admin.prices.set_price(...)`
 
     def create_env(self, env_id: str | None = None) -> str:
         env_id = env_id or new_env_id()

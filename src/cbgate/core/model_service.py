@@ -10,6 +10,7 @@ import orjson
 
 from cbgate.core.auth import Principal, authenticate
 from cbgate.core.metering import Meter, MeteredStream, Metering
+from cbgate.core.prices import PriceBook
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
 from cbgate.core.tracing import NO_TRACING, Tracing
@@ -25,8 +26,9 @@ Answer = TypeVar("Answer")  # what one deployment's attempt hands back: a body, 
 
 class ModelService:
     def __init__(self, directory: TenantDirectory, resolver: Resolver, metering: Metering | None = None,
-                 limiter: Limiter | None = None, tracing: Tracing = NO_TRACING):
+                 limiter: Limiter | None = None, tracing: Tracing = NO_TRACING, prices: PriceBook | None = None):
         self.directory = directory
+        self.prices = prices or PriceBook(lambda: resolver.registry.settings)
         self.resolver = resolver
         self.metering = metering or Metering()
         self.limiter = limiter
@@ -44,6 +46,11 @@ class ModelService:
     def list_models(self, principal: Principal, group: str) -> dict:
         names = self.resolver.enabled_models(self.directory.snapshot, principal.env_id, group)
         return models_list(names, group, self.started)
+
+    def _meter(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
+        """The request's meter, with the price in force now: a price changed later never reprices it."""
+        price = self.prices.price(self.directory.snapshot, principal.env_id, group, req.model)
+        return self.metering.start(principal, group, req, request_id, price)
 
     def _route(self, principal: Principal, group: str, req: ChatRequest) -> list[Provider]:
         return self.resolver.resolve(self.directory.snapshot, principal.env_id, group, req.model).providers
@@ -73,12 +80,12 @@ class ModelService:
         meter.admitted()
 
     async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
-        with self.metering.start(principal, group, req, request_id) as meter:  # records however it ends
+        with self._meter(principal, group, req, request_id) as meter:  # records however it ends
             return await self._serve(principal, group, req, request_id, meter, self._answer)
 
     async def generate_images(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         """An image generation on the deployments that serve one, metered per image."""
-        with self.metering.start(principal, group, req, request_id) as meter:
+        with self._meter(principal, group, req, request_id) as meter:
             if principal.kind == "publishable":
                 raise PermissionDenied("image generation needs a server API key; publishable keys are for chat")
             if not any(p.capabilities.image_generation for p in self._route(principal, group, req)):
@@ -90,7 +97,7 @@ class ModelService:
                           request_id: str) -> AsyncIterator[dict | bytes]:
         """Start the stream and wait for its first chunk, so any failure up to here is a JSON error.
         The stream returned records the request when it is closed (ended, failed or dropped)."""
-        meter = self.metering.start(principal, group, req, request_id)
+        meter = self._meter(principal, group, req, request_id)
         try:
             return await self._serve(principal, group, req, request_id, meter, self._start_stream)
         except BaseException as exc:

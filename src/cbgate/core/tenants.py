@@ -11,11 +11,13 @@ import time
 from dataclasses import dataclass, field
 
 from cbgate.errors import ServiceUnavailable
+from cbgate.pricing import PriceTable
 from cbgate.limits.base import SERVER_DEFAULTS, EnvLimits, publishable_limits, resolve_limits
 from cbgate.store import access
 from cbgate.store import envs as stored_envs
 from cbgate.store import groups as stored_groups
 from cbgate.store import limits as stored_limits
+from cbgate.store import prices as stored_prices
 from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import Store
 from cbgate.store.envs import KeyRow
@@ -35,6 +37,7 @@ class TenantSnapshot:
     limits: dict[tuple[str, str], EnvLimits] = field(default_factory=dict)  # (env, key kind) -> its limits
     # (env, group) -> the env's group row; secrets stay encrypted here (the resolver decrypts into adapters)
     groups: dict[tuple[str, str], GroupRow] = field(default_factory=dict)
+    prices: dict[tuple[str, str, str], PriceTable] = field(default_factory=dict)  # (env, group, model) -> set price
 
     def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
         return self.switches.get((env_id, group), {}).get(model)
@@ -71,6 +74,7 @@ def load_snapshot(store: Store) -> TenantSnapshot:
         origins={env: frozenset(found) for env, found in access.env_origins(store).items()},
         limits=_limits(store),
         groups={(g.env_id, g.name): g for g in stored_groups.list_groups(store)},
+        prices=stored_prices.list_prices(store),
     )
 
 

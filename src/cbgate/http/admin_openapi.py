@@ -26,7 +26,11 @@ STR, NUM, INT, BOOL = {"type": "string"}, {"type": "number"}, {"type": "integer"
 NULLABLE_NUM = {"type": ["number", "null"]}
 NULLABLE_STR = {"type": ["string", "null"]}
 COUNTS = {"requests": INT, "errors": INT, "prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT,
-          "images": INT, "cache_read_tokens": INT, "cache_creation_tokens": INT}
+          "images": INT, "cache_read_tokens": INT, "cache_creation_tokens": INT,
+          "cost_micros": {"type": "object", "additionalProperties": {"type": "integer"},
+                          "description": "cost per currency in millionths (micro-units), e.g. {\"CNY\": 12345}"},
+          "unpriced_requests": {"type": "integer", "description": "requests whose model had no price"}}
+PRICE_TEXT = {"type": ["string", "number"], "description": "currency units per 1,000 tokens, e.g. \"0.0008\""}
 
 SCHEMAS = {
     "Error": _obj(["code", "message", "requestId"], code=STR, message=STR, requestId=STR),
@@ -80,8 +84,18 @@ SCHEMAS = {
                         questions={"type": "array", "items": STR, "maxItems": 10}),
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
-                      "model": STR, "key": NULLABLE_STR, "day": STR, "surface": STR, "service": STR, "tool": STR,
-                      "outcome": NULLABLE_STR, "agent": NULLABLE_STR, **COUNTS}}}),
+                      "model": STR, "key": NULLABLE_STR, "group": STR, "day": STR, "surface": STR, "service": STR,
+                      "tool": STR, "outcome": NULLABLE_STR, "agent": NULLABLE_STR, **COUNTS}}}),
+    "Price": _obj(["group", "model", "type", "tiers"], group=STR, model=STR, currency=NULLABLE_STR,
+                  type={"enum": ["Uniform", "Tiered", "Unpriced"]},
+                  source={"type": ["string", "null"], "enum": ["env", "config", None],
+                          "description": "env: set for this environment; config: the catalog's; null: unpriced"},
+                  tiers={"type": "array", "items": _obj(
+                      ["tier", "input", "output"], tier={"type": "string", "description": "prompt tokens, e.g. 0-16k"},
+                      **{"from": INT}, to={"type": ["integer", "null"]}, input=STR, output=STR, cache=NULLABLE_STR)}),
+    "PriceChange": _obj(["input", "output"], input=PRICE_TEXT, output=PRICE_TEXT, cache=PRICE_TEXT,
+                        tier={"type": "string", "description": "FROM-TO prompt tokens, e.g. 16k-128k; absent: uniform"},
+                        currency={"type": "string", "description": "e.g. CNY (default: the model's, or CNY)"}),
     "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 1, "description": text} for name, text in (
         ("concurrency", "requests in flight at once"), ("rpm", "requests per minute"), ("tpm", "tokens per minute"),
         ("token_quota", "tokens the environment may use in all"))},
@@ -94,7 +108,8 @@ SCHEMAS = {
         surface={"enum": ["chat", "messages", "responses", "images", "mcp", "agent"]}, cache_creation_tokens=INT,
         outcome={"type": ["string", "null"], "description": "how an MCP tool call ended (surface mcp only)"},
         agent_id={"type": ["string", "null"], "description": "the agent a run was for (surface agent only)"},
-        cache_read_tokens=INT, images=INT, content={"type": ["string", "null"],
+        cache_read_tokens=INT, images=INT, cost_micros=INT,
+        currency={"type": "string", "description": "empty: the model had no price"}, content={"type": ["string", "null"],
                  "description": "JSON {messages, answer}; null unless the operator turned content logging on"}),
     "OperatorToken": _obj(["id", "prefix"], id=STR, prefix=STR, name=STR, created_at=NUM, revoked_at=NULLABLE_NUM),
     "OperatorTokenCreated": {"allOf": [_ref("OperatorToken"),
@@ -211,10 +226,21 @@ PATHS = {
         "put": _op("Change some limits (operator only); fields left out stay as they are", _ref("Limits"),
                    params=[ENV], body=_ref("Limits")),
     },
+    "/admin/v1/envs/{env}/prices": {
+        "get": _op("Every model the environment can call, with its price (or Unpriced)", _list_of("Price"),
+                   params=[ENV, _param("group", "query", STR, "only this group's models")])},
+    "/admin/v1/envs/{env}/prices/{group}/{model}": {
+        "put": _op("Set a model's price, or one tier of it (operator only)", _ref("Price"),
+                   params=[ENV, _param("group"), _param("model")], body=_ref("PriceChange")),
+        "delete": _op("Delete the environment's price of a model, or one tier (operator only); the config's "
+                      "price applies again", _ref("Price"),
+                      params=[ENV, _param("group"), _param("model"), _param("tier", "query", STR, "e.g. 16k-128k")]),
+    },
     "/admin/v1/envs/{env}/usage": {
-        "get": _op("Usage totals, optionally one row per model, key or day", _ref("Usage"),
-                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day", "surface", "mcp",
-                                                                         "agent"]})])},
+        "get": _op("Usage totals and cost, optionally one row per model, key, group, day or surface (or MCP "
+                   "tool calls by service, tool and outcome; or agent runs by agent)", _ref("Usage"),
+                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "group", "day", "surface",
+                                                                        "mcp", "agent"]})])},
     "/admin/v1/envs/{env}/usage/series": {
         "get": _op("Requests, errors and tokens per day and model (charts)", _list_of("UsagePoint"),
                    params=[ENV, *SINCE])},

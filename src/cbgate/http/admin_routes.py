@@ -18,6 +18,7 @@ from cbgate.core.permissions import KeyPermissions, from_json, mcp_grants
 from cbgate.http.admin_group_routes import GroupRoutes
 from cbgate.http.admin_mcp_routes import McpRoutes
 from cbgate.http.admin_openapi import openapi_document
+from cbgate.http.admin_price_routes import PriceRoutes
 from cbgate.http.exchange import Exchange
 
 PREFIX = ("admin", "v1")
@@ -102,6 +103,7 @@ class AdminRoutes:
             *self.groups.routes(),
             *self.mcp.routes(),
             *self.agents.routes(),
+            *PriceRoutes(admin, self.run).routes(),
             ("GET", "/envs/{env}/limits", self.limits, False),
             ("PUT", "/envs/{env}/limits", self.set_limits, True),
             ("GET", "/envs/{env}/usage", self.usage, False),

@@ -102,8 +102,8 @@ class ProviderRegistry:
             local = [d for d in model.deployments if d.kind == "local"]
             if local and local != [d for d in (before.deployments if before else ()) if d.kind == "local"]:
                 restart.append(model.name)
-                if before is not None:
-                    kept.append(before)
+                if before is not None:  # its engine stays until a restart; its price applies at once
+                    kept.append(replace(before, price=model.price))
                     by_model[model.name] = self.by_model[model.name]
                 continue
             by_model[model.name] = [self.by_model[model.name][before.deployments.index(d)] if d.kind == "local"
