@@ -13,7 +13,7 @@ from cbgate.cli import build_parser, main
 
 LIST_AND_SHOW = [("env", "list"), ("key", "list", "--env", "team-a"), ("model", "list", "--env", "team-a"),
                  ("group", "list", "--env", "team-a"), ("limits", "show", "--env", "team-a"),
-                 ("admin", "token", "list"), ("usage", "--env", "team-a")]
+                 ("admin", "token", "list"), ("usage", "--env", "team-a"), ("price", "list", "--env", "team-a")]
 
 
 def run(capsys, *argv, data_dir=None):
@@ -80,8 +80,9 @@ def test_every_list_and_show_command_speaks_json(data, capsys):
 def test_usage_is_labelled(data, capsys):
     _, out, _ = run(capsys, "usage", "--env", "team-a", data_dir=data)
     head, total = out.strip().splitlines()
-    assert head.split("\t") == ["scope", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"]
-    assert total.split("\t")[0] == "total"
+    assert head.split("\t") == ["scope", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+                                "cost"]
+    assert total.split("\t")[0] == "total" and total.split("\t")[-1] == "-"  # no requests, no cost
 
 
 def test_zero_limits_are_refused_and_off_means_none(data, capsys):
