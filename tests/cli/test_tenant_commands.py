@@ -86,3 +86,26 @@ def test_data_dir_from_the_environment(tmp_path):
     out = subprocess.run([sys.executable, "-m", "cbgate", "env", "create", "from-env"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and (tmp_path / "d" / "cbgate.db").exists()
+
+
+def test_key_set_gives_a_key_its_allow_list_and_limits(tmp_path):
+    import json
+    cbgate(tmp_path, "env", "create", "team-p")
+    cbgate(tmp_path, "key", "create", "--env", "team-p")
+    key_id = json.loads(cbgate(tmp_path, "key", "list", "--env", "team-p", "--json").stdout)[0]["id"]
+    shown = json.loads(cbgate(tmp_path, "key", "set", "--env", "team-p", key_id, "--models",
+                              "cloudbase/gemma-3-270m,deepseek/deepseek-chat", "--rpm", "60", "--json").stdout)
+    assert shown == {"models": ["cloudbase/gemma-3-270m", "deepseek/deepseek-chat"], "concurrency": None,
+                     "rpm": 60, "token_quota": None}
+    listed = json.loads(cbgate(tmp_path, "key", "list", "--env", "team-p", "--json").stdout)[0]
+    assert listed["models"] == shown["models"] and listed["limits"]["rpm"] == 60
+    table = cbgate(tmp_path, "key", "list", "--env", "team-p").stdout
+    assert "rpm=60" in table and "cloudbase/gemma-3-270m" in table
+    cleared = json.loads(cbgate(tmp_path, "key", "set", "--env", "team-p", key_id, "--models", "*", "--rpm", "off",
+                                "--json").stdout)
+    assert cleared == {"models": None, "concurrency": None, "rpm": None, "token_quota": None}
+    bad = cbgate(tmp_path, "key", "set", "--env", "team-p", key_id, "--models", "gemma", check=False)
+    assert bad.returncode == 1 and "group/model" in bad.stderr
+    assert cbgate(tmp_path, "key", "set", "--env", "team-p", key_id, "--rpm", "0", check=False).returncode == 2
+    other = cbgate(tmp_path, "key", "set", "--env", "team-p", "key-nosuch", "--rpm", "5", check=False)
+    assert other.returncode == 1 and "no key" in other.stderr

@@ -13,7 +13,7 @@ from cbgate.core.group_admin import GroupAdmin
 from cbgate.core.prices import PriceAdmin
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.mcp_admin import McpAdmin
-from cbgate.core.permissions import KeyPermissions
+from cbgate.core.permissions import KeyPermissions, changed, from_json
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidEnv, InvalidParam, ModelNotSupported
 from cbgate.limits.base import FIELDS as LIMIT_FIELDS
@@ -119,6 +119,16 @@ class Admin:
             raise InvalidParam(f"no key with id {key_id!r}{where}")
         stored_envs.set_key_permissions(self.store, row.env_id, key_id, permissions.to_json())
         return next(k for k in stored_envs.list_keys(self.store, row.env_id) if k.id == key_id)
+
+    def change_key_permissions(self, key_id: str, changes: dict, env_id: str | None = None) -> KeyRow:
+        """Replace the parts of the key's permissions given (`mcp`, `models`, `concurrency`, `rpm`,
+        `token_quota`, each whole); the others stay, so one part never lifts another."""
+        keys = self.list_keys(env_id) if env_id is not None else stored_envs.list_keys(self.store)
+        row = next((k for k in keys if k.id == key_id), None)
+        if row is None:
+            where = f" in environment {env_id!r}" if env_id is not None else ""
+            raise InvalidParam(f"no key with id {key_id!r}{where}")
+        return self.set_key_permissions(key_id, changed(from_json(row.permissions), changes), row.env_id)
 
     def list_models(self, env_id: str, group: str | None = None) -> list[tuple[str, str, bool]]:
         """(group, model, enabled) for every model the env could call."""

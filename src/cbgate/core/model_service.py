@@ -9,13 +9,14 @@ from typing import AsyncIterator, Awaitable, Callable, TypeVar
 import orjson
 
 from cbgate.core.auth import Principal, authenticate
+from cbgate.core.permissions import permit_model
 from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.prices import PriceBook
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
 from cbgate.core.tracing import NO_TRACING, Tracing
 from cbgate.errors import ModelNotSupported, ModelRequestFailed, PermissionDenied
-from cbgate.limits.base import Limiter, estimate_cost
+from cbgate.limits.base import Limiter, Scope, estimate_cost, key_account
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import ChunkFactory, models_list
 from cbgate.protocol.images import image_count
@@ -45,7 +46,7 @@ class ModelService:
 
     def list_models(self, principal: Principal, group: str) -> dict:
         names = self.resolver.enabled_models(self.directory.snapshot, principal.env_id, group)
-        return models_list(names, group, self.started)
+        return models_list([n for n in names if principal.permissions.allows_model(group, n)], group, self.started)
 
     def _meter(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
         """The request's meter, with the price in force now: a price changed later never reprices it."""
@@ -53,12 +54,17 @@ class ModelService:
         return self.metering.start(principal, group, req, request_id, price)
 
     def _route(self, principal: Principal, group: str, req: ChatRequest) -> list[Provider]:
-        return self.resolver.resolve(self.directory.snapshot, principal.env_id, group, req.model).providers
+        return self._resolve(principal, group, req.model).providers
+
+    def _resolve(self, principal: Principal, group: str, model: str):
+        """Every surface's way to a model: the env's route, then the key's permission (one function)."""
+        route = self.resolver.resolve(self.directory.snapshot, principal.env_id, group, model)
+        permit_model(principal.permissions, group, model)
+        return route
 
     def context_window(self, principal: Principal, group: str, model: str) -> int | None:
-        """The model's context in tokens (None: not known), once it resolved to a route this env may call."""
-        return self.resolver.context_window(self.resolver.resolve(self.directory.snapshot, principal.env_id,
-                                                                  group, model))
+        """The model's context in tokens (None: not known), once it resolved to a route this key may call."""
+        return self.resolver.context_window(self._resolve(principal, group, model))
 
     async def _admit(self, principal: Principal, req: ChatRequest, meter: Meter) -> None:
         """Take a slot and reserve the request's tokens, or raise a 429; the meter gives them back
@@ -66,10 +72,14 @@ class ModelService:
         if self.limiter is None:
             return
         limits = self.directory.snapshot.limits_for(principal.env_id, principal.kind)
-        if not limits.any:
+        key_limits = principal.permissions.limits  # the key's own, checked in the same admission as its env's
+        if not limits.any and key_limits is None:
             return
         scope = principal.env_id if principal.kind != "publishable" else principal.env_id + "/publishable"
-        ticket = await self.limiter.admit(scope, principal.env_id, limits, estimate_cost(req.messages, req.max_tokens))
+        also = () if key_limits is None else (
+            Scope(f"key/{principal.key_id}", key_account(principal.key_id), key_limits, "this API key"),)
+        ticket = await self.limiter.admit(scope, principal.env_id, limits,
+                                          estimate_cost(req.messages, req.max_tokens), also)
         meter.on_finish(lambda r: ticket.finish(r.prompt_tokens + r.completion_tokens))
 
     async def admit(self, principal: Principal, req: ChatRequest, meter: Meter) -> None:

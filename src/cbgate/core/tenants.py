@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from cbgate.core.permissions import KeyPermissions, from_json
 from cbgate.errors import ServiceUnavailable
 from cbgate.pricing import PriceTable
 from cbgate.limits.base import SERVER_DEFAULTS, EnvLimits, publishable_limits, resolve_limits
@@ -38,6 +39,7 @@ class TenantSnapshot:
     # (env, group) -> the env's group row; secrets stay encrypted here (the resolver decrypts into adapters)
     groups: dict[tuple[str, str], GroupRow] = field(default_factory=dict)
     prices: dict[tuple[str, str, str], PriceTable] = field(default_factory=dict)  # (env, group, model) -> set price
+    permissions: dict[str, KeyPermissions] = field(default_factory=dict)  # key id -> its own, when it has some
 
     def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
         return self.switches.get((env_id, group), {}).get(model)
@@ -65,10 +67,12 @@ def load_snapshot(store: Store) -> TenantSnapshot:
     switches: dict[tuple[str, str], dict[str, bool]] = {}
     for env_id, group, model, enabled in stored_envs.model_switches(store):
         switches.setdefault((env_id, group), {})[model] = bool(enabled)
+    keys = [k for k in stored_envs.list_keys(store) if k.revoked_at is None]
     return TenantSnapshot(
         revision=revision,
         envs=frozenset(env_id for env_id, _ in stored_envs.list_envs(store)),
-        keys={k.digest: k for k in stored_envs.list_keys(store) if k.revoked_at is None},
+        keys={k.digest: k for k in keys},
+        permissions={k.id: from_json(k.permissions) for k in keys if k.permissions},
         switches=switches,
         operators={t.digest: t for t in access.list_operator_tokens(store) if t.revoked_at is None},
         origins={env: frozenset(found) for env, found in access.env_origins(store).items()},

@@ -30,6 +30,13 @@ COUNTS = {"requests": INT, "errors": INT, "prompt_tokens": INT, "completion_toke
           "cost_micros": {"type": "object", "additionalProperties": {"type": "integer"},
                           "description": "cost per currency in millionths (micro-units), e.g. {\"CNY\": 12345}"},
           "unpriced_requests": {"type": "integer", "description": "requests whose model had no price"}}
+KEY_MODELS = {
+    "models": {"type": ["array", "null"], "items": STR,
+               "description": "group/model names the key may call, on every surface; null: every model of its env"},
+    **{name: {"type": ["integer", "null"], "minimum": 1, "description": f"the key's own {text}, under its "
+              "environment's; null: none of its own"}
+       for name, text in (("concurrency", "requests at once"), ("rpm", "requests per minute"),
+                          ("token_quota", "tokens in all"))}}
 PRICE_TEXT = {"type": ["string", "number"], "description": "currency units per 1,000 tokens, e.g. \"0.0008\""}
 
 SCHEMAS = {
@@ -41,12 +48,12 @@ SCHEMAS = {
     "Env": _obj(["id"], id=STR, created_at=NULLABLE_NUM, origins={"type": "array", "items": STR}),
     "Key": _obj(["id", "env_id", "prefix", "kind"], id=STR, env_id=STR, prefix=STR,
                 kind={"enum": ["server", "publishable"]}, name=STR, created_at=NUM, expires_at=NULLABLE_NUM,
-                revoked_at=NULLABLE_NUM, last_used_at=NULLABLE_NUM, mcp=_ref("McpGrants")),
+                revoked_at=NULLABLE_NUM, last_used_at=NULLABLE_NUM, mcp=_ref("McpGrants"), **KEY_MODELS),
     "McpGrants": {"type": ["object", "null"], "description": (
         "MCP tools the key may call: service -> tool names or \"*\". null: the default (a server key every "
         "service of its environment, a publishable key none). Replaced whole: what it leaves out is revoked."),
         "additionalProperties": {"oneOf": [{"const": "*"}, {"type": "array", "items": STR, "minItems": 1}]}},
-    "KeyPermissions": _obj(["id", "mcp"], id=STR, mcp=_ref("McpGrants")),
+    "KeyPermissions": _obj(["id", "mcp"], id=STR, mcp=_ref("McpGrants"), **KEY_MODELS),
     "McpService": _obj(["name", "url", "transport"], name=STR, url=STR,
                        transport={"enum": ["streamable-http", "sse"]},
                        timeout={"type": "number", "description": "seconds one call may take"}, enabled=BOOL,
@@ -172,8 +179,10 @@ PATHS = {
         "delete": _op("Revoke a key", _obj(id=STR, revoked=BOOL), params=[ENV, _param("key_id")])},
     "/admin/v1/envs/{env}/keys/{key_id}/permissions": {
         "get": _op("A key's permissions", _ref("KeyPermissions"), params=[ENV, _param("key_id")]),
-        "put": _op("Replace a key's permissions whole (a grant left out is revoked)", _ref("KeyPermissions"),
-                   params=[ENV, _param("key_id")], body=_obj(["mcp"], mcp=_ref("McpGrants")))},
+        "put": _op("Replace the parts of a key's permissions given, each whole (a grant left out of a list is "
+                   "revoked; parts not sent stay). Not by a key that has permissions of its own.",
+                   _ref("KeyPermissions"), params=[ENV, _param("key_id")],
+                   body=_obj(mcp=_ref("McpGrants"), **KEY_MODELS))},
     "/admin/v1/envs/{env}/mcp": {
         "get": _op("MCP services (reached at /v1/cloudrun/{service}/messages)", _list_of("McpService"),
                    params=[ENV]),
