@@ -96,6 +96,7 @@ usage_ledger = Table(
     Column("currency", String(8), nullable=False, default="", server_default=""),
     Index("ix_usage_ledger_env_created", "env_id", "created_at"),
     Index("ix_usage_ledger_created", "created_at"),
+    Index("ix_usage_ledger_key", "key_id", "created_at"),  # a key's quota reconciles from its rows
 )
 
 # The admin plane: operator tokens (see every environment; SHA-256 digest only) and the browser origins
