@@ -221,3 +221,18 @@ def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None
         catalog=catalog,
         env_vars=env,
     )
+
+
+class LiveSettings:
+    """The settings in force. SIGHUP puts the reloaded ones here (core/reload.py); every reader that must
+    see a reload reads `current` each time instead of keeping its own copy (a copy is how the admin API
+    once listed a stale catalog after a reload)."""
+    __slots__ = ("current",)
+
+    def __init__(self, settings: Settings):
+        self.current = settings
+
+
+def live(settings: Settings | LiveSettings) -> LiveSettings:
+    """The holder to read through: the one given, or a fixed one for a caller (the CLI) that never reloads."""
+    return settings if isinstance(settings, LiveSettings) else LiveSettings(settings)

@@ -6,7 +6,7 @@ import re
 import string
 import time
 
-from cbgate.config import Settings
+from cbgate.config import LiveSettings, Settings, live
 from cbgate.core.access import new_operator_token, normalise_origins
 from cbgate.core.agent_admin import AgentAdmin
 from cbgate.core.group_admin import GroupAdmin
@@ -44,13 +44,17 @@ def new_env_id() -> str:
 
 
 class Admin:
-    def __init__(self, store: Store, settings: Settings):
+    def __init__(self, store: Store, settings: Settings | LiveSettings):
         self.store = store
-        self.settings = settings
-        self.groups = GroupAdmin(store, settings, self.require_env)  # model groups: `admin.groups.create_group(...)`
-        self.mcp = McpAdmin(store, settings, self.require_env)  # MCP services: `admin.mcp.create(...)`
-        self.agents = AgentAdmin(store, settings, self.require_env, self.list_models)  # `admin.agents.create(...)`
+        self.live = live(settings)  # one holder for the admin and its parts: a reload reaches them all
+        self.groups = GroupAdmin(store, self.live, self.require_env)  # model groups: `admin.groups.create_group(...)`
+        self.mcp = McpAdmin(store, self.live, self.require_env)  # MCP services: `admin.mcp.create(...)`
+        self.agents = AgentAdmin(store, self.live.current, self.require_env, self.list_models)  # `admin.agents.create(...)`
         self.prices = PriceAdmin(store, lambda: self.settings, self.list_models)  # `admin.prices.set_price(...)`
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.current
 
     def create_env(self, env_id: str | None = None) -> str:
         env_id = env_id or new_env_id()

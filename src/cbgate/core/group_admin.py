@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from cbgate.config import LiveSettings, Settings, live
 from cbgate.core.resolve import CATALOG_GROUP, did_you_mean
 from cbgate.core.secrets import SecretBox
 from cbgate.core.vendors import VENDOR_GROUPS
@@ -149,10 +150,14 @@ def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: s
 
 
 class GroupAdmin:
-    def __init__(self, store, settings, require_env: Callable[[str], None]):
+    def __init__(self, store, settings: Settings | LiveSettings, require_env: Callable[[str], None]):
         self.store = store
-        self.settings = settings
+        self.live = live(settings)
         self.require_env = require_env  # refuses an unknown environment (core.admin.Admin's check)
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.current
 
     def _secrets(self) -> SecretBox:
         return SecretBox(self.settings)
