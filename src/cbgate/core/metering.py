@@ -29,6 +29,7 @@ from cbgate.errors import CloudBaseError, ServiceUnavailable
 from cbgate.pricing import PriceTable
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import Usage
+from cbgate.protocol.chunks import Chunk, NativeEvent
 from cbgate.providers.base import StreamOutcome
 from cbgate.store.ledger import LedgerWriter
 from cbgate.store.spool import SpoolUnwritable
@@ -44,8 +45,10 @@ PROGRESS_TOKENS = 16  # a stream journals its progress every this many chunks (o
 PROGRESS_SECONDS = 0.25  # ... or this often while chunks arrive, whichever comes first
 
 
-def answer_text(chunk: dict | bytes) -> str:
+def answer_text(chunk: Chunk) -> str:
     """The content a stream chunk adds to the answer (only parsed when content logging is on)."""
+    if isinstance(chunk, NativeEvent):
+        return chunk.text()
     if isinstance(chunk, bytes):
         try:
             chunk = orjson.loads(chunk)

@@ -3,6 +3,7 @@ authenticate, resolve, admit, call a deployment (falling back to the next on ups
 first byte), and hand back a body or an async stream of canonical chunks, metered however it ends."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
@@ -18,9 +19,12 @@ from cbgate.core.tracing import NO_TRACING, Tracing
 from cbgate.errors import ModelNotSupported, ModelRequestFailed, PermissionDenied
 from cbgate.limits.base import Limiter, Scope, estimate_cost, key_account
 from cbgate.protocol.chat_request import ChatRequest
+from cbgate.protocol.chunks import Chunk, NativeEvent
 from cbgate.protocol.chat_response import ChunkFactory, models_list
 from cbgate.protocol.images import image_count
 from cbgate.providers.base import ModelCall, Provider, StreamOutcome
+
+log = logging.getLogger("cbgate.fallback")
 
 Answer = TypeVar("Answer")  # what one deployment's attempt hands back: a body, or a started stream
 
@@ -124,18 +128,23 @@ class ModelService:
             await self._admit(principal, req, meter)
         meter.admitted()
         call = ModelCall(req, ChunkFactory(req.model), request_id, tenant=principal.env_id)
-        failure = ModelRequestFailed(f"model {req.model!r} has no deployment to serve it")
+        failures: list[tuple[str, ModelRequestFailed]] = []  # every deployment that failed, in order
         for provider in providers:
             meter.serving(provider.name)
-            try:
-                with self.tracing.span("cbgate.upstream", {"cbgate.deployment": provider.name,
-                                                           "gen_ai.request.model": req.model}):
+            with self.tracing.span("cbgate.upstream", {"cbgate.deployment": provider.name,
+                                                       "gen_ai.request.model": req.model}) as span:
+                try:
                     return await attempt(provider, call, meter)  # a stream's span ends at its first chunk
-            except ModelRequestFailed as exc:
-                if exc.client_caused:
-                    raise
-                failure = exc
-        raise failure
+                except ModelRequestFailed as exc:
+                    if exc.client_caused:
+                        raise
+                    failures.append((provider.name, exc))
+                    _skipped(span, request_id, req.model, provider.name, exc)
+        if not failures:
+            raise ModelRequestFailed(f"model {req.model!r} has no deployment to serve it")
+        last = failures[-1][1]
+        last.failures = failures  # TensorZero's ModelProvidersExhausted: all of them kept, the last one answered
+        raise last
 
     @staticmethod
     async def _answer(provider: Provider, call: ModelCall, meter: Meter) -> dict:
@@ -147,7 +156,7 @@ class ModelService:
             raise
         meter.usage = completion.usage
         meter.note_completion(completion.body)
-        return completion.body
+        return completion.native if completion.native is not None else completion.body
 
     @staticmethod
     async def _images(provider: Provider, call: ModelCall, meter: Meter) -> dict:
@@ -200,8 +209,11 @@ class ModelService:
             yield call.chunks.usage_chunk(outcome.usage)
 
 
-def _finishing(chunk: dict | bytes) -> bool:
-    """Whether a chunk ends a choice. Adapters pass such chunks as dicts; bytes are checked for safety."""
+def _finishing(chunk: Chunk) -> bool:
+    """Whether a chunk ends a choice. Adapters pass such chunks as dicts; bytes are checked for safety. A
+    native event carries its usage in its own protocol (message_delta), so it is never held back."""
+    if isinstance(chunk, NativeEvent):
+        return False
     if isinstance(chunk, bytes):
         if b"finish_reason" not in chunk:
             return False
@@ -209,10 +221,24 @@ def _finishing(chunk: dict | bytes) -> bool:
     return any(isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ())
 
 
-def _has_text(chunk: dict | bytes) -> bool:
+def _has_text(chunk: Chunk) -> bool:
+    if isinstance(chunk, NativeEvent):
+        return False
     chunk = orjson.loads(chunk) if isinstance(chunk, bytes) else chunk
     return any(isinstance(c, dict) and (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ())
 
 
 def _with_usage(chunk: dict | bytes, outcome: StreamOutcome) -> dict:
     return {**(orjson.loads(chunk) if isinstance(chunk, bytes) else chunk), "usage": outcome.usage.as_dict()}
+
+
+def _skipped(span, request_id: str, model: str, deployment: str, failure: ModelRequestFailed) -> None:
+    """A deployment that failed before its first byte: logged and traced with its reason, whichever
+    deployment the client's answer finally comes from."""
+    log.warning("request %s: deployment %s of model %s failed (%s %s): %s", request_id, deployment, model,
+                failure.upstream_status or "-", failure.code, failure.message)
+    if span is not None:  # tracing is on
+        span.set_attribute("cbgate.failure.code", failure.code)
+        span.set_attribute("cbgate.failure.reason", failure.message[:500])
+        if failure.upstream_status is not None:
+            span.set_attribute("http.response.status_code", failure.upstream_status)
