@@ -128,10 +128,10 @@ class Meter:
     def admitted(self) -> None:
         self.metering.metrics.admitted(self.record.env_id)
 
-    def serving(self, deployment: str, outcome: StreamOutcome | None = None) -> None:
+    def serving(self, deployment: str) -> None:
         """A deployment is about to serve: journal the request so even `kill -9` cannot lose it."""
         self.record.deployment = deployment
-        self.outcome = outcome
+        self.outcome = None  # a failed deployment's stream outcome is not this one's
         if not self.routed:
             self.routed = True
             if self.metering.ledger is not None:
