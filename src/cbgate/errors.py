@@ -1,6 +1,7 @@
 """One error tree: every error knows its CloudBase code and HTTP status.
 
-Only the HTTP layer renders these as `{"code","message","requestId"}` bodies.
+A surface's contract (protocol/) renders them in its envelope (`{"code","message","requestId"}` and, for
+Messages, Anthropic's); the HTTP layer writes them.
 """
 from __future__ import annotations
 
@@ -83,6 +84,9 @@ class ModelRequestFailed(CloudBaseError):
         self.upstream_status = upstream_status
         self.usage = usage  # a Usage of what the deployment generated before it failed, billed when known
         self.client_caused = upstream_status in CLIENT_CAUSED_STATUSES
+        # when every deployment failed: (deployment, failure) for each, in the order tried; the client gets
+        # the last of them
+        self.failures: list[tuple[str, ModelRequestFailed]] = []
         if self.client_caused:
             self.code, self.status, self.openai_type = "AI_MODEL_PARAM_INVALID", upstream_status, "invalid_request_error"
 

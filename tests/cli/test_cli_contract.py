@@ -13,7 +13,7 @@ from cbgate.cli import build_parser, main
 
 LIST_AND_SHOW = [("env", "list"), ("key", "list", "--env", "team-a"), ("model", "list", "--env", "team-a"),
                  ("group", "list", "--env", "team-a"), ("limits", "show", "--env", "team-a"),
-                 ("admin", "token", "list"), ("usage", "--env", "team-a")]
+                 ("admin", "token", "list"), ("usage", "--env", "team-a"), ("price", "list", "--env", "team-a")]
 
 
 def run(capsys, *argv, data_dir=None):
@@ -80,8 +80,9 @@ def test_every_list_and_show_command_speaks_json(data, capsys):
 def test_usage_is_labelled(data, capsys):
     _, out, _ = run(capsys, "usage", "--env", "team-a", data_dir=data)
     head, total = out.strip().splitlines()
-    assert head.split("\t") == ["scope", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"]
-    assert total.split("\t")[0] == "total"
+    assert head.split("\t") == ["scope", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+                                "cost"]
+    assert total.split("\t")[0] == "total" and total.split("\t")[-1] == "-"  # no requests, no cost
 
 
 def test_zero_limits_are_refused_and_off_means_none(data, capsys):
@@ -96,7 +97,7 @@ def test_group_list_shows_cloudbase_and_marks_groups_without_a_key(data, capsys)
     _, out, _ = run(capsys, "group", "list", "--env", "team-a", "--json", data_dir=data)
     groups = {g["name"]: g for g in json.loads(out)}
     assert list(groups)[0] == "cloudbase" and groups["cloudbase"]["models"] == [
-        {"name": "gemma-3-270m", "enabled": True}]
+        {"name": "smollm2-135m-instruct", "enabled": True}, {"name": "gemma-3-270m", "enabled": False}]
     deepseek = groups["deepseek"]
     assert deepseek["status"] == "needs key" and deepseek["key"] == "missing"
     assert not any(m["enabled"] for m in deepseek["models"])

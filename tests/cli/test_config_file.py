@@ -32,9 +32,17 @@ def test_every_documented_key_is_accepted(tmp_path):
         + UPSTREAM + 'name = "d"\napi_key_env = "K"\nmodel = "up"\ncontext_window = 8192\n'
         "timeouts = {connect = 1, first_byte = 2, idle = 3, total = 4}\n"
         '[[models]]\nname = "local"\ndefault = true\n[[models.deployments]]\nkind = "local"\nsource = "x.gguf"\n'
-        "n_ctx = 2048\nn_threads = 2\ntemperature = 0.5\ntop_p = 0.9\nmax_tokens = 64\n")
+        "n_ctx = 2048\nn_threads = 2\ntemperature = 0.5\ntop_p = 0.9\nmax_tokens = 64\nvision = true\n")
     settings = load_settings(str(tmp_path), env={})
     assert [m.name for m in settings.catalog] == ["m", "local"] and settings.engine_queue == 4
+    assert settings.catalog[1].deployments[0].options["vision"] is True
+
+
+def test_vision_is_a_yes_or_no(tmp_path):
+    (tmp_path / "cbgate.toml").write_text(
+        '[[models]]\nname = "m"\n[[models.deployments]]\nkind = "local"\nsource = "x.gguf"\nvision = "yes"\n')
+    with pytest.raises(ConfigError, match="`vision` must be true or false"):
+        load_settings(str(tmp_path), env={})
 
 
 def test_every_server_key_the_loader_reads_is_a_known_key():

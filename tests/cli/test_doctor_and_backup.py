@@ -28,8 +28,8 @@ def test_a_healthy_data_dir_passes(tmp_path, capsys):
     code, found = doctor(capsys, made(capsys, tmp_path))
     assert code == 0, found
     assert {name: f["status"] for name, f in found.items()} == {
-        "data dir": "ok", "config": "ok", "database": "ok", "migrations": "ok", "model gemma-3-270m": "ok",
-        "port": "ok", "redis": "ok"}
+        "data dir": "ok", "config": "ok", "database": "ok", "migrations": "ok", "model smollm2-135m-instruct": "ok",
+        "model gemma-3-270m": "ok", "port": "ok", "redis": "ok"}
     assert "applied" in found["migrations"]["detail"]
 
 

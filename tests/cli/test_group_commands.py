@@ -109,7 +109,7 @@ def test_switches_and_model_commands_for_every_group(tmp_path, env):
     deepseek = cbgate(tmp_path, "model", "list", "--env", env, "--group", "deepseek").stdout
     assert "deepseek\tdeepseek-chat\tneeds key" in deepseek and "deepseek\tdeepseek-reasoner\tdisabled" in deepseek
     every = cbgate(tmp_path, "model", "list", "--env", env).stdout
-    assert "cloudbase\tgemma-3-270m\tenabled" in every and "mine\tb\tdisabled" in every
+    assert "cloudbase\tsmollm2-135m-instruct\tenabled" in every and "mine\tb\tdisabled" in every
 
     missing = cbgate(tmp_path, "model", "enable", "--env", env, "--group", "mine", "zzz", check=False)
     assert missing.returncode == 1 and "not in group" in missing.stderr

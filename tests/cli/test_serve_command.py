@@ -221,3 +221,28 @@ def test_metrics_add_up_every_worker(data_dir):
             assert time.monotonic() < deadline, scrape()
     finally:
         served.stop()
+
+
+def test_sighup_changes_the_admin_apis_group_listing(data_dir, fake):
+    """The admin plane reads the settings through the one holder SIGHUP replaces: the catalog group it
+    lists is the reloaded catalog, not the one the process started with."""
+    served = Served(data_dir).wait_ready()
+    try:
+        key = next(word for word in served.stdout().split() if word.startswith("cbsk_"))
+        env_id = next(word for word in served.stdout().split() if word.startswith("env-"))
+
+        def catalog_models() -> list[str]:
+            r = requests.get(f"{served.url}/admin/v1/envs/{env_id}/groups", timeout=30,
+                             headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 200, r.text
+            group = next(g for g in r.json()["data"] if g["name"] == "cloudbase")
+            return [m["name"] for m in group["models"]]
+
+        assert catalog_models() == ["up-model"]
+        write_catalog(data_dir, [upstream_model("up-model", fake), upstream_model("up-new", fake)],
+                      include_embedded=False)
+        served.proc.send_signal(signal.SIGHUP)
+        wait_for_log(served, "config reloaded: 2 catalog models")
+        assert catalog_models() == ["up-model", "up-new"]
+    finally:
+        served.stop()

@@ -48,11 +48,12 @@ def test_keys_are_stored_as_digests_only(tmp_path):
 def test_model_switch(tmp_path):
     cbgate(tmp_path, "env", "create", "team-a")
     assert cbgate(tmp_path, "model", "list", "--env", "team-a").stdout.split() == [
-        "group", "model", "status", "cloudbase", "gemma-3-270m", "enabled"]
-    cbgate(tmp_path, "model", "disable", "--env", "team-a", "--group", "cloudbase", "gemma-3-270m")
-    assert "disabled" in cbgate(tmp_path, "model", "list", "--env", "team-a", "--group", "cloudbase").stdout
+        "group", "model", "status", "cloudbase", "smollm2-135m-instruct", "enabled",
+        "cloudbase", "gemma-3-270m", "disabled"]  # in the catalog, off until an environment switches it on
+    cbgate(tmp_path, "model", "disable", "--env", "team-a", "--group", "cloudbase", "smollm2-135m-instruct")
+    assert "enabled" not in cbgate(tmp_path, "model", "list", "--env", "team-a", "--group", "cloudbase").stdout
     cbgate(tmp_path, "model", "enable", "--env", "team-a", "--group", "cloudbase", "gemma-3-270m")
-    assert "enabled" in cbgate(tmp_path, "model", "list", "--env", "team-a").stdout
+    assert "cloudbase\tgemma-3-270m\tenabled" in cbgate(tmp_path, "model", "list", "--env", "team-a").stdout
 
 
 @pytest.mark.parametrize("args,message", [
@@ -85,3 +86,26 @@ def test_data_dir_from_the_environment(tmp_path):
     out = subprocess.run([sys.executable, "-m", "cbgate", "env", "create", "from-env"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and (tmp_path / "d" / "cbgate.db").exists()
+
+
+def test_key_set_gives_a_key_its_allow_list_and_limits(tmp_path):
+    import json
+    cbgate(tmp_path, "env", "create", "team-p")
+    cbgate(tmp_path, "key", "create", "--env", "team-p")
+    key_id = json.loads(cbgate(tmp_path, "key", "list", "--env", "team-p", "--json").stdout)[0]["id"]
+    shown = json.loads(cbgate(tmp_path, "key", "set", "--env", "team-p", key_id, "--models",
+                              "cloudbase/gemma-3-270m,deepseek/deepseek-chat", "--rpm", "60", "--json").stdout)
+    assert shown == {"models": ["cloudbase/gemma-3-270m", "deepseek/deepseek-chat"], "concurrency": None,
+                     "rpm": 60, "token_quota": None}
+    listed = json.loads(cbgate(tmp_path, "key", "list", "--env", "team-p", "--json").stdout)[0]
+    assert listed["models"] == shown["models"] and listed["limits"]["rpm"] == 60
+    table = cbgate(tmp_path, "key", "list", "--env", "team-p").stdout
+    assert "rpm=60" in table and "cloudbase/gemma-3-270m" in table
+    cleared = json.loads(cbgate(tmp_path, "key", "set", "--env", "team-p", key_id, "--models", "*", "--rpm", "off",
+                                "--json").stdout)
+    assert cleared == {"models": None, "concurrency": None, "rpm": None, "token_quota": None}
+    bad = cbgate(tmp_path, "key", "set", "--env", "team-p", key_id, "--models", "gemma", check=False)
+    assert bad.returncode == 1 and "group/model" in bad.stderr
+    assert cbgate(tmp_path, "key", "set", "--env", "team-p", key_id, "--rpm", "0", check=False).returncode == 2
+    other = cbgate(tmp_path, "key", "set", "--env", "team-p", "key-nosuch", "--rpm", "5", check=False)
+    assert other.returncode == 1 and "no key" in other.stderr

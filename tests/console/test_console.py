@@ -83,6 +83,8 @@ def test_operator_changes_limits(page, cast, shots):
 
 
 def test_server_key_sees_its_own_env_and_the_usage_chart_after_traffic(page, cast, shots):
+    cast.gw.admin.prices.set_price(cast.gw.env_id, "cloudbase", "gemma-3-270m", "0.1", "0.25")
+    cast.gw.wait_for_snapshot()
     for text in ("one", "two", "three"):
         assert cast.gw.chat({**HELLO, "messages": [{"role": "user", "content": text}]}).status_code == 200
     assert cast.gw.chat({**HELLO, "model": "no-such-model"}).status_code == 400
@@ -93,6 +95,9 @@ def test_server_key_sees_its_own_env_and_the_usage_chart_after_traffic(page, cas
     assert bars.count() == 1
     assert page.locator("[data-test=chart-requests] polyline").count() == 2
     assert page.inner_text("[data-test=total-0]") == "4" and page.inner_text("[data-test=total-1]") == "1"
+    spent = cast.gw.admin.usage_summary(cast.gw.env_id)["cost_micros"]["CNY"]
+    assert spent > 0 and page.inner_text("[data-test=total-5]") == f"CNY {spent // 10**6}.{spent % 10**6:06d}"
+    assert f"CNY {spent // 10**6}.{spent % 10**6:06d}" in page.inner_text("[data-test=by-model]")
     recent = page.inner_text("[data-test=recent]")
     assert "AI_MODEL_NOT_SUPPORTED" in recent and "three" not in recent  # no message contents
     ticks = [float(v) for v in page.locator("[data-test=chart-tokens] text[data-tick]").evaluate_all(

@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,17 @@ import requests
 
 from tests.support.gateway import start_serve
 from tests.support.sse import deltas, read_events
+from tests.support.wait import wait_until
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    server = start_serve(tmp_path_factory.mktemp("real") / "data")
+    data_dir = tmp_path_factory.mktemp("real") / "data"
+    server = start_serve(data_dir)
+    server.data_dir = data_dir
     yield server
     server.proc.terminate()
     server.proc.wait(timeout=30)
@@ -58,12 +62,31 @@ def test_seed_non_streaming_example(served, key):
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-def test_prompt_tokens_are_counted_by_the_model_tokenizer(served, key, engine):
+def test_the_first_start_curl_gets_an_answer(served, key):
+    sent = json.loads(re.search(r"-d '(\{.*\})'", served.log()).group(1))
+    assert sent["model"] == MODEL
+    r = post(served, key, sent, stream=True)
+    text = "".join(deltas(read_events(r)))
+    assert re.search(r"[A-Za-z]{2,}.*[A-Za-z]{2,}", text), text  # words, not noise or nothing
+    assert text.strip().lower() != sent["messages"][0]["content"].lower()  # not the question echoed
+
+
+def test_the_default_model_answers_a_simple_question(served, key):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "What is 2+2?"}], "temperature": 0,
+            "max_tokens": 32}
+    answer = post(served, key, body).json()["choices"][0]["message"]["content"]
+    assert "4" in answer, answer
+
+
+def test_gemma_stays_in_the_catalog_and_counts_prompts_by_its_tokenizer(served, key, engine):
+    env_id = re.search(r"created environment (env-[a-z0-9]+)", served.log()).group(1)
+    subprocess.run([sys.executable, "-m", "cbgate", "model", "enable", "--env", env_id, "--group", "cloudbase",
+                    "gemma-3-270m", "--data-dir", str(served.data_dir)], check=True, capture_output=True, timeout=60)
     text = "数一数这些字"
     prompt = f"<start_of_turn>user\n{text}<end_of_turn>\n<start_of_turn>model\n"  # Gemma's turn format
     expected = len(engine.tokenize(prompt))
-    body = post(served, key, {"model": MODEL, "messages": [{"role": "user", "content": text}],
-                              "max_tokens": 2}).json()
+    request = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": text}], "max_tokens": 2}
+    body = wait_until(lambda: (r := post(served, key, request)).ok and r.json(), what="gemma switched on")
     assert body["usage"]["prompt_tokens"] == expected
 
 

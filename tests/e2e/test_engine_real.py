@@ -15,7 +15,7 @@ import requests
 from tests.support.gateway import make_admin, start_serve
 from tests.support.ledger import wait_for_records
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"  # the default catalog's embedded default
 # Prompts whose greedy continuations are clear. Where a base model's next token is a near tie (the junk it
 # writes after some prompts), llama.cpp's kernels for a batch of 1 and of 4 round differently enough to pick
 # another token: that is arithmetic, not mixing, so these tests use prompts with a clear answer.
@@ -110,7 +110,8 @@ def test_cancelling_one_of_four_streams_leaves_the_other_three_whole(served, key
 
 
 def engine_pid(served) -> int:
-    return int(re.findall(r"llama-server pid (\d+)", served.log())[-1])
+    # the default catalog starts two engines (Gemma too): this one serves MODEL
+    return int(re.findall(r"embedded-smollm2 \(llama-server pid (\d+)", served.log())[-1])
 
 
 def test_killing_the_engine_mid_stream_ends_that_stream_bills_it_and_the_engine_comes_back(served, key):
@@ -144,5 +145,5 @@ def test_killing_the_engine_mid_stream_ends_that_stream_bills_it_and_the_engine_
                              and m.text, what="the operator token")
     finally:
         admin.store.close()
-    assert 'cbgate_engine_restarts_total{engine="embedded-gemma"} 1' in metrics
+    assert 'cbgate_engine_restarts_total{engine="embedded-smollm2"} 1' in metrics
     assert "restarting it in" in served.log() and "is back after restart 1" in served.log()

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.gateway import start_serve
 
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="module")

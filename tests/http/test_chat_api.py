@@ -70,6 +70,17 @@ def test_chinese_is_never_split_inside_a_delta(gateway):
     assert len(pieces) > 10  # streamed as it came, not in one piece
 
 
+@pytest.mark.parametrize("part,named", [
+    ({"type": "image_url", "image_url": {"url": "https://img.example/cat.png"}}, "does not read images"),
+    ({"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}, "does not read audio"),
+])
+def test_the_text_only_embedded_model_refuses_images_and_audio_saying_why(gateway, part, named):
+    content = [{"type": "text", "text": "what is this?"}, part]
+    r = gateway.chat(ask(messages=[{"role": "user", "content": content}]))
+    assert r.status_code == 400 and r.json()["code"] == "AI_MODEL_PARAM_INVALID"
+    assert named in r.json()["message"] and "embedded-gemma" in r.json()["message"]  # the deployment, named
+
+
 def test_max_tokens_ends_with_length(gateway):
     body = gateway.chat(ask("a long question that has many words", max_tokens=3)).json()
     assert body["choices"][0]["finish_reason"] == "length"
@@ -156,3 +167,21 @@ def test_streaming_accepts_the_seed_headers(gateway):
                       headers={**gateway.headers(), "Content-Type": "application/json",
                                "Accept": "text/event-stream"}, stream=True)
     assert "".join(deltas(read_events(r))) == "echo: 你好"
+
+
+def test_openai_js_and_vercel_ai_sdks_read_the_stream_and_its_usage_unchanged(gateway):
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    js = Path(__file__).resolve().parents[1] / "js"
+    assert shutil.which("node") and (js / "node_modules" / "@ai-sdk" / "openai").is_dir(), "run scripts/setup --test"
+    out = subprocess.run(["node", str(js / "openai_stream_check.mjs"), f"{gateway.url}/v1/ai/cloudbase/v1",
+                          gateway.key, MODEL], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    tokens = fake_tokens("echo: hello there")
+    assert seen["openai"]["text"] == "echo: hello there" and seen["openai"]["finish"] == "stop"
+    assert seen["openai"]["usage"]["completion_tokens"] == tokens  # off the finishing chunk: nobody asked
+    assert seen["vercel"]["text"] == "echo: hello there" and seen["vercel"]["finish"] == "stop", seen
+    assert seen["vercel"]["usage"]["outputTokens"] == tokens and seen["vercel"]["usage"]["inputTokens"] > 0

@@ -7,6 +7,7 @@ import threading
 
 import requests
 
+from cbgate.pricing import parse_table
 from cbgate.store.usage import recent_requests
 from tests.support.catalog import write_catalog
 from tests.support.gateway import free_port, make_admin, start_serve
@@ -14,6 +15,7 @@ from tests.support.wait import wait_until
 
 MODEL = "fake-gpt"
 STREAMS = 4
+PRICE = {"currency": "CNY", "input": "0.0008", "output": "0.0021"}
 
 
 def start_fake_upstream_process(port: int) -> subprocess.Popen:
@@ -46,7 +48,7 @@ def replica_setup(postgres_url: str, tmp_path, env_id: str):
     data_dir = tmp_path / "data"
     write_catalog(data_dir, [{"name": MODEL, "deployments": [{
         "kind": "openai", "base_url": f"http://127.0.0.1:{upstream_port}/v1", "api_key_env": "UPSTREAM_SECRET",
-        "name": "fake-openai"}]}], include_embedded=False)
+        "name": "fake-openai"}], "price": PRICE}], include_embedded=False)
     env = {"CBGATE_DATABASE_URL": postgres_url, "UPSTREAM_SECRET": "sk-upstream"}
     admin = make_admin(data_dir, {"CBGATE_DATA_DIR": str(data_dir), **env})
     env_id = admin.create_env(env_id)
@@ -86,6 +88,9 @@ def test_kill_9_mid_stream_loses_and_duplicates_no_ledger_record(fresh_postgres_
         assert len(done) == 3 and len(interrupted) == STREAMS
         assert all(r.stream and r.estimated and r.prompt_tokens > 0 for r in interrupted)
         assert sum(r.completion_tokens for r in done) == 3 * 40  # the fake's usage for each finished answer
+        price = parse_table(PRICE, "price")  # a crashed stream costs what it streamed, priced as it started
+        assert all(r.currency == "CNY" and r.cost_micros == price.cost(r.prompt_tokens, r.completion_tokens) > 0
+                   for r in interrupted + done)
         replica.proc.terminate()  # its last flush, and any replay, must not add anything
         replica.proc.wait(30)
         assert len(recent_requests(admin.store, env_id, 100)) == served["chat_requests"]

@@ -153,3 +153,29 @@ def test_unreachable_redis_fails_open_for_rate_limits_and_closed_for_the_quota()
         await open_.close()
         await closed.close()
     run(scenario())
+
+
+def test_a_keys_scope_is_checked_with_its_envs_and_a_refusal_charges_neither(prefix):
+    from cbgate.limits.base import Scope
+    from cbgate.limits.memory import MemoryLimiter
+
+    async def scenario(a, b):
+        env, key = EnvLimits(concurrency=None, rpm=3), Scope("key/k1", "key:k1", EnvLimits(concurrency=1), "this API key")
+        first = await a.admit("env", "env", env, 10, (key,))
+        with pytest.raises(ConcurrencyExceeded, match="this API key"):
+            await b.admit("env", "env", env, 10, (key,))
+        first.finish(10)
+        await drain(*(x for x in (a, b) if isinstance(x, RedisLimiter)))
+        (await b.admit("env", "env", env, 10, (key,))).finish(10)  # the slot came back
+        await a.admit("env", "env", env, 10)  # the env's third request: the refused one was not counted
+        with pytest.raises(RateLimitExceeded):
+            await a.admit("env", "env", env, 10)
+
+    async def both():
+        a, b = make(prefix), make(prefix)
+        await scenario(a, b)
+        await a.close()
+        await b.close()
+        memory = MemoryLimiter()
+        await scenario(memory, memory)
+    run(both())

@@ -166,3 +166,43 @@ def _ignore_cut(url: str, key: str) -> None:
         chat(url, key)
     except requests.RequestException:
         pass  # its replica died under it
+
+
+def test_a_keys_own_limits_hold_across_replicas_under_its_environments(cluster):
+    """Per-key rpm, concurrency and token quota, exact across the three replicas; a request a key's limit
+    refuses costs its environment nothing, and the env's other keys go on."""
+    admin, _, _, replicas, (_, _, operator) = cluster
+    env_id = admin.create_env("team-keys")
+    _, other = admin.create_key(env_id)
+    row, limited = admin.create_key(env_id)
+    admin.set_env_limits(env_id, {"concurrency": None, "rpm": 10, "tpm": None, "token_quota": None})
+    admin.change_key_permissions(row.id, {"rpm": 6}, env_id)
+    wait_for_snapshots(admin, replicas, operator)
+    results = fire(replicas, limited, 18, stream=False)
+    assert sum(status == 200 for status, _, _ in results) == 6  # not 6 per replica
+    assert {c for s, c, _ in results if s != 200} == {"EXCEED_RATELIMIT"}
+    refused = requests.post(replicas[1].url + "/v1/ai/cloudbase/chat/completions", timeout=30,
+                            json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+                            headers={"Authorization": f"Bearer {limited}"}).json()
+    assert "this API key" in refused["message"] and "QPM" in refused["message"]
+    # the env's rpm counted only the 6 admitted: its other key gets exactly the 4 left of its 10
+    assert sum(status == 200 for status, _, _ in fire(replicas, other, 8, stream=False)) == 4
+
+    row, held = admin.create_key(env_id)
+    admin.set_env_limits(env_id, {"rpm": None})
+    admin.change_key_permissions(row.id, {"concurrency": 2}, env_id)
+    wait_for_snapshots(admin, replicas, operator)
+    results = fire(replicas, held, 9)  # streams of ~3 s: all arrive while the first two run
+    assert sum(status == 200 for status, _, _ in results) == 2
+    assert {c for s, c, _ in results if s != 200} == {"EXCEED_CONCURRENT_REQUEST_LIMIT"}
+
+    row, metered = admin.create_key(env_id)
+    admin.change_key_permissions(row.id, {"token_quota": 300}, env_id)
+    wait_for_snapshots(admin, replicas, operator)
+    reservation = estimate_cost([{"role": "user", "content": "hello"}], 40)
+    results = fire(replicas, metered, 18, stream=False, max_tokens=40)
+    results += fire(replicas, metered, 9, stream=False, max_tokens=40)
+    used = sum(tokens for status, _, tokens in results if status == 200)
+    assert 300 - reservation < used <= 300 + reservation
+    assert {c for s, c, _ in results if s != 200} == {"EXCEED_TOKEN_QUOTA_LIMIT"}
+    assert chat(replicas[2].url, other, stream=False)[0] == 200  # the env has no quota: its other key goes on

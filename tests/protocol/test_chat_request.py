@@ -12,8 +12,7 @@ USER = [{"role": "user", "content": "hi"}]
 
 def test_a_minimal_body_gets_the_defaults():
     req = parse_chat_request({"model": "m", "messages": USER})
-    assert (req.model, req.stream, req.include_usage, req.max_tokens, req.temperature) == ("m", False, False,
-                                                                                          None, None)
+    assert (req.model, req.stream, req.include_usage, req.max_tokens, req.n) == ("m", False, False, None, None)
 
 
 def test_usage_is_included_only_for_streams_that_ask():

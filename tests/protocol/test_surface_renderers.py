@@ -45,7 +45,7 @@ def test_messages_request_into_the_canonical_one():
     req = parse_messages_request({"model": "m", "max_tokens": 5, "system": "sys", "stop_sequences": ["X"],
                                   "messages": [{"role": "user", "content": "hi"}]})
     assert req.messages == [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]
-    assert req.stop == ["X"] and req.max_tokens == 5 and req.anthropic_body["system"] == "sys"
+    assert req.raw["stop"] == ["X"] and req.max_tokens == 5 and req.anthropic_body["system"] == "sys"
 
 
 def test_responses_stream_items_and_failure():

@@ -184,3 +184,17 @@ def test_a_client_leaving_a_non_streaming_call_closes_the_upstream_request(upstr
     with pytest.raises(requests.Timeout):
         requests.post(upstream_gateway.chat_url(), json=chat_body(), headers=upstream_gateway.headers(), timeout=0.3)
     fake.wait_for(lambda s: s["requests_aborted"] >= 1)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_when_every_deployment_fails_each_is_logged_and_the_client_gets_the_last(upstream_gateway, fake, other_fake,
+                                                                               stream, caplog):
+    other_fake.default = Reply(status=404, error="the first deployment is broken")
+    fake.default = Reply(status=401, error="the second deployment refuses our key")
+    with caplog.at_level(logging.WARNING, logger="cbgate.fallback"):
+        r = upstream_gateway.chat(chat_body("up-fallback", stream=stream))
+    assert_failed(r, 502, "the second deployment refuses our key")
+    skipped = [rec.getMessage() for rec in caplog.records if rec.name == "cbgate.fallback"]
+    assert any("openai-other" in m and "the first deployment is broken" in m for m in skipped), skipped
+    assert any("openai-main" in m and "the second deployment refuses our key" in m for m in skipped), skipped
+    assert all(r.json()["requestId"] in m for m in skipped)  # each line says which request it was

@@ -13,17 +13,21 @@ EMBEDDED = {"name": "gemma-3-270m", "default": True, "deployments": [
 def _value(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + "}"
-    return orjson.dumps(value).decode()  # strings, numbers, booleans and lists read the same in TOML
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return orjson.dumps(value).decode()  # strings, numbers and booleans read the same in TOML
 
 
 def write_catalog(data_dir: Path, models: list[dict], include_embedded: bool = True,
                   engine: dict | None = None) -> Path:
-    """models: [{"name", "default", "deployments": [{"kind", "base_url", "api_key_env", ...}]}];
+    """models: [{"name", "default", "price", "deployments": [{"kind", "base_url", "api_key_env", ...}]}];
     `engine`: options of the embedded deployment (e.g. {"parallel": 1})."""
     embedded = {**EMBEDDED, "deployments": [{**EMBEDDED["deployments"][0], **(engine or {})}]}
     lines = []
     for model in ([embedded] if include_embedded else []) + models:
         lines += ["[[models]]", f"name = {_value(model['name'])}", f"default = {_value(model.get('default', True))}"]
+        if "price" in model:  # an inline table: {currency = "CNY", input = "0.0008", ...}
+            lines.append(f"price = {_value(model['price'])}")
         for deployment in model["deployments"]:
             lines.append("[[models.deployments]]")
             lines += [f"{k} = {_value(v)}" for k, v in deployment.items()]

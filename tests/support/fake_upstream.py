@@ -50,7 +50,8 @@ class Reply:
     stall_after: int | None = None  # streams: stop sending (idle) after this many content events
     reset: bool = False  # drop the connection without any answer
     role_chunk: bool = True  # OpenAI streams: open with the role chunk (off: a failure point can come first)
-    usage_extra: dict | None = None  # Anthropic: more usage fields (e.g. cache_read_input_tokens)
+    usage_extra: dict | None = None  # more usage fields (Anthropic's cache_read_input_tokens; OpenAI's
+    # prompt_tokens_details), or OpenAI's counts replaced (prompt_tokens)
 
     def pieces(self) -> list[str]:
         if self.events is not None:

@@ -29,7 +29,7 @@ def openai_completion(reply, model: str, prompt: int, pieces: list[str]) -> dict
             "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}]}
     if reply.usage:
         body["usage"] = {"prompt_tokens": prompt, "completion_tokens": len(pieces),
-                         "total_tokens": prompt + len(pieces)}
+                         "total_tokens": prompt + len(pieces), **(reply.usage_extra or {})}
     return body
 
 
@@ -62,7 +62,7 @@ def openai_stream_events(reply, model: str, prompt: int, include_usage: bool):
         yield "head", sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
                            "model": model, "choices": [], "usage": {
                                "prompt_tokens": prompt, "completion_tokens": len(pieces),
-                               "total_tokens": prompt + len(pieces)}})
+                               "total_tokens": prompt + len(pieces), **(reply.usage_extra or {})}})
     yield "done", b"data: [DONE]\n\n"
 
 

@@ -52,7 +52,7 @@ def cmd_agent(args) -> None:
 
 
 def _fields(parser, creating: bool) -> None:
-    parser.add_argument("--model", help="the model it runs on, e.g. gemma-3-270m")
+    parser.add_argument("--model", help="the model it runs on, e.g. smollm2-135m-instruct")
     parser.add_argument("--group", help="the model's group (default: cloudbase)")
     parser.add_argument("--url", help="instead of a model: the URL of an AG-UI agent server it fronts")
     parser.add_argument("--instructions", metavar="TEXT", help="the system prompt of every run")
@@ -66,7 +66,8 @@ def _fields(parser, creating: bool) -> None:
 def register(sub, common) -> None:
     agent = add_group(sub, "agent", "agents: run on a model by the gateway, or fronted AG-UI servers")
     create = add_command(agent, "create", "add an agent; prints its id on the last line",
-                         ["cbgate agent create --env team-a helper --model gemma-3-270m --instructions 'Be brief.'",
+                         ["cbgate agent create --env team-a helper --model smollm2-135m-instruct "
+                          "--instructions 'Be brief.'",
                           "cbgate agent create --env team-a support --url https://agents.example.com/support"],
                          [common])
     create.add_argument("--env", required=True, help=ENV_HELP)

@@ -5,10 +5,11 @@ import sys
 
 from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import iso, open_admin
-from cbgate.cli.output import add_json_flag, print_rows
-from cbgate.core.permissions import KeyPermissions, from_json, parse_mcp_specs
+from cbgate.cli.output import add_json_flag, print_json, print_rows
+from cbgate.core.permissions import LIMIT_FIELDS, KeyPermissions, from_json, parse_mcp_specs
 from cbgate.errors import InvalidParam
 from cbgate.store.groups import GroupKind
+from cbgate.text import for_terminal
 
 MCP_HELP = ("MCP tools the key may call: SERVICE:TOOL[,TOOL...] or SERVICE:* (repeatable, one service each); "
             "without it a server key may use every MCP service of its env and a publishable key none")
@@ -36,18 +37,31 @@ def cmd_key(args) -> None:
         print(f"created {kind} key {row.id} in {row.env_id}; it is shown only this once:", file=sys.stderr)
         print(plain)
     elif args.action == "list":
-        headers = ("id", "prefix", "kind", "name", "created", "expires", "revoked", "last_used", "mcp")
+        headers = ("id", "prefix", "kind", "name", "created", "expires", "revoked", "last_used", "mcp", "models",
+                   "limits")
         rows = [{"id": k.id, "prefix": k.prefix, "kind": k.kind, "name": k.name or None,
                  "created": iso(k.created_at), "expires": iso(k.expires_at), "revoked": iso(k.revoked_at),
-                 "last_used": iso(k.last_used_at), "mcp": from_json(k.permissions).mcp_view()}
+                 "last_used": iso(k.last_used_at), **_permission_columns(from_json(k.permissions))}
                 for k in admin.list_keys(args.env)]
-        print_rows(args, headers, rows, plain={"prefix": lambda r: r["prefix"] + "…", "mcp": mcp_cell})
+        print_rows(args, headers, rows, plain={"prefix": lambda r: r["prefix"] + "…", "mcp": mcp_cell,
+                                               "models": lambda r: "*" if r["models"] is None else r["models"],
+                                               "limits": _limits_cell})
     elif args.action == "set-mcp":
         grants = None if args.default else {} if args.none else parse_mcp_specs(args.mcp or [])
         if grants == {} and not args.none:
             raise InvalidParam("give --mcp SERVICE:TOOLS (repeatable), --none or --default")
-        row = admin.set_key_permissions(args.key_id, KeyPermissions(mcp=grants))
+        row = admin.change_key_permissions(args.key_id, {"mcp": grants})  # its models and limits stay
         print(f"{row.id}: mcp {mcp_cell({'mcp': from_json(row.permissions).mcp_view()})}")
+    elif args.action == "set":
+        from cbgate.cli.limits import UNSET
+        changes = {name: getattr(args, name) for name in ("models", *LIMIT_FIELDS) if getattr(args, name) is not UNSET}
+        view = from_json(admin.change_key_permissions(args.key_id, changes, args.env).permissions).model_view()
+        if args.json:
+            return print_json(view)
+        print("setting\tvalue")
+        for name, value in view.items():
+            shown = ("*" if value is None else ",".join(value) or "(none)") if name == "models" else value
+            print(f"{name}\t{'off' if shown is None else for_terminal(str(shown))}")
     elif admin.revoke_key(args.key_id):
         print(f"revoked {args.key_id}")
     else:
@@ -60,6 +74,15 @@ def mcp_cell(row: dict) -> str:
     if grants is None:
         return "default"
     return " ".join(f"{svc}:{tools if tools == '*' else ','.join(tools)}" for svc, tools in grants.items()) or "none"
+
+
+def _permission_columns(permissions) -> dict:
+    view = permissions.model_view()
+    return {"mcp": permissions.mcp_view(), "models": view.pop("models"), "limits": view}
+
+
+def _limits_cell(row: dict) -> str:
+    return ",".join(f"{name}={value}" for name, value in row["limits"].items() if value is not None) or "-"
 
 
 def cmd_model(args) -> None:
@@ -125,11 +148,34 @@ def _register_key(sub, common) -> None:
     set_mcp.add_argument("--none", action="store_true", help="no MCP service at all")
     set_mcp.add_argument("--default", action="store_true",
                          help="back to the default: a server key every service of its env, a publishable key none")
+    _register_key_set(key, common)
     revoke = add_command(key, "revoke", "revoke a key (again: says it already is, and succeeds)",
                          "cbgate key revoke key-0123abcd", [common])
     revoke.add_argument("key_id", help="the id from `cbgate key list`, e.g. key-0123abcd")
     for p in key.choices.values():
         p.set_defaults(func=cmd_key)
+
+
+def _models_value(text: str) -> list[str] | None:
+    return None if text.strip() == "*" else [m for m in text.split(",") if m.strip()]
+
+
+def _register_key_set(key, common) -> None:
+    from cbgate.cli.limits import UNSET, limit_value  # cli.limits imports this module for ENV_HELP
+    change = add_command(key, "set", "a key's model allow-list and its own limits (under its environment's)",
+                         ["cbgate key set --env team-a key-0123abcd --models cloudbase/hunyuan-turbos,deepseek/deepseek-chat",
+                          "cbgate key set --env team-a key-0123abcd --rpm 60 --concurrency 2 --token-quota 1000000",
+                          "cbgate key set --env team-a key-0123abcd --models '*' --rpm off"], [common])
+    change.add_argument("--env", required=True, help=ENV_HELP)
+    change.add_argument("key_id", help="the id from `cbgate key list`, e.g. key-0123abcd")
+    change.add_argument("--models", type=_models_value, default=UNSET, metavar="GROUP/MODEL,...|*",
+                        help="the only models the key may call, on every surface; * for every model of its env")
+    for option, name, help_text in (("--concurrency", "concurrency", "requests at once"),
+                                    ("--rpm", "rpm", "requests per minute"),
+                                    ("--token-quota", "token_quota", "tokens in all")):
+        change.add_argument(option, dest=name, type=limit_value, default=UNSET, metavar="N|off",
+                            help=f"the key's own {help_text}, under its environment's; off: none of its own")
+    add_json_flag(change)
 
 
 def _register_model(sub, common) -> None:

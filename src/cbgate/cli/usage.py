@@ -12,6 +12,7 @@ from cbgate.cli.commands import add_command
 from cbgate.cli.common import open_admin
 from cbgate.cli.tenants import ENV_HELP
 from cbgate.errors import InvalidParam
+from cbgate.pricing import format_micros
 from cbgate.store.usage import GROUPINGS
 from cbgate.text import for_terminal
 
@@ -36,17 +37,26 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
     return when.timestamp()
 
 
+def cost_text(counts: dict) -> str:
+    """`CNY 0.012345` (one per currency, exact), `unpriced` when no request had a price, `-` for none."""
+    costs = counts.get("cost_micros") or {}  # MCP tool calls (--by mcp) carry no cost
+    shown = [f"{currency} {format_micros(micros)}" for currency, micros in sorted(costs.items())]
+    if counts.get("unpriced_requests") and not shown:
+        return "unpriced"
+    return ", ".join(shown) or "-"
+
+
 def _table(summary: dict, by: str | None) -> str:
     head = ["requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"]
     lines = []
     if by is not None:
-        labels = ["service", "tool", "outcome"] if by == "mcp" else [by]  # MCP tool calls: one row each way they ended
-        lines.append("\t".join([*labels, *head]))
-        lines += ["\t".join(for_terminal(str(row[c])) if row[c] is not None else "-" for c in [*labels, *head])
-                  for row in summary["rows"]]
+        labels = ["service", "tool", "outcome"] if by == "mcp" else [by]  # MCP rows: one per service, tool, outcome
+        lines.append("\t".join([*labels, *head, "cost"]))
+        lines += ["\t".join([*(for_terminal(str(row[c])) if row[c] is not None else "-" for c in [*labels, *head]),
+                             cost_text(row)]) for row in summary["rows"]]
     else:
-        lines.append("\t".join(["scope", *head]))  # the totals line is labelled too
-    lines.append("\t".join(["total", *(str(summary[c]) for c in head)]))
+        lines.append("\t".join(["scope", *head, "cost"]))  # the totals line is labelled too
+    lines.append("\t".join(["total", *(str(summary[c]) for c in head), cost_text(summary)]))
     return "\n".join(lines)
 
 
@@ -60,15 +70,17 @@ def cmd_usage(args) -> None:
 
 
 def register(sub, common) -> None:
-    usage = add_command(sub, "usage", "tokens and requests of an environment, from the usage ledger",
-                        ["cbgate usage --env team-a --since 7d", "cbgate usage --env team-a --by model --json"],
+    usage = add_command(sub, "usage", "tokens, requests and cost of an environment, from the usage ledger",
+                        ["cbgate usage --env team-a --since 7d", "cbgate usage --env team-a --by model --json",
+                         "cbgate usage --env team-a --by key --since 2026-12-01"],
                         [common])
     usage.add_argument("--env", required=True, help=ENV_HELP)
     usage.add_argument("--since", metavar="DATE",
                        help="from this date, time (UTC) or span ago, e.g. 2026-11-01, 24h, 7d")
     usage.add_argument("--by", choices=GROUPINGS,
-                       help="one row per model, key, day, surface (chat, messages, responses, images, mcp, "
-                            "agent), mcp (one row per MCP service, tool and outcome) or agent (agent runs only), "
+                       help="one row per model, key, group, day or surface (chat, messages, responses, images, "
+                            "mcp, agent), mcp (tool calls by service, tool and outcome) or agent (agent runs only), "
                             "e.g. --by day")
-    usage.add_argument("--json", action="store_true", help="one JSON object with `total_tokens` and `rows`")
+    usage.add_argument("--json", action="store_true",
+                       help="one JSON object with `total_tokens`, `cost_micros` ({currency: millionths}) and `rows`")
     usage.set_defaults(func=cmd_usage)

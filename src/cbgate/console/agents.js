@@ -9,7 +9,7 @@ function createForm(ctx) {
   const status = statusLine("agent-status");
   const input = (test, attrs = {}) => h("input", { "data-test": test, ...attrs });
   const name = input("agent-name", { required: true });
-  const model = input("agent-model", { placeholder: "gemma-3-270m" });
+  const model = input("agent-model", { placeholder: "smollm2-135m-instruct" });
   const group = input("agent-group", { placeholder: "cloudbase" });
   const url = input("agent-url", { type: "url", placeholder: "https://agents.example.com/support" });
   const instructions = h("textarea", { rows: 3, "data-test": "agent-instructions" });

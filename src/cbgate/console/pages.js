@@ -111,8 +111,18 @@ export async function limitsPage(ctx) {
     operator ? h("button", { "data-test": "save-limits" }, t("save")) : null), status);
 }
 
+// Cost arrives as integer millionths per currency; shown exactly (no float arithmetic on money).
+function money(micros) {
+  return `${Math.floor(micros / 1e6)}.${String(micros % 1e6).padStart(6, "0")}`;
+}
+
+function costText(c) {
+  const shown = Object.entries(c.cost_micros || {}).sort().map(([cur, m]) => `${cur} ${money(m)}`);
+  return shown.join(", ") || (c.unpriced_requests ? t("unpriced") : "-");
+}
+
 function countsRow(label, c) {
-  return [label ?? "-", c.requests, c.errors, c.prompt_tokens, c.completion_tokens, c.total_tokens];
+  return [label ?? "-", c.requests, c.errors, c.prompt_tokens, c.completion_tokens, c.total_tokens, costText(c)];
 }
 
 export async function usagePage(ctx) {
@@ -126,7 +136,7 @@ export async function usagePage(ctx) {
     sessionStorage.setItem("cbgate.usageDays", ev.target.value);
     ctx.refresh();
   } }, [7, 30, 90].map((d) => h("option", { value: d, selected: d === days }, t("lastDays", { n: d }))));
-  const head = [t("requests"), t("errors"), t("promptTokens"), t("completionTokens"), t("totalTokens")];
+  const head = [t("requests"), t("errors"), t("promptTokens"), t("completionTokens"), t("totalTokens"), t("cost")];
   const page = h("section", {}, h("h1", {}, `${t("usage")} · ${ctx.env}`), field(t("period"), picker),
     h("div", { class: "cards" }, head.map((label, i) => h("div", { class: "card" }, h("span", {}, label),
       h("strong", { "data-test": `total-${i}` }, countsRow("", total).slice(1)[i].toLocaleString())))));

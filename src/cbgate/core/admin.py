@@ -6,13 +6,14 @@ import re
 import string
 import time
 
-from cbgate.config import Settings
+from cbgate.config import LiveSettings, Settings, live
 from cbgate.core.access import new_operator_token, normalise_origins
 from cbgate.core.agent_admin import AgentAdmin
 from cbgate.core.group_admin import GroupAdmin
+from cbgate.core.prices import PriceAdmin
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.mcp_admin import McpAdmin
-from cbgate.core.permissions import KeyPermissions
+from cbgate.core.permissions import KeyPermissions, changed, from_json
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidEnv, InvalidParam, ModelNotSupported
 from cbgate.limits.base import FIELDS as LIMIT_FIELDS
@@ -43,12 +44,17 @@ def new_env_id() -> str:
 
 
 class Admin:
-    def __init__(self, store: Store, settings: Settings):
+    def __init__(self, store: Store, settings: Settings | LiveSettings):
         self.store = store
-        self.settings = settings
-        self.groups = GroupAdmin(store, settings, self.require_env)  # model groups: `admin.groups.create_group(...)`
-        self.mcp = McpAdmin(store, settings, self.require_env)  # MCP services: `admin.mcp.create(...)`
-        self.agents = AgentAdmin(store, settings, self.require_env, self.list_models)  # `admin.agents.create(...)`
+        self.live = live(settings)  # one holder for the admin and its parts: a reload reaches them all
+        self.groups = GroupAdmin(store, self.live, self.require_env)  # model groups: `admin.groups.create_group(...)`
+        self.mcp = McpAdmin(store, self.live, self.require_env)  # MCP services: `admin.mcp.create(...)`
+        self.agents = AgentAdmin(store, self.live.current, self.require_env, self.list_models)  # `admin.agents.create(...)`
+        self.prices = PriceAdmin(store, lambda: self.settings, self.list_models)  # `admin.prices.set_price(...)`
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.current
 
     def create_env(self, env_id: str | None = None) -> str:
         env_id = env_id or new_env_id()
@@ -117,6 +123,16 @@ class Admin:
             raise InvalidParam(f"no key with id {key_id!r}{where}")
         stored_envs.set_key_permissions(self.store, row.env_id, key_id, permissions.to_json())
         return next(k for k in stored_envs.list_keys(self.store, row.env_id) if k.id == key_id)
+
+    def change_key_permissions(self, key_id: str, changes: dict, env_id: str | None = None) -> KeyRow:
+        """Replace the parts of the key's permissions given (`mcp`, `models`, `concurrency`, `rpm`,
+        `token_quota`, each whole); the others stay, so one part never lifts another."""
+        keys = self.list_keys(env_id) if env_id is not None else stored_envs.list_keys(self.store)
+        row = next((k for k in keys if k.id == key_id), None)
+        if row is None:
+            where = f" in environment {env_id!r}" if env_id is not None else ""
+            raise InvalidParam(f"no key with id {key_id!r}{where}")
+        return self.set_key_permissions(key_id, changed(from_json(row.permissions), changes), row.env_id)
 
     def list_models(self, env_id: str, group: str | None = None) -> list[tuple[str, str, bool]]:
         """(group, model, enabled) for every model the env could call."""

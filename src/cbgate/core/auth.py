@@ -5,6 +5,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from cbgate.core.permissions import DEFAULT, KeyPermissions
 from cbgate.core.keys import key_digest
 from cbgate.core.tenants import TenantSnapshot
 from cbgate.protocol.surface import presented_authorization  # noqa: F401  (read through core.auth too)
@@ -19,6 +20,7 @@ class Principal:
     env_id: str
     key_id: str
     kind: str  # "server" | "publishable"
+    permissions: KeyPermissions = DEFAULT  # the key's allow-lists and own limits, evaluated at dispatch
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -61,4 +63,4 @@ def authenticate(snapshot: TenantSnapshot, authorization: str | None, host: str 
         if host_env not in snapshot.envs:
             raise InvalidEnv(f"unknown environment {host_env}")
         raise PermissionDenied("the API key does not belong to this environment")
-    return Principal(row.env_id, row.id, row.kind)
+    return Principal(row.env_id, row.id, row.kind, snapshot.permissions.get(row.id, DEFAULT))

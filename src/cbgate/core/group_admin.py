@@ -6,9 +6,10 @@ import asyncio
 import re
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
+from cbgate.config import LiveSettings, Settings, live
 from cbgate.core.resolve import CATALOG_GROUP, did_you_mean
 from cbgate.core.secrets import SecretBox
 from cbgate.core.vendors import VENDOR_GROUPS
@@ -149,10 +150,14 @@ def check_upstream(settings, name: str, protocol: str, base_url: str, api_key: s
 
 
 class GroupAdmin:
-    def __init__(self, store, settings, require_env: Callable[[str], None]):
+    def __init__(self, store, settings: Settings | LiveSettings, require_env: Callable[[str], None]):
         self.store = store
-        self.settings = settings
+        self.live = live(settings)
         self.require_env = require_env  # refuses an unknown environment (core.admin.Admin's check)
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.current
 
     def _secrets(self) -> SecretBox:
         return SecretBox(self.settings)
@@ -236,10 +241,9 @@ class GroupAdmin:
             values["secret"] = self._secrets().encrypt(change.api_key)
         if change.enabled is not None:
             values["enabled"] = change.enabled
-        if values:
-            self._update_or_add_vendor_row(env_id, name, **values)
-        if models is not None:
-            stored.set_group_models(self.store, env_id, name, models)
+        if (values or models is not None) and not stored.change_group(
+                self.store, env_id, name, values, models, self._first_vendor_row(env_id, name)):
+            raise self._no_such_group(env_id, name)
 
     def set_group_key(self, env_id: str, name: str, api_key: str) -> None:
         self.change_group(env_id, name, GroupChange(api_key=api_key))
@@ -251,17 +255,14 @@ class GroupAdmin:
     def set_group_enabled(self, env_id: str, name: str, enabled: bool) -> None:
         self.change_group(env_id, name, GroupChange(enabled=enabled))
 
-    def _update_or_add_vendor_row(self, env_id: str, name: str, **values) -> None:
-        """Change a group's row; a vendor group without one yet gets one carrying the change."""
-        if stored.update_group(self.store, env_id, name, **values):
-            return
+    @staticmethod
+    def _first_vendor_row(env_id: str, name: str) -> GroupRow | None:
+        """The row a vendor group gets with its first change (None: not a vendor group)."""
         if name not in VENDOR_GROUPS:
-            raise self._no_such_group(env_id, name)
+            return None
         now, vendor = time.time(), VENDOR_GROUPS[name]
-        row = GroupRow(env_id=env_id, name=name, kind=GroupKind.VENDOR, base_url=vendor.base_url,
-                       protocol=vendor.protocol,
-                       secret=None, enabled=True, created_at=now, updated_at=now)
-        stored.insert_group(self.store, replace(row, **values))
+        return GroupRow(env_id=env_id, name=name, kind=GroupKind.VENDOR, base_url=vendor.base_url,
+                        protocol=vendor.protocol, secret=None, enabled=True, created_at=now, updated_at=now)
 
     def delete_group(self, env_id: str, name: str) -> None:
         self.require_env(env_id)

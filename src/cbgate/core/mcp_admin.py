@@ -9,6 +9,7 @@ from typing import Callable
 
 import orjson
 
+from cbgate.config import LiveSettings, Settings, live
 from cbgate.core.permissions import SERVICE_NAME
 from cbgate.core.secrets import SecretBox
 from cbgate.errors import InvalidParam, InvalidPath
@@ -82,11 +83,15 @@ def validate_timeout(timeout: object) -> float | None:
 
 
 class McpAdmin:
-    def __init__(self, store, settings, require_env: Callable[[str], None]):
+    def __init__(self, store, settings: Settings | LiveSettings, require_env: Callable[[str], None]):
         self.store = store
-        self.settings = settings
+        self.live = live(settings)
         self.require_env = require_env
-        self.policy = EgressPolicy.parse(settings.env_vars.get("CBGATE_UPSTREAM_ALLOW"))
+        self.policy = EgressPolicy.parse(self.settings.env_vars.get("CBGATE_UPSTREAM_ALLOW"))
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.current
 
     def validate_url(self, url: object) -> str:
         """The one egress policy, as at every connect: a literal non-public address is refused now."""

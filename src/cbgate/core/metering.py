@@ -26,8 +26,10 @@ from cbgate.core.auth import Principal
 from cbgate.core.metrics import Metrics
 from cbgate.core.tracing import NO_TRACING, Tracing
 from cbgate.errors import CloudBaseError, ServiceUnavailable
+from cbgate.pricing import PriceTable
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chat_response import Usage
+from cbgate.protocol.chunks import Chunk, NativeEvent
 from cbgate.providers.base import StreamOutcome
 from cbgate.store.ledger import LedgerWriter
 from cbgate.store.spool import SpoolUnwritable
@@ -43,8 +45,10 @@ PROGRESS_TOKENS = 16  # a stream journals its progress every this many chunks (o
 PROGRESS_SECONDS = 0.25  # ... or this often while chunks arrive, whichever comes first
 
 
-def answer_text(chunk: dict | bytes) -> str:
+def answer_text(chunk: Chunk) -> str:
     """The content a stream chunk adds to the answer (only parsed when content logging is on)."""
+    if isinstance(chunk, NativeEvent):
+        return chunk.text()
     if isinstance(chunk, bytes):
         try:
             chunk = orjson.loads(chunk)
@@ -76,15 +80,18 @@ def _client_left(error: BaseException | None) -> bool:
 class Meter:
     __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done",
                  "finishers", "answer", "unrecorded", "cut", "streamed", "journalled", "journalled_at",
-                 "generated")
+                 "generated", "price")
 
     def __init__(self, metering: Metering, principal: Principal, group: str, req: ChatRequest,
-                 request_id: str):
+                 request_id: str, price: PriceTable | None = None):
         self.metering = metering
         self.req = req
+        self.price = price  # the price in force as the request started: later changes never reprice it
         self.record = UsageRecord(request_id=request_id, env_id=principal.env_id, key_id=principal.key_id,
                                   group_name=group, model=req.model[:128], stream=req.stream,
-                                  created_at=time.time(), surface=req.surface, agent_id=req.agent_id)
+                                  created_at=time.time(), surface=req.surface, agent_id=req.agent_id,
+                                  currency=price.currency if price is not None else "",
+                                  price=price.as_dict() if price is not None else None)
         self.routed = False  # model and group are labels only once they resolved to a real route
         self.answered = False  # a stream's 200 went out, so later failures travel inside it
         self.generated = False  # a failed deployment reported tokens it generated: billed all the same
@@ -121,10 +128,10 @@ class Meter:
     def admitted(self) -> None:
         self.metering.metrics.admitted(self.record.env_id)
 
-    def serving(self, deployment: str, outcome: StreamOutcome | None = None) -> None:
+    def serving(self, deployment: str) -> None:
         """A deployment is about to serve: journal the request so even `kill -9` cannot lose it."""
         self.record.deployment = deployment
-        self.outcome = outcome
+        self.outcome = None  # a failed deployment's stream outcome is not this one's
         if not self.routed:
             self.routed = True
             if self.metering.ledger is not None:
@@ -138,7 +145,8 @@ class Meter:
             self.metering.ledger.begin(UsageRecord(
                 r.request_id, r.env_id, r.key_id, r.group_name, r.model, deployment, r.stream,
                 prompt_tokens=self.metering.prompt_tokens(self.req.messages), estimated=True, status=500,
-                code=INTERRUPTED, created_at=r.created_at, surface=r.surface, agent_id=r.agent_id))
+                code=INTERRUPTED, created_at=r.created_at, surface=r.surface, agent_id=r.agent_id, currency=r.currency,
+                price=r.price))
         except SpoolUnwritable:
             if self.metering.answer_unbilled:
                 return  # served anyway: its record goes straight to the database when it ends
@@ -181,6 +189,8 @@ class Meter:
             r.prompt_tokens, r.completion_tokens, r.estimated = (
                 usage.prompt_tokens, usage.completion_tokens, usage.estimated)
             r.cache_creation_tokens, r.cache_read_tokens = usage.cache_creation_tokens, usage.cache_read_tokens
+            if self.price is not None:  # the same rule the store applies to the row (UsageRecord.row)
+                r.cost_micros = self.price.cost(r.prompt_tokens, r.completion_tokens, r.cache_read_tokens)
         elapsed = time.monotonic() - self.started
         r.latency_ms = round(elapsed * 1000, 3)
         first = self.outcome.first_token_at if self.outcome is not None else None
@@ -227,9 +237,10 @@ class Metering:
             return self.prompt_counter.usage_now(messages, []).prompt_tokens
         return prompt_tokens(messages)
 
-    def start(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
+    def start(self, principal: Principal, group: str, req: ChatRequest, request_id: str,
+              price: PriceTable | None = None) -> Meter:
         self.metrics.started(principal.env_id, group)
-        return Meter(self, principal, group, req, request_id)
+        return Meter(self, principal, group, req, request_id, price)
 
     def finished(self, meter: Meter, elapsed: float, ttft: float | None) -> None:
         r = meter.record

@@ -3,30 +3,37 @@ authenticate, resolve, admit, call a deployment (falling back to the next on ups
 first byte), and hand back a body or an async stream of canonical chunks, metered however it ends."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 import orjson
 
 from cbgate.core.auth import Principal, authenticate
+from cbgate.core.permissions import permit_model
 from cbgate.core.metering import Meter, MeteredStream, Metering
+from cbgate.core.prices import PriceBook
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
 from cbgate.core.tracing import NO_TRACING, Tracing
 from cbgate.errors import ModelNotSupported, ModelRequestFailed, PermissionDenied
-from cbgate.limits.base import Limiter, estimate_cost
+from cbgate.limits.base import Limiter, Scope, estimate_cost, key_account
 from cbgate.protocol.chat_request import ChatRequest
+from cbgate.protocol.chunks import Chunk, NativeEvent
 from cbgate.protocol.chat_response import ChunkFactory, models_list
 from cbgate.protocol.images import image_count
 from cbgate.providers.base import ModelCall, Provider, StreamOutcome
+
+log = logging.getLogger("cbgate.fallback")
 
 Answer = TypeVar("Answer")  # what one deployment's attempt hands back: a body, or a started stream
 
 
 class ModelService:
     def __init__(self, directory: TenantDirectory, resolver: Resolver, metering: Metering | None = None,
-                 limiter: Limiter | None = None, tracing: Tracing = NO_TRACING):
+                 limiter: Limiter | None = None, tracing: Tracing = NO_TRACING, prices: PriceBook | None = None):
         self.directory = directory
+        self.prices = prices or PriceBook(lambda: resolver.registry.settings)
         self.resolver = resolver
         self.metering = metering or Metering()
         self.limiter = limiter
@@ -43,15 +50,25 @@ class ModelService:
 
     def list_models(self, principal: Principal, group: str) -> dict:
         names = self.resolver.enabled_models(self.directory.snapshot, principal.env_id, group)
-        return models_list(names, group, self.started)
+        return models_list([n for n in names if principal.permissions.allows_model(group, n)], group, self.started)
+
+    def _meter(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> Meter:
+        """The request's meter, with the price in force now: a price changed later never reprices it."""
+        price = self.prices.price(self.directory.snapshot, principal.env_id, group, req.model)
+        return self.metering.start(principal, group, req, request_id, price)
 
     def _route(self, principal: Principal, group: str, req: ChatRequest) -> list[Provider]:
-        return self.resolver.resolve(self.directory.snapshot, principal.env_id, group, req.model).providers
+        return self._resolve(principal, group, req.model).providers
+
+    def _resolve(self, principal: Principal, group: str, model: str):
+        """Every surface's way to a model: the env's route, then the key's permission (one function)."""
+        route = self.resolver.resolve(self.directory.snapshot, principal.env_id, group, model)
+        permit_model(principal.permissions, group, model)
+        return route
 
     def context_window(self, principal: Principal, group: str, model: str) -> int | None:
-        """The model's context in tokens (None: not known), once it resolved to a route this env may call."""
-        return self.resolver.context_window(self.resolver.resolve(self.directory.snapshot, principal.env_id,
-                                                                  group, model))
+        """The model's context in tokens (None: not known), once it resolved to a route this key may call."""
+        return self.resolver.context_window(self._resolve(principal, group, model))
 
     async def _admit(self, principal: Principal, req: ChatRequest, meter: Meter) -> None:
         """Take a slot and reserve the request's tokens, or raise a 429; the meter gives them back
@@ -59,10 +76,14 @@ class ModelService:
         if self.limiter is None:
             return
         limits = self.directory.snapshot.limits_for(principal.env_id, principal.kind)
-        if not limits.any:
+        key_limits = principal.permissions.limits  # the key's own, checked in the same admission as its env's
+        if not limits.any and key_limits is None:
             return
         scope = principal.env_id if principal.kind != "publishable" else principal.env_id + "/publishable"
-        ticket = await self.limiter.admit(scope, principal.env_id, limits, estimate_cost(req.messages, req.max_tokens))
+        also = () if key_limits is None else (
+            Scope(f"key/{principal.key_id}", key_account(principal.key_id), key_limits, "this API key"),)
+        ticket = await self.limiter.admit(scope, principal.env_id, limits,
+                                          estimate_cost(req.messages, req.max_tokens), also)
         meter.on_finish(lambda r: ticket.finish(r.prompt_tokens + r.completion_tokens))
 
     async def admit(self, principal: Principal, req: ChatRequest, meter: Meter) -> None:
@@ -73,12 +94,12 @@ class ModelService:
         meter.admitted()
 
     async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
-        with self.metering.start(principal, group, req, request_id) as meter:  # records however it ends
+        with self._meter(principal, group, req, request_id) as meter:  # records however it ends
             return await self._serve(principal, group, req, request_id, meter, self._answer)
 
     async def generate_images(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         """An image generation on the deployments that serve one, metered per image."""
-        with self.metering.start(principal, group, req, request_id) as meter:
+        with self._meter(principal, group, req, request_id) as meter:
             if principal.kind == "publishable":
                 raise PermissionDenied("image generation needs a server API key; publishable keys are for chat")
             if not any(p.capabilities.image_generation for p in self._route(principal, group, req)):
@@ -90,7 +111,7 @@ class ModelService:
                           request_id: str) -> AsyncIterator[dict | bytes]:
         """Start the stream and wait for its first chunk, so any failure up to here is a JSON error.
         The stream returned records the request when it is closed (ended, failed or dropped)."""
-        meter = self.metering.start(principal, group, req, request_id)
+        meter = self._meter(principal, group, req, request_id)
         try:
             return await self._serve(principal, group, req, request_id, meter, self._start_stream)
         except BaseException as exc:
@@ -107,18 +128,23 @@ class ModelService:
             await self._admit(principal, req, meter)
         meter.admitted()
         call = ModelCall(req, ChunkFactory(req.model), request_id, tenant=principal.env_id)
-        failure = ModelRequestFailed(f"model {req.model!r} has no deployment to serve it")
+        failures: list[tuple[str, ModelRequestFailed]] = []  # every deployment that failed, in order
         for provider in providers:
             meter.serving(provider.name)
-            try:
-                with self.tracing.span("cbgate.upstream", {"cbgate.deployment": provider.name,
-                                                           "gen_ai.request.model": req.model}):
+            with self.tracing.span("cbgate.upstream", {"cbgate.deployment": provider.name,
+                                                       "gen_ai.request.model": req.model}) as span:
+                try:
                     return await attempt(provider, call, meter)  # a stream's span ends at its first chunk
-            except ModelRequestFailed as exc:
-                if exc.client_caused:
-                    raise
-                failure = exc
-        raise failure
+                except ModelRequestFailed as exc:
+                    if exc.client_caused:
+                        raise
+                    failures.append((provider.name, exc))
+                    _skipped(span, request_id, req.model, provider.name, exc)
+        if not failures:
+            raise ModelRequestFailed(f"model {req.model!r} has no deployment to serve it")
+        last = failures[-1][1]
+        last.failures = failures  # TensorZero's ModelProvidersExhausted: all of them kept, the last one answered
+        raise last
 
     @staticmethod
     async def _answer(provider: Provider, call: ModelCall, meter: Meter) -> dict:
@@ -130,7 +156,7 @@ class ModelService:
             raise
         meter.usage = completion.usage
         meter.note_completion(completion.body)
-        return completion.body
+        return completion.native if completion.native is not None else completion.body
 
     @staticmethod
     async def _images(provider: Provider, call: ModelCall, meter: Meter) -> dict:
@@ -183,8 +209,11 @@ class ModelService:
             yield call.chunks.usage_chunk(outcome.usage)
 
 
-def _finishing(chunk: dict | bytes) -> bool:
-    """Whether a chunk ends a choice. Adapters pass such chunks as dicts; bytes are checked for safety."""
+def _finishing(chunk: Chunk) -> bool:
+    """Whether a chunk ends a choice. Adapters pass such chunks as dicts; bytes are checked for safety. A
+    native event carries its usage in its own protocol (message_delta), so it is never held back."""
+    if isinstance(chunk, NativeEvent):
+        return False
     if isinstance(chunk, bytes):
         if b"finish_reason" not in chunk:
             return False
@@ -192,10 +221,24 @@ def _finishing(chunk: dict | bytes) -> bool:
     return any(isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ())
 
 
-def _has_text(chunk: dict | bytes) -> bool:
+def _has_text(chunk: Chunk) -> bool:
+    if isinstance(chunk, NativeEvent):
+        return False
     chunk = orjson.loads(chunk) if isinstance(chunk, bytes) else chunk
     return any(isinstance(c, dict) and (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ())
 
 
 def _with_usage(chunk: dict | bytes, outcome: StreamOutcome) -> dict:
     return {**(orjson.loads(chunk) if isinstance(chunk, bytes) else chunk), "usage": outcome.usage.as_dict()}
+
+
+def _skipped(span, request_id: str, model: str, deployment: str, failure: ModelRequestFailed) -> None:
+    """A deployment that failed before its first byte: logged and traced with its reason, whichever
+    deployment the client's answer finally comes from."""
+    log.warning("request %s: deployment %s of model %s failed (%s %s): %s", request_id, deployment, model,
+                failure.upstream_status or "-", failure.code, failure.message)
+    if span is not None:  # tracing is on
+        span.set_attribute("cbgate.failure.code", failure.code)
+        span.set_attribute("cbgate.failure.reason", failure.message[:500])
+        if failure.upstream_status is not None:
+            span.set_attribute("http.response.status_code", failure.upstream_status)

@@ -1,8 +1,13 @@
 """What one API key may reach, as ONE value, evaluated at dispatch in one function per kind of thing.
 
-A key's allow-lists live together in `KeyPermissions` (stored as one JSON column on the key). There is no
-second field that could grant what this one took away: a grant revoked here is revoked everywhere
-(LiteLLM's "effective access = union of both fields" re-granted revoked servers).
+A key's allow-lists live together in `KeyPermissions` (stored as one JSON column on the key), with the key's
+own limits. There is no second field that could grant what this one took away: a grant revoked here is
+revoked everywhere (LiteLLM's "effective access = union of both fields" re-granted revoked servers).
+
+Models, per key (issue 21): no list (`models is None`): every model its environment may call; a list of
+`group/model` names: exactly these, on every surface (`permit_model`, the one check, runs on the chat
+service's way to any model). Limits: the key's own concurrency, requests per minute and token quota, admitted
+together with its environment's (core/chat.py).
 
 MCP, per key:
 - no list (`mcp is None`): a server key may use every MCP service of its environment, a publishable key none;
@@ -11,34 +16,58 @@ MCP, per key:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
 from cbgate.errors import InvalidParam, PermissionDenied
+from cbgate.limits.base import EnvLimits
+from cbgate.text import MAX_SAFE_INTEGER, text_problem
 
 ALL_TOOLS = "*"
 SERVICE_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,62}\Z")
 TOOL_NAME = re.compile(r"\A[A-Za-z0-9_./-]{1,128}\Z")  # MCP's tool name rule (SEP-986)
 MAX_SERVICES = 100
 MAX_TOOLS = 500
+MAX_MODELS = 1000
+LIMIT_FIELDS = ("concurrency", "rpm", "token_quota")
 
 
 @dataclass(frozen=True, slots=True)
 class KeyPermissions:
     # service -> frozenset of tool names, or ALL_TOOLS; None: the default for the key's kind
     mcp: dict[str, frozenset[str] | str] | None = None
+    models: frozenset[str] | None = None  # "group/model" the key may call; None: every model of its env
+    concurrency: int | None = None  # the key's own limits, under its environment's (None: none of its own)
+    rpm: int | None = None
+    token_quota: int | None = None  # tokens the key may use in all
 
     def to_json(self) -> str | None:
-        if self.mcp is None:
+        if self == DEFAULT:
             return None
-        return orjson.dumps({"mcp": self.mcp_view()}).decode()
+        parts = {"mcp": self.mcp_view(), **self.model_view()}
+        return orjson.dumps({name: value for name, value in parts.items() if value is not None}).decode()
 
     def mcp_view(self) -> dict[str, list[str] | str] | None:
         """The MCP list as the CLI and the admin API show it (sorted tools, or "*")."""
         if self.mcp is None:
             return None
         return {svc: tools if tools == ALL_TOOLS else sorted(tools) for svc, tools in sorted(self.mcp.items())}
+
+    def model_view(self) -> dict:
+        """The model allow-list (sorted, or None) and the key's own limits, as the CLI and the API show them."""
+        return {"models": sorted(self.models) if self.models is not None else None,
+                **{name: getattr(self, name) for name in LIMIT_FIELDS}}
+
+    @property
+    def limits(self) -> EnvLimits | None:
+        """The key's own limits as a limiter scope, or None when it has none (no second scope to check)."""
+        if self.concurrency is None and self.rpm is None and self.token_quota is None:
+            return None
+        return EnvLimits(concurrency=self.concurrency, rpm=self.rpm, tpm=None, token_quota=self.token_quota)
+
+    def allows_model(self, group: str, model: str) -> bool:
+        return self.models is None or f"{group}/{model}" in self.models
 
 
 DEFAULT = KeyPermissions()
@@ -49,9 +78,57 @@ def from_json(text: str | None) -> KeyPermissions:
     if not text:
         return DEFAULT
     try:
-        return KeyPermissions(mcp=mcp_grants(orjson.loads(text).get("mcp")))
+        data = orjson.loads(text)
+        return KeyPermissions(mcp=mcp_grants(data.get("mcp")), models=model_grants(data.get("models")),
+                              **{name: _limit(name, data.get(name)) for name in LIMIT_FIELDS})
     except (orjson.JSONDecodeError, AttributeError, InvalidParam):
-        return KeyPermissions(mcp={})
+        return KeyPermissions(mcp={}, models=frozenset())
+
+
+def model_grants(value: object) -> frozenset[str] | None:
+    """`group/model` names (a list, or the CLI's comma-separated string) -> the allow-list; None or "*": every
+    model of the key's environment."""
+    if value is None or value == "*":
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items) or len(items) > MAX_MODELS:
+        raise InvalidParam(f"models must be a list of at most {MAX_MODELS} group/model names, "
+                           "e.g. [\"cloudbase/hunyuan-turbos\"], or null for every model")
+    models = frozenset(i.strip() for i in items if i.strip())
+    for name in models:
+        group, _, model = name.partition("/")
+        if text_problem(name, 200) or not group or not model:
+            raise InvalidParam(f"allow-list entry {ascii(name)[:80]} must be group/model, e.g. cloudbase/hunyuan-turbos")
+    return models
+
+
+def _limit(name: str, value: object) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SAFE_INTEGER):
+        raise InvalidParam(f"{name} must be a whole number from 1 to {MAX_SAFE_INTEGER}, or null for none of its own")
+    return value
+
+
+def changed(perms: KeyPermissions, changes: dict) -> KeyPermissions:
+    """`perms` with the parts given replaced (each part whole: `mcp`, `models`, a limit); the others stay, so
+    changing one part can never hand back what another took away."""
+    values = {}
+    for name, value in changes.items():
+        if name == "mcp":
+            values["mcp"] = mcp_grants(value)
+        elif name == "models":
+            values["models"] = model_grants(value)
+        elif name in LIMIT_FIELDS:
+            values[name] = _limit(name, value)
+        else:
+            raise InvalidParam(f"unknown permission {name!r}; a key has mcp, models, {', '.join(LIMIT_FIELDS)}")
+    return replace(perms, **values)
+
+
+def permit_model(perms: KeyPermissions, group: str, model: str) -> None:
+    """THE decision for a model: every surface's request (chat, Messages, Responses, images) asks here."""
+    if not perms.allows_model(group, model):
+        raise PermissionDenied(f"this API key may not call model {model!r} of group {group!r}; "
+                               "its allow-list is set by the environment's administrator")
 
 
 def mcp_grants(value: object) -> dict[str, frozenset[str] | str] | None:
@@ -69,6 +146,8 @@ def mcp_grants(value: object) -> dict[str, frozenset[str] | str] | None:
         if tools == ALL_TOOLS:
             grants[service] = ALL_TOOLS
             continue
+        if isinstance(tools, (set, frozenset)):  # already checked once (a stored value being changed)
+            tools = sorted(tools)
         if not isinstance(tools, list) or not tools or len(tools) > MAX_TOOLS:
             raise InvalidParam(f"mcp service {service}: give a list of 1-{MAX_TOOLS} tool names, or \"*\"")
         for tool in tools:

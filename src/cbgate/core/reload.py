@@ -17,8 +17,9 @@ RELOADED = ("catalog", "log_content")
 RESTART_FIELDS = tuple(f.name for f in fields(Settings) if f.name not in RELOADED + ("data_dir", "env_vars"))
 
 
-def reload_settings(current: Settings, registry, metering, admin) -> Settings:
-    """The settings in force after the reload (the current ones, unchanged, when the file is broken)."""
+def reload_settings(current: Settings, registry, metering) -> Settings:
+    """The settings in force after the reload (the current ones, unchanged, when the file is broken); the
+    caller puts them in the one holder every reader consults (`config.LiveSettings`)."""
     # TypeError too: a file value of the wrong kind (an array where a number goes) can reach a deployment's
     # builder; a broken file must never take the running gateway down.
     try:
@@ -30,7 +31,6 @@ def reload_settings(current: Settings, registry, metering, admin) -> Settings:
     metering.log_content = new.log_content
     applied = replace(new, catalog=registry.settings.catalog,
                       **{name: getattr(current, name) for name in RESTART_FIELDS})
-    admin.settings = applied
     restart = [name for name in RESTART_FIELDS if getattr(new, name) != getattr(current, name)]
     restart += [f"the embedded deployment of {name}" for name in restart_models]
     log.info("config reloaded: %d catalog models (%s), log_content=%s%s", len(applied.catalog),

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from cbgate.core.permissions import DEFAULT as DEFAULT_PERMISSIONS
 from cbgate.core.permissions import KeyPermissions, from_json
 from cbgate.errors import ServiceUnavailable
+from cbgate.pricing import PriceTable
 from cbgate.limits.base import SERVER_DEFAULTS, EnvLimits, publishable_limits, resolve_limits
 from cbgate.store import access
 from cbgate.store import envs as stored_envs
 from cbgate.store import groups as stored_groups
 from cbgate.store import limits as stored_limits
 from cbgate.store import mcp as stored_mcp
+from cbgate.store import prices as stored_prices
 from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import Store
 from cbgate.store.envs import KeyRow
@@ -39,8 +41,9 @@ class TenantSnapshot:
     limits: dict[tuple[str, str], EnvLimits] = field(default_factory=dict)  # (env, key kind) -> its limits
     # (env, group) -> the env's group row; secrets stay encrypted here (the resolver decrypts into adapters)
     groups: dict[tuple[str, str], GroupRow] = field(default_factory=dict)
+    prices: dict[tuple[str, str, str], PriceTable] = field(default_factory=dict)  # (env, group, model) -> set price
     mcp_services: dict[tuple[str, str], McpServiceRow] = field(default_factory=dict)  # (env, name) -> service
-    permissions: dict[str, KeyPermissions] = field(default_factory=dict)  # key id -> its allow-lists, if any
+    permissions: dict[str, KeyPermissions] = field(default_factory=dict)  # key id -> its own, when it has some
 
     def permissions_of(self, key_id: str) -> KeyPermissions:
         return self.permissions.get(key_id, DEFAULT_PERMISSIONS)
@@ -76,13 +79,14 @@ def load_snapshot(store: Store) -> TenantSnapshot:
         revision=revision,
         envs=frozenset(env_id for env_id, _ in stored_envs.list_envs(store)),
         keys={k.digest: k for k in keys},
+        permissions={k.id: from_json(k.permissions) for k in keys if k.permissions},
         switches=switches,
         operators={t.digest: t for t in access.list_operator_tokens(store) if t.revoked_at is None},
         origins={env: frozenset(found) for env, found in access.env_origins(store).items()},
         limits=_limits(store),
         groups={(g.env_id, g.name): g for g in stored_groups.list_groups(store)},
         mcp_services={(s.env_id, s.name): s for s in stored_mcp.list_services(store)},
-        permissions={k.id: from_json(k.permissions) for k in keys if k.permissions},
+        prices=stored_prices.list_prices(store),
     )
 
 

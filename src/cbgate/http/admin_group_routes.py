@@ -6,7 +6,7 @@ from typing import Awaitable, Callable
 
 from cbgate.core.admin import Admin
 from cbgate.core.group_admin import GroupChange, GroupView, UpstreamCheckFailed
-from cbgate.errors import InvalidParam
+from cbgate.errors import InvalidParam, ModelGroupNotFound
 from cbgate.store.groups import GroupKind
 
 API_SKIP_HINT = None  # the console words its own hint beside the form; the API documents "check"
@@ -66,7 +66,11 @@ class GroupRoutes:
         return [group_json(view) for view in await self.run(self.admin.groups.list_groups, env_id)]
 
     async def _one(self, env_id: str, name: str) -> dict:
-        return next(g for g in await self._listing(env_id) if g["name"] == name)
+        """The group as listed after a change (gone: another request deleted it meanwhile)."""
+        found = next((g for g in await self._listing(env_id) if g["name"] == name), None)
+        if found is None:
+            raise ModelGroupNotFound(f"model group {name!r} does not exist in {env_id}")
+        return found
 
     async def list_groups(self, call):
         return 200, {"data": await self._listing(call.params["env"])}

@@ -1,13 +1,14 @@
 """The admin API's MCP routes (contributed to AdminRoutes): an environment's MCP services, and a key's
-permissions (one value, replaced whole). A service's headers go in, never come out."""
+permissions (one value; each part given is replaced whole). A service's headers go in, never come out."""
 from __future__ import annotations
 
 from typing import Awaitable, Callable
 
 from cbgate.core.admin import Admin
-from cbgate.core.permissions import KeyPermissions, from_json, mcp_grants
+from cbgate.core.permissions import LIMIT_FIELDS, from_json
 from cbgate.errors import InvalidParam
 
+PERMISSION_PARTS = ("mcp", "models", *LIMIT_FIELDS)
 EDITABLE = ("url", "transport", "headers", "timeout", "enabled")
 
 
@@ -21,14 +22,17 @@ def _text(body: dict, name: str, required: bool = True) -> str | None:
 
 
 def permissions_json(row) -> dict:
-    """A key's permissions as the API shows them (`mcp`: null is the kind's default)."""
-    return {"id": row.id, "mcp": from_json(row.permissions).mcp_view()}
+    """A key's permissions as the API shows them (`mcp`: null is the kind's default; `models`: null is every
+    model of its environment; a limit: null is none of its own)."""
+    permissions = from_json(row.permissions)
+    return {"id": row.id, "mcp": permissions.mcp_view(), **permissions.model_view()}
 
 
 class McpRoutes:
-    def __init__(self, admin: Admin, run: Callable[..., Awaitable]):
+    def __init__(self, admin: Admin, run: Callable[..., Awaitable], require_unrestricted: Callable = lambda call: None):
         self.admin = admin
         self.run = run  # runs an admin operation off the event loop
+        self.require_unrestricted = require_unrestricted  # a key with permissions of its own may not change any
 
     def routes(self) -> list[tuple]:
         """(method, path template under /admin/v1, handler, changes env-level state), as AdminRoutes keeps them."""
@@ -79,9 +83,13 @@ class McpRoutes:
         return 200, permissions_json(row)
 
     async def set_key_permissions(self, call):
+        """Each part given (mcp, models, concurrency, rpm, token_quota) is replaced whole; the parts left out
+        stay as they are, so changing the MCP list never lifts a model allow-list, nor the other way round."""
+        self.require_unrestricted(call)
         body = await call.body()
-        if "mcp" not in body:
-            raise InvalidParam("the body must be {\"mcp\": {\"service\": [\"tool\", ...] | \"*\"} or null}")
-        permissions = KeyPermissions(mcp=mcp_grants(body["mcp"]))
-        row = await self.run(self.admin.set_key_permissions, call.params["key_id"], permissions, call.params["env"])
+        if not body or set(body) - set(PERMISSION_PARTS):
+            raise InvalidParam("the body must be an object of some of " + ", ".join(PERMISSION_PARTS) +
+                               ", e.g. {\"mcp\": {\"service\": [\"tool\", ...] | \"*\"} or null, "
+                               "\"models\": [\"cloudbase/hunyuan-turbos\"] or null, \"rpm\": 60}")
+        row = await self.run(self.admin.change_key_permissions, call.params["key_id"], body, call.params["env"])
         return 200, permissions_json(row)

@@ -26,7 +26,18 @@ STR, NUM, INT, BOOL = {"type": "string"}, {"type": "number"}, {"type": "integer"
 NULLABLE_NUM = {"type": ["number", "null"]}
 NULLABLE_STR = {"type": ["string", "null"]}
 COUNTS = {"requests": INT, "errors": INT, "prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT,
-          "images": INT, "cache_read_tokens": INT, "cache_creation_tokens": INT}
+          "images": INT, "cache_read_tokens": INT, "cache_creation_tokens": INT,
+          "cost_micros": {"type": "object", "additionalProperties": {"type": "integer"},
+                          "description": "cost per currency in millionths (micro-units), e.g. {\"CNY\": 12345}"},
+          "unpriced_requests": {"type": "integer", "description": "requests whose model had no price"}}
+KEY_MODELS = {
+    "models": {"type": ["array", "null"], "items": STR,
+               "description": "group/model names the key may call, on every surface; null: every model of its env"},
+    **{name: {"type": ["integer", "null"], "minimum": 1, "description": f"the key's own {text}, under its "
+              "environment's; null: none of its own"}
+       for name, text in (("concurrency", "requests at once"), ("rpm", "requests per minute"),
+                          ("token_quota", "tokens in all"))}}
+PRICE_TEXT = {"type": ["string", "number"], "description": "currency units per 1,000 tokens, e.g. \"0.0008\""}
 
 SCHEMAS = {
     "Error": _obj(["code", "message", "requestId"], code=STR, message=STR, requestId=STR),
@@ -37,12 +48,12 @@ SCHEMAS = {
     "Env": _obj(["id"], id=STR, created_at=NULLABLE_NUM, origins={"type": "array", "items": STR}),
     "Key": _obj(["id", "env_id", "prefix", "kind"], id=STR, env_id=STR, prefix=STR,
                 kind={"enum": ["server", "publishable"]}, name=STR, created_at=NUM, expires_at=NULLABLE_NUM,
-                revoked_at=NULLABLE_NUM, last_used_at=NULLABLE_NUM, mcp=_ref("McpGrants")),
+                revoked_at=NULLABLE_NUM, last_used_at=NULLABLE_NUM, mcp=_ref("McpGrants"), **KEY_MODELS),
     "McpGrants": {"type": ["object", "null"], "description": (
         "MCP tools the key may call: service -> tool names or \"*\". null: the default (a server key every "
         "service of its environment, a publishable key none). Replaced whole: what it leaves out is revoked."),
         "additionalProperties": {"oneOf": [{"const": "*"}, {"type": "array", "items": STR, "minItems": 1}]}},
-    "KeyPermissions": _obj(["id", "mcp"], id=STR, mcp=_ref("McpGrants")),
+    "KeyPermissions": _obj(["id", "mcp"], id=STR, mcp=_ref("McpGrants"), **KEY_MODELS),
     "McpService": _obj(["name", "url", "transport"], name=STR, url=STR,
                        transport={"enum": ["streamable-http", "sse"]},
                        timeout={"type": "number", "description": "seconds one call may take"}, enabled=BOOL,
@@ -80,8 +91,18 @@ SCHEMAS = {
                         questions={"type": "array", "items": STR, "maxItems": 10}),
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
-                      "model": STR, "key": NULLABLE_STR, "day": STR, "surface": STR, "service": STR, "tool": STR,
-                      "outcome": NULLABLE_STR, "agent": NULLABLE_STR, **COUNTS}}}),
+                      "model": STR, "key": NULLABLE_STR, "group": STR, "day": STR, "surface": STR, "service": STR,
+                      "tool": STR, "outcome": NULLABLE_STR, "agent": NULLABLE_STR, **COUNTS}}}),
+    "Price": _obj(["group", "model", "type", "tiers"], group=STR, model=STR, currency=NULLABLE_STR,
+                  type={"enum": ["Uniform", "Tiered", "Unpriced"]},
+                  source={"type": ["string", "null"], "enum": ["env", "config", None],
+                          "description": "env: set for this environment; config: the catalog's; null: unpriced"},
+                  tiers={"type": "array", "items": _obj(
+                      ["tier", "input", "output"], tier={"type": "string", "description": "prompt tokens, e.g. 0-16k"},
+                      **{"from": INT}, to={"type": ["integer", "null"]}, input=STR, output=STR, cache=NULLABLE_STR)}),
+    "PriceChange": _obj(["input", "output"], input=PRICE_TEXT, output=PRICE_TEXT, cache=PRICE_TEXT,
+                        tier={"type": "string", "description": "FROM-TO prompt tokens, e.g. 16k-128k; absent: uniform"},
+                        currency={"type": "string", "description": "e.g. CNY (default: the model's, or CNY)"}),
     "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 1, "description": text} for name, text in (
         ("concurrency", "requests in flight at once"), ("rpm", "requests per minute"), ("tpm", "tokens per minute"),
         ("token_quota", "tokens the environment may use in all"))},
@@ -94,7 +115,8 @@ SCHEMAS = {
         surface={"enum": ["chat", "messages", "responses", "images", "mcp", "agent"]}, cache_creation_tokens=INT,
         outcome={"type": ["string", "null"], "description": "how an MCP tool call ended (surface mcp only)"},
         agent_id={"type": ["string", "null"], "description": "the agent a run was for (surface agent only)"},
-        cache_read_tokens=INT, images=INT, content={"type": ["string", "null"],
+        cache_read_tokens=INT, images=INT, cost_micros=INT,
+        currency={"type": "string", "description": "empty: the model had no price"}, content={"type": ["string", "null"],
                  "description": "JSON {messages, answer}; null unless the operator turned content logging on"}),
     "OperatorToken": _obj(["id", "prefix"], id=STR, prefix=STR, name=STR, created_at=NUM, revoked_at=NULLABLE_NUM),
     "OperatorTokenCreated": {"allOf": [_ref("OperatorToken"),
@@ -157,8 +179,10 @@ PATHS = {
         "delete": _op("Revoke a key", _obj(id=STR, revoked=BOOL), params=[ENV, _param("key_id")])},
     "/admin/v1/envs/{env}/keys/{key_id}/permissions": {
         "get": _op("A key's permissions", _ref("KeyPermissions"), params=[ENV, _param("key_id")]),
-        "put": _op("Replace a key's permissions whole (a grant left out is revoked)", _ref("KeyPermissions"),
-                   params=[ENV, _param("key_id")], body=_obj(["mcp"], mcp=_ref("McpGrants")))},
+        "put": _op("Replace the parts of a key's permissions given, each whole (a grant left out of a list is "
+                   "revoked; parts not sent stay). Not by a key that has permissions of its own.",
+                   _ref("KeyPermissions"), params=[ENV, _param("key_id")],
+                   body=_obj(mcp=_ref("McpGrants"), **KEY_MODELS))},
     "/admin/v1/envs/{env}/mcp": {
         "get": _op("MCP services (reached at /v1/cloudrun/{service}/messages)", _list_of("McpService"),
                    params=[ENV]),
@@ -211,10 +235,21 @@ PATHS = {
         "put": _op("Change some limits (operator only); fields left out stay as they are", _ref("Limits"),
                    params=[ENV], body=_ref("Limits")),
     },
+    "/admin/v1/envs/{env}/prices": {
+        "get": _op("Every model the environment can call, with its price (or Unpriced)", _list_of("Price"),
+                   params=[ENV, _param("group", "query", STR, "only this group's models")])},
+    "/admin/v1/envs/{env}/prices/{group}/{model}": {
+        "put": _op("Set a model's price, or one tier of it (operator only)", _ref("Price"),
+                   params=[ENV, _param("group"), _param("model")], body=_ref("PriceChange")),
+        "delete": _op("Delete the environment's price of a model, or one tier (operator only); the config's "
+                      "price applies again", _ref("Price"),
+                      params=[ENV, _param("group"), _param("model"), _param("tier", "query", STR, "e.g. 16k-128k")]),
+    },
     "/admin/v1/envs/{env}/usage": {
-        "get": _op("Usage totals, optionally one row per model, key or day", _ref("Usage"),
-                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "day", "surface", "mcp",
-                                                                         "agent"]})])},
+        "get": _op("Usage totals and cost, optionally one row per model, key, group, day or surface (or MCP "
+                   "tool calls by service, tool and outcome; or agent runs by agent)", _ref("Usage"),
+                   params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "group", "day", "surface",
+                                                                        "mcp", "agent"]})])},
     "/admin/v1/envs/{env}/usage/series": {
         "get": _op("Requests, errors and tokens per day and model (charts)", _list_of("UsagePoint"),
                    params=[ENV, *SINCE])},

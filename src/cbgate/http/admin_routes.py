@@ -12,12 +12,13 @@ from urllib.parse import parse_qs, unquote
 from cbgate.core.access import AdminPrincipal, authenticate_admin
 from cbgate.core.admin import Admin
 from cbgate.core.tenants import TenantDirectory
-from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed
+from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed, PermissionDenied
 from cbgate.http.admin_agent_routes import AgentRoutes
 from cbgate.core.permissions import KeyPermissions, from_json, mcp_grants
 from cbgate.http.admin_group_routes import GroupRoutes
 from cbgate.http.admin_mcp_routes import McpRoutes
 from cbgate.http.admin_openapi import openapi_document
+from cbgate.http.admin_price_routes import PriceRoutes
 from cbgate.http.exchange import Exchange
 
 PREFIX = ("admin", "v1")
@@ -59,8 +60,9 @@ def key_view(row) -> dict:
     stored past year 9999 (before expiry was bounded) reads as none, which is what it means."""
     view = asdict(row)
     view.pop("digest", None)
-    if "permissions" in view:  # a key's, shown as its allow-lists (null: the kind's defaults)
-        view["mcp"] = from_json(view.pop("permissions")).mcp_view()
+    if "permissions" in view:  # a key's, shown as its allow-lists (null: the kind's defaults) and own limits
+        permissions = from_json(view.pop("permissions"))
+        view.update(mcp=permissions.mcp_view(), **permissions.model_view())
     if view.get("expires_at") is not None and view["expires_at"] > LAST_SHOWABLE_TIME:
         view["expires_at"] = None
     return view
@@ -87,7 +89,7 @@ class AdminRoutes:
         self.directory = directory
         self.openapi = openapi_document()
         self.groups = GroupRoutes(admin, self.run)
-        self.mcp = McpRoutes(admin, self.run)
+        self.mcp = McpRoutes(admin, self.run, self.require_unrestricted)
         self.agents = AgentRoutes(admin, self.run)
         # (method, path template under /admin/v1, handler, changes env-level state)
         self.routes = [
@@ -102,6 +104,7 @@ class AdminRoutes:
             *self.groups.routes(),
             *self.mcp.routes(),
             *self.agents.routes(),
+            *PriceRoutes(admin, self.run).routes(),
             ("GET", "/envs/{env}/limits", self.limits, False),
             ("PUT", "/envs/{env}/limits", self.set_limits, True),
             ("GET", "/envs/{env}/usage", self.usage, False),
@@ -187,7 +190,15 @@ class AdminRoutes:
         rows = await self.run(self.admin.list_keys, call.params["env"])
         return 200, {"data": [key_view(r) for r in rows]}
 
+    def require_unrestricted(self, call: Call) -> None:
+        """An operator, or a server key with no permissions of its own: a key an allow-list or a limit holds
+        may neither create keys nor change keys' permissions, either of which would lift it."""
+        if not call.principal.operator and call.principal.token_id in self.directory.snapshot.permissions:
+            raise PermissionDenied("this API key has permissions of its own (allow-lists or limits), so it may not "
+                                   "create keys or change keys' permissions; ask the environment's administrator")
+
     async def create_key(self, call: Call):
+        self.require_unrestricted(call)
         body = await call.body()
         kind = body.get("kind", "server")
         if kind not in ("server", "publishable"):

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable, Protocol
 
+from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, TokenQuotaExceeded
 from cbgate.tokens import NON_TEXT_ALLOWANCE, generous_count, prompt_tokens
 
 log = logging.getLogger("cbgate.limits")
@@ -31,6 +32,40 @@ class EnvLimits:
     def any(self) -> bool:
         # Read on every request: plain tests, no generator.
         return not (self.concurrency is None and self.rpm is None and self.tpm is None and self.token_quota is None)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One set of counters admission checks: an environment (or its publishable keys' share), or one API
+    key under it. `account` names the quota counter (the env id, or `key:<key id>`); `holder` is what a
+    refusal names."""
+    name: str
+    account: str
+    limits: EnvLimits
+    holder: str = "this environment"
+
+
+def key_account(key_id: str) -> str:
+    return f"key:{key_id}"
+
+
+def refusal(kind: str, scope: Scope, detail: float = 0.0) -> Exception:
+    """The 429 of one refused limit of `scope` (kind: concurrency, rpm, tpm, quota); `detail` is seconds to
+    wait for rpm and tpm, the tokens already used for the quota."""
+    limits, holder = scope.limits, scope.holder
+    if kind == "concurrency":
+        return ConcurrencyExceeded(f"more than {limits.concurrency} concurrent requests in {holder}"
+                                   if holder == "this environment" else
+                                   f"{holder} has reached its limit of {limits.concurrency} concurrent requests")
+    if kind == "rpm":
+        return RateLimitExceeded(f"more than {limits.rpm} requests per minute" if holder == "this environment" else
+                                 f"{holder} has reached its requests-per-minute (QPM) limit of {limits.rpm}",
+                                 retry_after=detail)
+    if kind == "tpm":
+        return RateLimitExceeded(f"more than {limits.tpm} tokens per minute", retry_after=detail)
+    whose = "the environment's" if holder == "this environment" else f"{holder}'s"
+    return TokenQuotaExceeded(f"{whose} token quota is used up" if detail >= limits.token_quota
+                              else f"{whose} token quota has too few tokens left for this request")
 
 
 SERVER_DEFAULTS = EnvLimits()
@@ -70,9 +105,10 @@ class Ticket(Protocol):
 
 
 class Limiter(Protocol):
-    async def admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int) -> Ticket:
-        """Admit one request of `scope` (an env, or an env's publishable keys), reserving `cost` tokens
-        against the env's quota and the scope's tokens per minute; raise a 429 CloudBaseError if over."""
+    async def admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int, also: tuple[Scope, ...] = ()) -> Ticket:
+        """Admit one request of `scope` (an env, or an env's publishable keys) and of each scope in `also`
+        (its API key's own limits) at once, reserving `cost` tokens against each quota and tokens per minute;
+        raise a 429 CloudBaseError naming the first scope that is over, having charged none."""
 
     async def start(self) -> None: ...
 

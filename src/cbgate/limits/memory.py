@@ -4,6 +4,7 @@ Requests per minute use a sliding log of admission times; tokens per minute a fi
 that reservations are charged to and settlements corrected in; the quota counts tokens used or reserved,
 starting from the ledger's total when a quota is first seen or changed, and brought up to the ledger's
 total every reconcile interval (other replicas' traffic reaches this one's counter only that way).
+A request is checked against its environment's scope and its key's own at once: all pass, or none is charged.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import logging
 import time
 from collections import deque
 
-from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, ServiceUnavailable, TokenQuotaExceeded
-from cbgate.limits.base import EnvLimits, QuotaBook, UsageSource
+from cbgate.errors import ServiceUnavailable
+from cbgate.limits.base import EnvLimits, QuotaBook, Scope, UsageSource, refusal
 
 log = logging.getLogger("cbgate.limits")
 
@@ -31,29 +32,30 @@ class _Scope:
 
 
 class MemoryTicket:
-    __slots__ = ("limiter", "scope", "env_id", "window", "cost", "done")
+    __slots__ = ("limiter", "charged", "window", "cost", "done")
 
-    def __init__(self, limiter: MemoryLimiter, scope: _Scope, env_id: str, window: int, cost: int):
-        self.limiter, self.scope, self.env_id, self.window, self.cost = limiter, scope, env_id, window, cost
+    def __init__(self, limiter: MemoryLimiter, charged: list[tuple[_Scope, str]], window: int, cost: int):
+        self.limiter, self.charged, self.window, self.cost = limiter, charged, window, cost
         self.done = False
 
     def finish(self, used_tokens: int) -> None:
         if self.done:
             return
         self.done = True
-        self.scope.inflight -= 1
         delta = used_tokens - self.cost
-        if self.scope.tpm_window == self.window:
-            self.scope.tpm_used += delta
         used = self.limiter.quota_used
-        used[self.env_id] = used.get(self.env_id, 0) + delta
-        self.limiter.quota.release(self.env_id, self.cost)
+        for scope, account in self.charged:
+            scope.inflight -= 1
+            if scope.tpm_window == self.window:
+                scope.tpm_used += delta
+            used[account] = used.get(account, 0) + delta
+            self.limiter.quota.release(account, self.cost)
 
 
 class MemoryLimiter:
     def __init__(self, usage_source: UsageSource | None = None, reconcile_interval: float = 60.0):
         self.scopes: dict[str, _Scope] = {}
-        self.quota_used: dict[str, int] = {}  # env -> tokens used or reserved
+        self.quota_used: dict[str, int] = {}  # quota account (env, or key:<id>) -> tokens used or reserved
         self.quota = QuotaBook(usage_source, self._raise_counters, reconcile_interval)
         self._reconciler: asyncio.Task | None = None
 
@@ -65,46 +67,50 @@ class MemoryLimiter:
             self._reconciler.cancel()
 
     async def _raise_counters(self, floors: dict[str, int]) -> None:
-        for env_id, floor in floors.items():
-            if self.quota_used.get(env_id, 0) < floor:
-                self.quota_used[env_id] = floor
+        for account, floor in floors.items():
+            if self.quota_used.get(account, 0) < floor:
+                self.quota_used[account] = floor
 
-    async def admit(self, scope_name: str, env_id: str, limits: EnvLimits, cost: int) -> MemoryTicket:
-        if self.quota.seen.get(env_id) != limits.token_quota:
-            try:
-                await self.quota.ensure(env_id, limits.token_quota)
-            except Exception as exc:  # the quota fails closed: without the ledger, the counter is unknown
-                log.warning("could not read the ledger to start a quota counter: %s", exc)
-                raise ServiceUnavailable("the gateway cannot check this environment's token quota; "
-                                         "try again shortly") from None
-        scope = self.scopes.get(scope_name)
+    async def admit(self, scope_name: str, env_id: str, limits: EnvLimits, cost: int,
+                    also: tuple[Scope, ...] = ()) -> MemoryTicket:
+        scopes = (Scope(scope_name, env_id, limits), *also)
+        for s in scopes:
+            if self.quota.seen.get(s.account) != s.limits.token_quota:
+                try:
+                    await self.quota.ensure(s.account, s.limits.token_quota)
+                except Exception as exc:  # the quota fails closed: without the ledger, the counter is unknown
+                    log.warning("could not read the ledger to start a quota counter: %s", exc)
+                    raise ServiceUnavailable("the gateway cannot check this environment's token quota; "
+                                             "try again shortly") from None
+        now, window = time.monotonic(), int(time.time() // WINDOW)
+        states = [self._check(s, cost, now, window) for s in scopes]  # raises before anything is charged
+        for s, state in zip(scopes, states):  # everything passed: take the slots, charge the reservations
+            state.inflight += 1
+            if s.limits.rpm is not None:
+                state.admitted.append(now)
+            state.tpm_used += cost
+            self.quota_used[s.account] = self.quota_used.get(s.account, 0) + cost
+            self.quota.reserve(s.account, cost)
+        return MemoryTicket(self, [(state, s.account) for s, state in zip(scopes, states)], window, cost)
+
+    def _check(self, s: Scope, cost: int, now: float, window: int) -> _Scope:
+        limits = s.limits
+        scope = self.scopes.get(s.name)
         if scope is None:
-            scope = self.scopes[scope_name] = _Scope()
+            scope = self.scopes[s.name] = _Scope()
         if limits.concurrency is not None and scope.inflight >= limits.concurrency:
-            raise ConcurrencyExceeded(f"more than {limits.concurrency} concurrent requests in this environment")
-        now = time.monotonic()
+            raise refusal("concurrency", s)
         if limits.rpm is not None:
             admitted = scope.admitted
             while admitted and admitted[0] <= now - WINDOW:
                 admitted.popleft()
             if len(admitted) >= limits.rpm:
-                raise RateLimitExceeded(f"more than {limits.rpm} requests per minute",
-                                        retry_after=admitted[0] + WINDOW - now)
-        window = int(time.time() // WINDOW)
+                raise refusal("rpm", s, admitted[0] + WINDOW - now)
         if scope.tpm_window != window:
             scope.tpm_window, scope.tpm_used = window, 0
         if limits.tpm is not None and scope.tpm_used + cost > limits.tpm and scope.tpm_used > 0:
-            raise RateLimitExceeded(f"more than {limits.tpm} tokens per minute",
-                                    retry_after=(window + 1) * WINDOW - time.time())
-        used = self.quota_used.get(env_id, 0)
+            raise refusal("tpm", s, (window + 1) * WINDOW - time.time())
+        used = self.quota_used.get(s.account, 0)
         if limits.token_quota is not None and used + cost > limits.token_quota:
-            raise TokenQuotaExceeded("the environment's token quota is used up" if used >= limits.token_quota
-                                     else "the environment's token quota has too few tokens left for this request")
-        # everything passed: take the slot and charge the reservation
-        scope.inflight += 1
-        if limits.rpm is not None:
-            scope.admitted.append(now)
-        scope.tpm_used += cost
-        self.quota_used[env_id] = used + cost
-        self.quota.reserve(env_id, cost)
-        return MemoryTicket(self, scope, env_id, window, cost)
+            raise refusal("quota", s, used)
+        return scope

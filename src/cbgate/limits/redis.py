@@ -5,6 +5,8 @@ before counting, and each replica refreshes the leases of its running requests e
 replica killed with `kill -9` stops refreshing and its slots free themselves within `lease` seconds.
 Requests per minute are a sliding log (ZSET of admission times); tokens per minute a counter per
 minute; the quota a counter of tokens used or reserved, settled to the real usage when a request ends.
+A request's scopes (its environment's, and its key's own limits when it has some) are checked and charged
+by the same script: all pass or none is charged.
 
 Redis that restarts empty loses leases and counters. The admission script notices (this replica's marker
 key, or an env's quota counter, is missing) and says so instead of admitting: the replica re-adds its
@@ -26,50 +28,65 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from cbgate.errors import ConcurrencyExceeded, RateLimitExceeded, ServiceUnavailable, TokenQuotaExceeded
-from cbgate.limits.base import NO_TICKET, EnvLimits, QuotaBook, UsageSource
+from cbgate.errors import ServiceUnavailable
+from cbgate.limits.base import NO_TICKET, EnvLimits, QuotaBook, Scope, UsageSource, refusal
 
 log = logging.getLogger("cbgate.limits")
 
+# KEYS[1] is this replica's marker, then four per scope (slots, rpm log, tpm counter, quota counter);
+# ARGV: now, lease, slot, cost, window end, then four limits per scope (-1: none). Every scope is checked
+# before any is charged, so a request the key's limits refuse costs its environment nothing.
 ADMIT = """
 local now, lease, slot = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local conc, rpm, tpm, quota = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local cost, window_end = tonumber(ARGV[8]), tonumber(ARGV[9])
-if conc >= 0 and redis.call('EXISTS', KEYS[5]) == 0 then return {6, 0} end
-if quota >= 0 and redis.call('EXISTS', KEYS[4]) == 0 then return {5, 0} end
-if conc >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  if redis.call('ZCARD', KEYS[1]) >= conc then return {1, 0} end
+local cost, window_end = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n = (#KEYS - 1) / 4
+for i = 1, n do
+  if tonumber(ARGV[5 + 4 * (i - 1) + 1]) >= 0 and redis.call('EXISTS', KEYS[1]) == 0 then return {6, 0, i} end
 end
-if rpm >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60000)
-  if redis.call('ZCARD', KEYS[2]) >= rpm then
-    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    return {2, tonumber(oldest[2]) + 60000 - now}
+for i = 1, n do
+  local k, a = 1 + 4 * (i - 1), 5 + 4 * (i - 1)
+  local conc, rpm, tpm, quota = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  if quota >= 0 and redis.call('EXISTS', KEYS[k + 4]) == 0 then return {5, 0, i} end
+  if conc >= 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k + 1], '-inf', now)
+    if redis.call('ZCARD', KEYS[k + 1]) >= conc then return {1, 0, i} end
   end
+  if rpm >= 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', now - 60000)
+    if redis.call('ZCARD', KEYS[k + 2]) >= rpm then
+      local oldest = redis.call('ZRANGE', KEYS[k + 2], 0, 0, 'WITHSCORES')
+      return {2, tonumber(oldest[2]) + 60000 - now, i}
+    end
+  end
+  local tpm_used = tonumber(redis.call('GET', KEYS[k + 3]) or '0')
+  if tpm >= 0 and tpm_used > 0 and tpm_used + cost > tpm then return {3, window_end - now, i} end
+  local quota_used = tonumber(redis.call('GET', KEYS[k + 4]) or '0')
+  if quota >= 0 and quota_used + cost > quota then return {4, quota_used, i} end
 end
-local tpm_used = tonumber(redis.call('GET', KEYS[3]) or '0')
-if tpm >= 0 and tpm_used > 0 and tpm_used + cost > tpm then return {3, window_end - now} end
-local quota_used = tonumber(redis.call('GET', KEYS[4]) or '0')
-if quota >= 0 and quota_used + cost > quota then return {4, quota_used} end
-if conc >= 0 then redis.call('ZADD', KEYS[1], now + lease, slot) end
-if rpm >= 0 then
-  redis.call('ZADD', KEYS[2], now, slot)
-  redis.call('PEXPIRE', KEYS[2], 61000)
+for i = 1, n do
+  local k, a = 1 + 4 * (i - 1), 5 + 4 * (i - 1)
+  if tonumber(ARGV[a + 1]) >= 0 then redis.call('ZADD', KEYS[k + 1], now + lease, slot) end
+  if tonumber(ARGV[a + 2]) >= 0 then
+    redis.call('ZADD', KEYS[k + 2], now, slot)
+    redis.call('PEXPIRE', KEYS[k + 2], 61000)
+  end
+  redis.call('INCRBY', KEYS[k + 3], cost)
+  redis.call('PEXPIRE', KEYS[k + 3], 120000)
+  redis.call('INCRBY', KEYS[k + 4], cost)
 end
-redis.call('INCRBY', KEYS[3], cost)
-redis.call('PEXPIRE', KEYS[3], 120000)
-redis.call('INCRBY', KEYS[4], cost)
-return {0, 0}
+return {0, 0, 0}
 """
 
-# Free the slot and settle: tokens per minute only while its window lives, the quota always.
+# Free the slot and settle, for each scope (KEYS: slots, tpm, quota per scope): tokens per minute only while
+# its window lives, the quota always.
 FINISH = """
-redis.call('ZREM', KEYS[1], ARGV[1])
 local delta = tonumber(ARGV[2])
-if delta ~= 0 then
-  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBY', KEYS[2], delta) end
-  redis.call('INCRBY', KEYS[3], delta)
+for i = 0, #KEYS / 3 - 1 do
+  redis.call('ZREM', KEYS[3 * i + 1], ARGV[1])
+  if delta ~= 0 then
+    if redis.call('EXISTS', KEYS[3 * i + 2]) == 1 then redis.call('INCRBY', KEYS[3 * i + 2], delta) end
+    redis.call('INCRBY', KEYS[3 * i + 3], delta)
+  end
 end
 return 0
 """
@@ -85,6 +102,7 @@ return 0
 
 MARKER_TTL_MS = 3600 * 1000  # a replica's marker outlives any pause; when it expires, leases are re-added
 COUNTER_MISSING, LEASES_LOST = 5, 6
+REFUSALS = {1: "concurrency", 2: "rpm", 3: "tpm", 4: "quota"}
 
 
 def _limit(value: int | None) -> int:
@@ -92,10 +110,13 @@ def _limit(value: int | None) -> int:
 
 
 class RedisTicket:
-    __slots__ = ("limiter", "keys", "slot", "cost", "env_id", "done")
+    __slots__ = ("limiter", "keys", "slot", "cost", "accounts", "leases", "done")
 
-    def __init__(self, limiter: RedisLimiter, keys: tuple[str, str, str], slot: str, cost: int, env_id: str):
-        self.limiter, self.keys, self.slot, self.cost, self.env_id = limiter, keys, slot, cost, env_id
+    def __init__(self, limiter: RedisLimiter, keys: tuple[str, ...], slot: str, cost: int, accounts: tuple[str, ...],
+                 leases: tuple[str, ...]):
+        self.limiter, self.keys, self.slot, self.cost = limiter, keys, slot, cost
+        self.accounts = accounts  # the quota accounts charged (the env, and the key when it has limits)
+        self.leases = leases  # the slot sets holding this request's lease (scopes with a concurrency limit)
         self.done = False
 
     def finish(self, used_tokens: int) -> None:
@@ -153,69 +174,69 @@ class RedisLimiter:
         expiry = int(time.time() * 1000) + self.lease_ms
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket in list(self.running.values()):
-                pipe.zadd(ticket.keys[0], {ticket.slot: expiry})
+                for lease in ticket.leases:
+                    pipe.zadd(lease, {ticket.slot: expiry})
             pipe.set(self.marker, 1, px=MARKER_TTL_MS)
             await pipe.execute()
         self.leases_readded += 1
 
-    async def admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int):
+    async def admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int, also: tuple[Scope, ...] = ()):
+        scopes = (Scope(scope, env_id, limits), *also)
         try:
-            if self.quota.seen.get(env_id) != limits.token_quota:
-                await self.quota.ensure(env_id, limits.token_quota)
+            for s in scopes:
+                if self.quota.seen.get(s.account) != s.limits.token_quota:
+                    await self.quota.ensure(s.account, s.limits.token_quota)
             for _ in range(3):
-                verdict, detail, ticket = await self._try_admit(scope, env_id, limits, cost)
+                verdict, detail, which, ticket = await self._try_admit(scopes, cost)
                 if verdict == LEASES_LOST:
                     await self._readd_leases()
                 elif verdict == COUNTER_MISSING:
-                    await self.quota.reconcile([env_id])
+                    await self.quota.reconcile([scopes[which - 1].account])
                 else:
                     break
         except (RedisError, OSError) as exc:
-            return self._unanswered(limits, exc)
+            return self._unanswered(scopes, exc)
         except Exception as exc:  # the ledger did not answer a reconciliation: the quota fails closed
-            log.warning("could not reconcile the quota counter of %s: %s", env_id, exc)
+            log.warning("could not reconcile the quota counters of %s: %s", env_id, exc)
             raise ServiceUnavailable("the gateway cannot check this environment's token quota; try again shortly",
                                      retry_after=5) from None
         if verdict in (LEASES_LOST, COUNTER_MISSING):
             raise ServiceUnavailable("the gateway cannot check this environment's limits; try again shortly",
                                      retry_after=5)
-        self._refuse(verdict, detail, limits)
-        # always, as the script always charges the counter and `_finish` always releases (a request
+        if verdict:
+            kind = REFUSALS[verdict]
+            raise refusal(kind, scopes[which - 1], detail / 1000 if kind in ("rpm", "tpm") else detail)
+        # always, as the script always charges the counters and `_finish` always releases (a request
         # admitted before a quota was set must not release another's reservation)
-        self.quota.reserve(env_id, cost)
-        if limits.concurrency is not None:
+        for account in ticket.accounts:
+            self.quota.reserve(account, cost)
+        if ticket.leases:
             self.running[ticket.slot] = ticket
         return ticket
 
-    async def _try_admit(self, scope: str, env_id: str, limits: EnvLimits, cost: int):
+    async def _try_admit(self, scopes: tuple[Scope, ...], cost: int):
         p = self.prefix
         now = time.time()
         window = int(now // 60)
-        keys = (f"{p}:slots:{scope}", f"{p}:rpm:{scope}", f"{p}:tpm:{scope}:{window}", f"{p}:quota:{env_id}",
-                self.marker)
+        keys, args = [self.marker], []
+        for s in scopes:
+            keys += [f"{p}:slots:{s.name}", f"{p}:rpm:{s.name}", f"{p}:tpm:{s.name}:{window}", f"{p}:quota:{s.account}"]
+            args += [_limit(s.limits.concurrency), _limit(s.limits.rpm), _limit(s.limits.tpm),
+                     _limit(s.limits.token_quota)]
         self._slot_seq += 1
         slot = f"{self._slot_base}:{self._slot_seq}"
-        verdict, detail = await self._admit(keys=keys, args=(
-            int(now * 1000), self.lease_ms, slot, _limit(limits.concurrency), _limit(limits.rpm),
-            _limit(limits.tpm), _limit(limits.token_quota), cost, (window + 1) * 60000))
-        ticket = RedisTicket(self, (keys[0], keys[2], keys[3]), slot, cost, env_id) if verdict == 0 else None
-        return verdict, detail, ticket
+        verdict, detail, which = await self._admit(keys=keys, args=(
+            int(now * 1000), self.lease_ms, slot, cost, (window + 1) * 60000, *args))
+        ticket = None
+        if verdict == 0:
+            settle = tuple(k for i in range(len(scopes)) for k in (keys[1 + 4 * i], keys[3 + 4 * i], keys[4 + 4 * i]))
+            leases = tuple(keys[1 + 4 * i] for i, s in enumerate(scopes) if s.limits.concurrency is not None)
+            ticket = RedisTicket(self, settle, slot, cost, tuple(s.account for s in scopes), leases)
+        return verdict, detail, which, ticket
 
-    @staticmethod
-    def _refuse(verdict: int, detail: int, limits: EnvLimits) -> None:
-        if verdict == 1:
-            raise ConcurrencyExceeded(f"more than {limits.concurrency} concurrent requests in this environment")
-        if verdict == 2:
-            raise RateLimitExceeded(f"more than {limits.rpm} requests per minute", retry_after=detail / 1000)
-        if verdict == 3:
-            raise RateLimitExceeded(f"more than {limits.tpm} tokens per minute", retry_after=detail / 1000)
-        if verdict == 4:
-            raise TokenQuotaExceeded("the environment's token quota is used up" if detail >= limits.token_quota
-                                     else "the environment's token quota has too few tokens left for this request")
-
-    def _unanswered(self, limits: EnvLimits, exc: BaseException):
-        """Redis did not answer: the quota fails closed; rate limits as the operator chose."""
-        if limits.token_quota is not None or not self.fail_open:
+    def _unanswered(self, scopes: tuple[Scope, ...], exc: BaseException):
+        """Redis did not answer: a quota fails closed; rate limits as the operator chose."""
+        if any(s.limits.token_quota is not None for s in scopes) or not self.fail_open:
             log.warning("limiter store unreachable, refusing: %s", exc)
             raise ServiceUnavailable("the gateway cannot check this environment's limits; try again shortly",
                                      retry_after=5)
@@ -227,7 +248,8 @@ class RedisLimiter:
 
     def _finish(self, ticket: RedisTicket, delta: int) -> None:
         self.running.pop(ticket.slot, None)
-        self.quota.release(ticket.env_id, ticket.cost)
+        for account in ticket.accounts:
+            self.quota.release(account, ticket.cost)
         task = asyncio.get_running_loop().create_task(self._settle_now(ticket, delta))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -248,13 +270,15 @@ class RedisLimiter:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for ticket in refreshed:  # re-added if Redis lost it (restarted empty)
-                        pipe.zadd(ticket.keys[0], {ticket.slot: expiry})
+                        for lease in ticket.leases:
+                            pipe.zadd(lease, {ticket.slot: expiry})
                     pipe.set(self.marker, 1, px=MARKER_TTL_MS)
                     await pipe.execute()
                     # a request that ended while the refresh was on its way must not keep a slot
                     for ticket in refreshed:
                         if ticket.slot not in self.running:
-                            pipe.zrem(ticket.keys[0], ticket.slot)
+                            for lease in ticket.leases:
+                                pipe.zrem(lease, ticket.slot)
                     if len(pipe):
                         await pipe.execute()
             except (RedisError, OSError) as exc:

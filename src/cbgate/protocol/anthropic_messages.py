@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 
 from cbgate.errors import CloudBaseError, ModelParamInvalid, ModelParamRequired, error_body
-from cbgate.protocol.anthropic_wire import FINISH_REASONS, SIGNATURE, to_chat_body, usage_as_messages
+from cbgate.protocol.anthropic_wire import FINISH_REASONS, to_chat_body, usage_as_messages
 from cbgate.protocol import sse
 from cbgate.protocol.chat_request import ChatRequest, parse_chat_request
+from cbgate.protocol.chunks import NativeEvent
 from cbgate.protocol.surface import Surface
 
 ROLES = ("user", "assistant")
@@ -102,8 +103,7 @@ def render_message(completion: dict, request_id: str) -> dict:
     message = choice.get("message") or {}
     content: list[dict] = []
     if message.get("reasoning_content"):
-        content.append({"type": "thinking", "thinking": message["reasoning_content"],
-                        "signature": message.get(SIGNATURE) or ""})
+        content.append({"type": "thinking", "thinking": message["reasoning_content"], "signature": ""})
     if message.get("content"):
         content.append({"type": "text", "text": message["content"]})
     for call in message.get("tool_calls") or ():
@@ -175,8 +175,6 @@ class MessageStreamRenderer:
         if delta.get("reasoning_content"):
             events += self._open("thinking", None, {"type": "thinking", "thinking": "", "signature": ""})
             events.append(self._delta({"type": "thinking_delta", "thinking": delta["reasoning_content"]}))
-        if delta.get(SIGNATURE) and self.block == ("thinking", None):
-            events.append(self._delta({"type": "signature_delta", "signature": delta[SIGNATURE]}))
         if delta.get("content"):
             events += self._open("text", None, {"type": "text", "text": ""})
             events.append(self._delta({"type": "text_delta", "text": delta["content"]}))
@@ -206,20 +204,39 @@ def messages_error_body(err: CloudBaseError, request_id: str) -> dict:
 
 
 class MessagesStream:
-    """The Messages event stream, framed: MessageStreamRenderer's events as `event:`/`data:` pairs."""
-    __slots__ = ("renderer", "request_id")
+    """The Messages event stream, framed: an Anthropic upstream's own events passed through (our message
+    id and the client's model name in message_start), or MessageStreamRenderer's from canonical chunks."""
+    __slots__ = ("renderer", "request_id", "native", "stopped")
 
     def __init__(self, model: str, request_id: str):
         self.renderer = MessageStreamRenderer(model, request_id)
         self.request_id = request_id
+        self.native = False  # the upstream speaks Messages: its events are the stream
+        self.stopped = False
 
     def start(self) -> bytes:
         return b""
 
-    def feed(self, chunk: dict | bytes) -> bytes:
+    def feed(self, chunk: Any) -> bytes:
+        if isinstance(chunk, NativeEvent):
+            return self._pass(chunk.data)
+        if self.native:
+            return b""  # the usage chunk the model service adds: the upstream's own message_delta said it
         return sse.named_events(self.renderer.feed(chunk))
 
+    def _pass(self, event: dict) -> bytes:
+        kind = event.get("type") or ""
+        if kind == "message_start":
+            self.native = True
+            message = {**(event.get("message") or {}), "id": message_id(self.request_id),
+                       "model": self.renderer.model}
+            event = {**event, "message": message}
+        self.stopped = self.stopped or kind == "message_stop"
+        return sse.named_event(kind, event)
+
     def finish(self) -> bytes:
+        if self.native:  # the upstream's message_delta and message_stop went through
+            return b"" if self.stopped else sse.named_event("message_stop", {"type": "message_stop"})
         return sse.named_events(self.renderer.finish_events())
 
     def failure(self, err: CloudBaseError) -> bytes:
@@ -238,6 +255,8 @@ class MessagesSurface(Surface[ChatRequest]):
         return req
 
     def render(self, req: ChatRequest, answer: dict, request_id: str) -> dict:
+        if answer.get("type") == "message":  # an Anthropic upstream's own Message: it passes through
+            return {**answer, "id": message_id(request_id), "model": req.model}
         return render_message(answer, request_id)
 
     def stream(self, req: ChatRequest, request_id: str) -> MessagesStream:

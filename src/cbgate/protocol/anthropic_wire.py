@@ -170,14 +170,9 @@ def usage_as_messages(usage: dict | None) -> dict:
             "cache_creation_input_tokens": created, "cache_read_input_tokens": read}
 
 
-# A thinking block's signature has no OpenAI field; a Messages client needs it back (Anthropic verifies it
-# when the block is sent again), so for those clients it travels in this one extra field.
-SIGNATURE = "reasoning_signature"
-
-
-def from_message(body: dict, chunks: ChunkFactory, keep_signature: bool = False) -> tuple[dict, Usage | None, list[str]]:
+def from_message(body: dict, chunks: ChunkFactory) -> tuple[dict, Usage | None, list[str]]:
     """An OpenAI completion from a Messages answer, its usage (None if unreported) and its text pieces."""
-    message = _assistant_turn(body.get("content") or [], keep_signature)
+    message = _assistant_turn(body.get("content") or [])
     finish = STOP_REASONS.get(body.get("stop_reason"), "stop")
     usage = usage_of(body.get("usage"))
     completion = chunks.completion(message, finish, usage or Usage())
@@ -189,9 +184,8 @@ def from_message(body: dict, chunks: ChunkFactory, keep_signature: bool = False)
 class StreamTranslator:
     """Messages stream events in, OpenAI chunks out (None when an event carries nothing for the client)."""
 
-    def __init__(self, chunks: ChunkFactory, keep_signature: bool = False):
+    def __init__(self, chunks: ChunkFactory):
         self.chunks = chunks
-        self.keep_signature = keep_signature
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -262,8 +256,6 @@ class StreamTranslator:
             self.parts.append(partial)
             return self.chunks.chunk({"tool_calls": [{"index": self.tool_index[block],
                                                       "function": {"arguments": partial}}]})
-        if kind == "signature_delta" and self.keep_signature:
-            return self.chunks.chunk({SIGNATURE: delta.get("signature", "")})
         return None  # signature_delta and others carry nothing for an OpenAI client
 
 
@@ -302,24 +294,21 @@ def _user_turn(blocks: list[dict]) -> list[dict]:
     return tools
 
 
-def _assistant_turn(blocks: list[dict], keep_signature: bool = False) -> dict:
+def _assistant_turn(blocks: list[dict]) -> dict:
     """An assistant turn in OpenAI form from Messages content blocks (text, thinking, tool use)."""
-    texts, thoughts, calls, signatures = [], [], [], []
+    texts, thoughts, calls = [], [], []
     for block in blocks:
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text", ""))
         elif kind == "thinking":
             thoughts.append(block.get("thinking", ""))
-            signatures.append(block.get("signature") or "")
         elif kind == "tool_use":
             calls.append({"id": block.get("id", ""), "type": "function", "function": {
                 "name": block.get("name", ""), "arguments": orjson.dumps(block.get("input", {})).decode()}})
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if thoughts:
         message["reasoning_content"] = "".join(thoughts)
-        if keep_signature and any(signatures):
-            message[SIGNATURE] = "".join(signatures)
     if calls:
         message["tool_calls"] = calls
     return message

@@ -33,16 +33,13 @@ class ChatRequest:
     model: str
     messages: list[dict]
     stream: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    stop: list[str] = field(default_factory=list)
-    n: int | None = None
-    seed: int | None = None
+    max_tokens: int | None = None  # admission reserves it
+    n: int | None = None  # the embedded engine answers one choice
     include_usage: bool = False
-    tools: list[dict] | None = None
-    tool_choice: Any = None
-    raw: dict = field(default_factory=dict)  # the body as received, for faithful pass-through
+    tools: list[dict] | None = None  # an agent's run offers them to its model
+    # the body as received, for faithful pass-through: sampling, stop and seed are validated by
+    # parse_chat_request and read by upstreams from here, so they have no field of their own
+    raw: dict = field(default_factory=dict)
     surface: str = "chat"  # the API it came in on (chat, messages, responses, images, agent): a ledger label
     agent_id: str | None = None  # the agent whose run this model call is (surface "agent"): a ledger label
     anthropic_body: dict | None = None  # a Messages request as received: Anthropic upstreams get it unchanged
@@ -52,8 +49,15 @@ class ChatRequest:
 
     @property
     def has_images(self) -> bool:
+        return self._has_part("image_url")
+
+    @property
+    def has_audio(self) -> bool:
+        return self._has_part("input_audio")
+
+    def _has_part(self, kind: str) -> bool:
         return any(isinstance(m.get("content"), list) and any(
-            p.get("type") == "image_url" for p in m["content"]) for m in self.messages)
+            p.get("type") == kind for p in m["content"]) for m in self.messages)
 
 
 def _invalid(name: str, why: str) -> ModelParamInvalid:
@@ -199,18 +203,16 @@ def parse_chat_request(body: Any) -> ChatRequest:
     response_format = body.get("response_format")
     if response_format is not None and not isinstance(response_format, dict):
         raise _invalid("response_format", "must be an object")
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    _check_stop(body.get("stop"))
     return ChatRequest(
         model=model,
         messages=messages,
         stream=stream,
-        temperature=_number(body, "temperature", 0, 2),
-        top_p=_number(body, "top_p", 0, 1),
         max_tokens=max_tokens if max_tokens is not None else max_completion,
-        stop=_check_stop(body.get("stop")),
         n=n,
-        seed=seed,
         include_usage=bool(stream and stream_options and stream_options.get("include_usage")),
         tools=_check_tools(body),
-        tool_choice=body.get("tool_choice"),
         raw=body,
     )

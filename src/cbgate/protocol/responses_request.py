@@ -231,9 +231,8 @@ def chat_request(req: ResponsesRequest, messages: list[dict]) -> ChatRequest:
         body["tool_choice"] = tool_choice
     if req.stream:
         body["stream_options"] = {"include_usage": True}
-    return ChatRequest(model=req.model, messages=messages, stream=req.stream, temperature=req.temperature,
-                       top_p=req.top_p, max_tokens=req.max_output_tokens, include_usage=req.stream, tools=tools,
-                       tool_choice=tool_choice, raw=body, surface="responses")
+    return ChatRequest(model=req.model, messages=messages, stream=req.stream, max_tokens=req.max_output_tokens,
+                       include_usage=req.stream, tools=tools, raw=body, surface="responses")
 
 
 def summary_request(model: str, messages: list[dict], max_tokens: int) -> ChatRequest:

@@ -1,4 +1,6 @@
-"""Anthropic-protocol upstreams (the Messages API): requests and answers translated both ways."""
+"""Anthropic-protocol upstreams (the Messages API): requests and answers translated both ways for every
+client but a Messages one, whose body goes up as it came and whose answer comes back as it came (the
+translation still reads it, for usage and the finish reason)."""
 from __future__ import annotations
 
 from typing import AsyncIterator
@@ -7,6 +9,7 @@ import orjson
 
 from cbgate.errors import ModelRequestFailed
 from cbgate.protocol import anthropic_wire
+from cbgate.protocol.chunks import NativeEvent
 from cbgate.providers.base import Completion, ModelCall, StreamOutcome
 from cbgate.providers.token_estimate import TokenEstimator
 from cbgate.providers.upstream_base import UNREADABLE, UpstreamAdapter
@@ -47,18 +50,18 @@ class AnthropicAdapter(UpstreamAdapter):
         if body.get("type") not in (None, "message") or "content" not in body:
             raise self.failure_from(body)
         try:
-            completion, usage, pieces = anthropic_wire.from_message(
-                body, call.chunks, keep_signature=call.request.anthropic_body is not None)
+            completion, usage, pieces = anthropic_wire.from_message(body, call.chunks)
         except UNREADABLE as exc:
             raise self.unreadable(exc) from None
         if usage is None:
             usage = await self.estimator.usage(call.request.messages, pieces)
             completion["usage"] = usage.as_dict()
-        return Completion(completion, usage)
+        return Completion(completion, usage, native=body if call.request.anthropic_body is not None else None)
 
-    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict]:
+    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | NativeEvent]:
         response, batches = await self._open_stream(self._payload(call, stream=True))
-        translator = anthropic_wire.StreamTranslator(call.chunks, keep_signature=call.request.anthropic_body is not None)
+        translator = anthropic_wire.StreamTranslator(call.chunks)
+        native = call.request.anthropic_body is not None  # a Messages client: its events pass through
         try:
             async for events in batches:
                 for name, data in events:
@@ -73,7 +76,10 @@ class AnthropicAdapter(UpstreamAdapter):
                         delta = chunk["choices"][0]["delta"]
                         if outcome.first_token_at is None and delta and "role" not in delta:
                             outcome.mark_token()
-                        yield chunk
+                        if not native:
+                            yield chunk
+                    if native:
+                        yield NativeEvent("anthropic", event)
                 if translator.finished:
                     break
             if not translator.finished and translator.finish_reason is None:

@@ -1,7 +1,7 @@
 """The contract every provider adapter keeps.
 
-`complete(call)` returns one finished answer; `stream(call, outcome)` yields OpenAI chunks (dicts, or
-ready JSON bytes for pass-through) and fills `outcome` as it goes, so the caller can meter usage
+`complete(call)` returns one finished answer; `stream(call, outcome)` yields chunks (`protocol/chunks.py`:
+OpenAI chunks as dicts or ready JSON bytes, or the client's own protocol's events) and fills `outcome` as it goes, so the caller can meter usage
 however the stream ends. Adapters never emit usage chunks themselves: the model service does, once.
 Failures are raised as errors of `cbgate.errors`.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol
 
 from cbgate.protocol.chat_request import ChatRequest
+from cbgate.protocol.chunks import Chunk
 from cbgate.protocol.chat_response import ChunkFactory, Usage
 
 
@@ -25,8 +26,9 @@ class ModelCall:
 
 @dataclass(slots=True)
 class Completion:
-    body: dict
+    body: dict  # the canonical completion (metering reads it)
     usage: Usage
+    native: dict | None = None  # the answer in the client's own protocol, when the upstream speaks it
 
 
 @dataclass(slots=True)
@@ -52,6 +54,6 @@ class Provider(Protocol):
 
     async def complete(self, call: ModelCall) -> Completion: ...
 
-    def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]: ...
+    def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[Chunk]: ...
 
     async def close(self) -> None: ...

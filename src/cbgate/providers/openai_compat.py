@@ -35,7 +35,11 @@ def reported_usage(body: dict) -> Usage | None:
         raise ValueError("usage must be an object")
     if "prompt_tokens" not in usage:
         return None
-    return Usage(token_count(usage.get("prompt_tokens") or 0), token_count(usage.get("completion_tokens") or 0))
+    prompt = token_count(usage.get("prompt_tokens") or 0)
+    details = usage.get("prompt_tokens_details")
+    # OpenAI's cached prompt tokens: billed at the cache price, so they must not pass as uncached input
+    cached = token_count((details.get("cached_tokens") or 0) if isinstance(details, dict) else 0)
+    return Usage(prompt, token_count(usage.get("completion_tokens") or 0), cache_read_tokens=min(cached, prompt))
 
 
 def _check_part(part: Any, where: str) -> None:

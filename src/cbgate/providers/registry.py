@@ -64,7 +64,7 @@ class ProviderRegistry:
             defaults = SamplingDefaults(temperature=float(opts.get("temperature", 0.7)),
                                         top_p=float(opts.get("top_p", 0.95)), max_tokens=int(opts.get("max_tokens", 512)))
             engine = EngineProvider(deployment.label, supervisor, FairQueue(options.parallel, self.settings.engine_queue),
-                                    self.engine_client, self.estimator, defaults)
+                                    self.engine_client, self.estimator, defaults, vision=bool(opts.get("vision")))
             self._engines[path] = engine
         return engine
 
@@ -102,8 +102,8 @@ class ProviderRegistry:
             local = [d for d in model.deployments if d.kind == "local"]
             if local and local != [d for d in (before.deployments if before else ()) if d.kind == "local"]:
                 restart.append(model.name)
-                if before is not None:
-                    kept.append(before)
+                if before is not None:  # its engine stays until a restart; its price applies at once
+                    kept.append(replace(before, price=model.price))
                     by_model[model.name] = self.by_model[model.name]
                 continue
             by_model[model.name] = [self.by_model[model.name][before.deployments.index(d)] if d.kind == "local"

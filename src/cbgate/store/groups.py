@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 
 from sqlalchemy import delete, insert, select, update
@@ -74,27 +74,37 @@ def insert_group(store: Store, row: GroupRow, models: list[str] | tuple[str, ...
         raise StoreConflict(f"group {row.name} already exists in {row.env_id}") from exc
 
 
-def update_group(store: Store, env_id: str, name: str, **values) -> bool:
+def change_group(store: Store, env_id: str, name: str, values: dict, models: list[str] | None = None,
+                 first_row: GroupRow | None = None) -> bool:
+    """One group edit in one transaction: the row's `values` (a vendor group without a row yet gets
+    `first_row` carrying them) and a custom group's model list. False: there is no such group."""
     t = schema.model_groups
     with store.changing() as conn:
-        result = conn.execute(update(t).where(t.c.env_id == env_id, t.c.name == name)
-                              .values(updated_at=time.time(), **_encode(values)))
-        return result.rowcount > 0
+        if values:
+            changed = conn.execute(update(t).where(t.c.env_id == env_id, t.c.name == name)
+                                   .values(updated_at=time.time(), **_encode(values))).rowcount > 0
+            if not changed:
+                if first_row is None:
+                    return False
+                conn.execute(insert(t).values(**_encode(asdict(replace(first_row, **values)))))
+        if models is not None:
+            set_models(conn, env_id, name, models)
+    return True
 
 
-def set_group_models(store: Store, env_id: str, name: str, models: list[str]) -> None:
-    """Make `models` a custom group's list: models kept keep their switch, new ones start on."""
+def set_models(conn, env_id: str, name: str, models: list[str]) -> None:
+    """Make `models` a custom group's list, inside the caller's transaction: models kept keep their
+    switch, new ones start on."""
     switches = schema.model_switches
     mine = (switches.c.env_id == env_id, switches.c.group_name == name)
-    with store.changing() as conn:
-        present = {r.model for r in conn.execute(select(switches.c.model).where(*mine))}
-        gone = present - set(models)
-        if gone:
-            conn.execute(delete(switches).where(*mine, switches.c.model.in_(gone)))
-        added = [m for m in models if m not in present]
-        if added:
-            conn.execute(insert(switches), [{"env_id": env_id, "group_name": name, "model": m, "enabled": True}
-                                            for m in added])
+    present = {r.model for r in conn.execute(select(switches.c.model).where(*mine))}
+    gone = present - set(models)
+    if gone:
+        conn.execute(delete(switches).where(*mine, switches.c.model.in_(gone)))
+    added = [m for m in models if m not in present]
+    if added:
+        conn.execute(insert(switches), [{"env_id": env_id, "group_name": name, "model": m, "enabled": True}
+                                        for m in added])
 
 
 def delete_group(store: Store, env_id: str, name: str) -> bool:

@@ -25,11 +25,19 @@ def set_env_limits(store: Store, env_id: str, changes: dict[str, int | None]) ->
             conn.execute(update(t).where(t.c.env_id == env_id).values(**changes))
 
 
-def tokens_used(store: Store, env_ids: list[str]) -> dict[str, int]:
-    """Tokens each env used so far by the ledger: where a restarted limiter's quota counters start."""
+def tokens_used(store: Store, accounts: list[str]) -> dict[str, int]:
+    """Tokens each quota account used so far by the ledger: where a restarted limiter's quota counters start.
+    An account is an env id, or `key:<key id>` for one API key's own quota."""
     t = schema.usage_ledger
-    query = (select(t.c.env_id, func.coalesce(func.sum(t.c.prompt_tokens + t.c.completion_tokens), 0))
-             .where(t.c.env_id.in_(env_ids)).group_by(t.c.env_id))
+    tokens = func.coalesce(func.sum(t.c.prompt_tokens + t.c.completion_tokens), 0)
+    env_ids = [a for a in accounts if not a.startswith("key:")]
+    key_ids = [a[4:] for a in accounts if a.startswith("key:")]
+    found: dict[str, int] = {}
     with store.engine.connect() as conn:
-        found = {env: int(used) for env, used in conn.execute(query)}
-    return {env: found.get(env, 0) for env in env_ids}
+        if env_ids:
+            query = select(t.c.env_id, tokens).where(t.c.env_id.in_(env_ids)).group_by(t.c.env_id)
+            found.update({env: int(used) for env, used in conn.execute(query)})
+        if key_ids:
+            query = select(t.c.key_id, tokens).where(t.c.key_id.in_(key_ids)).group_by(t.c.key_id)
+            found.update({f"key:{key}": int(used) for key, used in conn.execute(query)})
+    return {account: found.get(account, 0) for account in accounts}

@@ -189,6 +189,28 @@ def _agents(conn: Connection) -> None:
     frozen.create_all(conn, checkfirst=True)
 
 
+def _costs(conn: Connection) -> None:
+    """Prices and cost (issue 21): each ledger record's cost, and the prices environments set."""
+    for column, sql_type in (("cost_micros", "BIGINT NOT NULL DEFAULT 0"),
+                             ("currency", "VARCHAR(8) NOT NULL DEFAULT ''")):
+        _add_column(conn, "usage_ledger", column, sql_type)
+    frozen = MetaData()
+    Table("model_prices", frozen,
+          Column("env_id", String(64), nullable=False),
+          Column("group_name", String(64), nullable=False),
+          Column("model", String(128), nullable=False),
+          Column("currency", String(8), nullable=False),
+          Column("tiers", Text, nullable=False),
+          Column("updated_at", Float, nullable=False),
+          PrimaryKeyConstraint("env_id", "group_name", "model")).create(conn, checkfirst=True)
+
+
+def _ledger_key_index(conn: Connection) -> None:
+    """A key's own token quota (issue 21) is reconciled from the ledger's rows of that key."""
+    if "ix_usage_ledger_key" not in {i["name"] for i in inspect(conn).get_indexes("usage_ledger")}:
+        conn.execute(text("CREATE INDEX ix_usage_ledger_key ON usage_ledger (key_id, created_at)"))
+
+
 def _mcp_services(conn: Connection) -> None:
     """MCP through the gateway (issue 20): the services an environment fronts, each key's permissions
     (one JSON value), and how a metered tool call ended."""
@@ -217,6 +239,8 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0006_group_timeouts", _group_timeouts),
     ("0007_ledger_content", _ledger_content),
     ("0008_protocol_surfaces", _protocol_surfaces),
+    ("0010_costs", _costs),
+    ("0010_ledger_key_index", _ledger_key_index),
     ("0011_agents", _agents),
     ("0012_mcp_services", _mcp_services),
 ]

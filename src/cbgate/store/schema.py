@@ -90,8 +90,13 @@ usage_ledger = Table(
     # an MCP tool call (surface "mcp"): the service is in group_name, the tool in model; and how it ended
     Column("outcome", String(16)),
     Column("agent_id", String(64)),  # the agent a run was for (surface "agent"); NULL elsewhere
+    # what the request cost, in micro-units of `currency`, under the price in force when it started;
+    # currency "" means its model had no price (the cost is 0 and it is shown as unpriced)
+    Column("cost_micros", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("currency", String(8), nullable=False, default="", server_default=""),
     Index("ix_usage_ledger_env_created", "env_id", "created_at"),
     Index("ix_usage_ledger_created", "created_at"),
+    Index("ix_usage_ledger_key", "key_id", "created_at"),  # a key's quota reconciles from its rows
 )
 
 # The admin plane: operator tokens (see every environment; SHA-256 digest only) and the browser origins
@@ -221,4 +226,18 @@ agent_records = Table(
     Column("created_at", Float, nullable=False),
     Column("seq", Integer, nullable=False),
     Index("ix_agent_records_thread", "env_id", "agent_id", "conversation_id", "created_at"),
+)
+
+# Prices an environment sets for a model of one of its groups (README, "Costs and budgets"); the `cloudbase`
+# catalog's prices come from the config file, and a row here for it overrides them for that environment.
+# `tiers` is JSON: [[from, to|null, input, output, cache|null], ...] in micro-units per 1,000 tokens.
+model_prices = Table(
+    "model_prices", metadata,
+    Column("env_id", String(64), nullable=False),
+    Column("group_name", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("tiers", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("env_id", "group_name", "model"),
 )

@@ -14,13 +14,16 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import case, func, select
 
+from cbgate.pricing import PriceTable
 from cbgate.store import schema
 from cbgate.store.db import Store
 from cbgate.text import MAX_SAFE_INTEGER
 
-GROUPINGS = ("model", "key", "day", "surface", "mcp", "agent")
+GROUP_COLUMNS = {"model": lambda t: t.c.model, "key": lambda t: t.c.key_id, "group": lambda t: t.c.group_name,
+                 "day": lambda t: t.c.day, "surface": lambda t: t.c.surface, "agent": lambda t: t.c.agent_id}
 MCP_SURFACE = "mcp"
 AGENT_SURFACE = "agent"
+GROUPINGS = (*GROUP_COLUMNS, MCP_SURFACE)
 
 
 @dataclass(slots=True)
@@ -49,6 +52,9 @@ class UsageRecord:
     images: int = 0  # images generated
     outcome: str | None = None  # an MCP tool call's end (ok, error, refused, timeout, ...); None elsewhere
     agent_id: str | None = None  # the agent a run was for (surface "agent")
+    cost_micros: int = 0  # in micro-units of `currency`, from `price` (cbgate.pricing's rule)
+    currency: str = ""  # "": the model had no price when the request started
+    price: dict | None = None  # PriceTable.as_dict() in force when it started: a replayed record is priced by it
 
     @property
     def total_tokens(self) -> int:
@@ -67,15 +73,22 @@ class UsageRecord:
         database: one refused record holds up every later one (a NUL in any text, counts past BIGINT)."""
         row = self.as_dict()
         row["day"] = time.strftime("%Y-%m-%d", time.gmtime(self.created_at))
+        price = row.pop("price")  # not a column: what the cost below is computed under
         for name, value in row.items():
             if isinstance(value, str) and "\x00" in value:
                 row[name] = value.replace("\x00", "\ufffd")
         for name in ("prompt_tokens", "completion_tokens", "cache_creation_tokens", "cache_read_tokens", "images"):
             row[name] = min(max(int(row[name] or 0), 0), MAX_SAFE_INTEGER)
+        if price is not None:  # priced here too, so a record replayed from a crashed spool gets its cost
+            table = PriceTable.from_dict(price)
+            row["currency"] = table.currency
+            row["cost_micros"] = min(table.cost(row["prompt_tokens"], row["completion_tokens"],
+                                                row["cache_read_tokens"]), MAX_SAFE_INTEGER)
         return row
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(UsageRecord))
+_COLUMN_NAMES = tuple(name for name in _FIELD_NAMES if name != "price")  # the price travels, the cost is stored
 
 
 def insert_records(store: Store, records: list[UsageRecord]) -> None:
@@ -93,7 +106,7 @@ def insert_records(store: Store, records: list[UsageRecord]) -> None:
 
 @functools.cache
 def _insert_sql(is_sqlite: bool) -> str:
-    columns = [*_FIELD_NAMES, "day"]
+    columns = [*_COLUMN_NAMES, "day"]
     assert set(columns) == {c.name for c in schema.usage_ledger.columns}, "the ledger's columns changed"
     mark = (lambda c: f":{c}") if is_sqlite else (lambda c: f"%({c})s")  # sqlite3 named, psycopg pyformat
     names = ", ".join(f'"{c}"' for c in columns)
@@ -126,10 +139,38 @@ def _where(query, env_id: str, since: float | None):
     return query.where(t.c.created_at >= since) if since is not None else query
 
 
+def _with_cost(rows, key) -> dict:
+    """Rows grouped by (key..., currency) merged into one per key, each with its cost per currency
+    (`cost_micros`: {currency: micro-units}, exact) and the requests no price covered (`unpriced_requests`)."""
+    merged: dict = {}
+    for r in rows:
+        k = key(r)
+        counts = _counts(r)
+        entry = merged.get(k)
+        if entry is None:
+            entry = merged[k] = {**{name: 0 for name in counts}, "cost_micros": {}, "unpriced_requests": 0}
+        for name, value in counts.items():
+            entry[name] += value
+        if r.currency:
+            entry["cost_micros"][r.currency] = entry["cost_micros"].get(r.currency, 0) + int(r.cost_micros)
+        else:
+            entry["unpriced_requests"] += int(r.requests)
+    return merged
+
+
+EMPTY_TOTAL = {"requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+               "images": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0, "cost_micros": {},
+               "unpriced_requests": 0}
+
+
+def _cost_columns(t):
+    return (t.c.currency, func.coalesce(func.sum(t.c.cost_micros), 0).label("cost_micros"))
+
+
 def usage_summary(store: Store, env_id: str, since: float | None = None, by: str | None = None) -> dict:
     """{"env", "since", "by", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
-    "rows": [{<by>: value, ...the same counts}]} (rows empty when `by` is None). By agent, totals and rows
-    count agent runs only."""
+    "cost_micros": {currency: micro-units}, "unpriced_requests", "rows": [{<by>: value, ...the same}]}
+    (rows empty when `by` is None). By agent, totals and rows count agent runs only."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"usage can be grouped by {', '.join(GROUPINGS)}, not {by!r}")
     t = schema.usage_ledger
@@ -141,14 +182,15 @@ def usage_summary(store: Store, env_id: str, since: float | None = None, by: str
         return query.where(t.c.surface == AGENT_SURFACE) if by == "agent" else query
 
     with store.engine.connect() as conn:
-        total = conn.execute(scoped(select(*_totals(t)))).one()
+        query = scoped(select(*_totals(t), *_cost_columns(t))).group_by(t.c.currency)
+        total = _with_cost(conn.execute(query), lambda r: None).get(None) or {**EMPTY_TOTAL, "cost_micros": {}}
         rows = []
         if by is not None:
-            column = {"model": t.c.model, "key": t.c.key_id, "day": t.c.day, "surface": t.c.surface,
-                      "agent": t.c.agent_id}[by]
-            query = scoped(select(column.label("value"), *_totals(t))).group_by(column)
-            rows = [{by: r.value, **_counts(r)} for r in conn.execute(query.order_by(column))]
-    return {"env": env_id, "since": since, "by": by, **_counts(total), "rows": rows}
+            column = GROUP_COLUMNS[by](t)
+            query = scoped(select(column.label("value"), *_totals(t), *_cost_columns(t))).group_by(column, t.c.currency)
+            merged = _with_cost(conn.execute(query.order_by(column)), lambda r: r.value)
+            rows = [{by: value, **entry} for value, entry in merged.items()]
+    return {"env": env_id, "since": since, "by": by, **total, "rows": rows}
 
 
 def _mcp_summary(store: Store, env_id: str, since: float | None) -> dict:
@@ -165,12 +207,14 @@ def _mcp_summary(store: Store, env_id: str, since: float | None) -> dict:
 
 
 def usage_series(store: Store, env_id: str, since: float | None = None) -> list[dict]:
-    """[{"day", "model", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"}] by day."""
+    """[{"day", "model", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+    "cost_micros", "unpriced_requests"}] by day and model."""
     t = schema.usage_ledger
-    query = _where(select(t.c.day, t.c.model, *_totals(t)), env_id, since).group_by(t.c.day, t.c.model)
+    query = (_where(select(t.c.day, t.c.model, *_totals(t), *_cost_columns(t)), env_id, since)
+             .group_by(t.c.day, t.c.model, t.c.currency))
     with store.engine.connect() as conn:
-        return [{"day": r.day, "model": r.model, **_counts(r)}
-                for r in conn.execute(query.order_by(t.c.day, t.c.model))]
+        merged = _with_cost(conn.execute(query.order_by(t.c.day, t.c.model)), lambda r: (r.day, r.model))
+    return [{"day": day, "model": model, **entry} for (day, model), entry in merged.items()]
 
 
 def busiest_env(store: Store, env_ids: list[str], since: float) -> str | None:
@@ -186,7 +230,7 @@ def busiest_env(store: Store, env_ids: list[str], since: float) -> str | None:
 
 def recent_requests(store: Store, env_id: str, limit: int = 50) -> list[UsageRecord]:
     t = schema.usage_ledger
-    columns = [t.c[f.name] for f in fields(UsageRecord)]
+    columns = [t.c[name] for name in _COLUMN_NAMES]
     query = select(*columns).where(t.c.env_id == env_id).order_by(t.c.created_at.desc()).limit(limit)
     with store.engine.connect() as conn:
         return [UsageRecord(**r._mapping) for r in conn.execute(query)]

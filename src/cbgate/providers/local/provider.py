@@ -54,8 +54,9 @@ class EngineProvider:
 
     def __init__(self, name: str, supervisor: EngineSupervisor, queue: FairQueue, client: UpstreamClient,
                  estimator: TokenEstimator, defaults: SamplingDefaults | None = None,
-                 timeouts: Timeouts | None = None, ready_timeout: float = 30.0):
+                 timeouts: Timeouts | None = None, ready_timeout: float = 30.0, vision: bool = False):
         self.name = name
+        self.vision = vision  # declared in the catalog: the model reads images (llama-server with an mmproj)
         self.supervisor = supervisor
         self.queue = queue
         self.client = client
@@ -78,8 +79,14 @@ class EngineProvider:
         req = call.request
         if req.n not in (None, 1):
             raise ModelParamInvalid("invalid parameter `n`: the embedded engine generates one choice")
-        if req.has_images:
-            raise ModelParamInvalid("invalid parameter `messages`: this model does not read images")
+        # refused, not dropped: an answer that silently ignored the picture would read as if it had seen it
+        if req.has_images and not self.vision:
+            raise ModelParamInvalid(f"invalid parameter `messages`: {self.name} is a text-only model and does not read "
+                                    "images (image_url parts); send text, or use a model whose deployment declares "
+                                    "vision")
+        if req.has_audio:
+            raise ModelParamInvalid(f"invalid parameter `messages`: {self.name} does not read audio (input_audio "
+                                    "parts); send text, or use a model that takes audio")
         body = {k: v for k, v in req.raw.items() if k not in DROPPED_FIELDS}
         body["messages"] = engine_messages(req.messages)
         body["max_tokens"] = req.max_tokens or self.defaults.max_tokens

