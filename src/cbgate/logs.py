@@ -104,7 +104,8 @@ class AccessWriter:
     The queue is bounded: a log sink that stops reading would otherwise grow it without end. Past
     MAX_QUEUED lines, new ones are counted instead, and the count is logged once the sink reads again."""
 
-    BATCH_WAIT = 0.01  # seconds the thread lets lines gather after the first one: one write for many
+    BATCH_WAIT = 0.05  # seconds the thread lets lines gather after the first one: one write, and one
+    # wakeup that takes the GIL from the event loop, for many lines
     MAX_QUEUED = 200_000
 
     def __init__(self):

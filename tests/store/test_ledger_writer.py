@@ -155,3 +155,24 @@ def test_the_drain_survives_an_unexpected_error_and_keeps_draining(store, tmp_pa
     asyncio.run(go())
     assert failures and ids(store) == [r.request_id]
     asyncio.run(writer.close())
+
+
+def test_past_the_records_kept_in_memory_the_batch_is_read_back_from_the_spool(store, tmp_path, monkeypatch):
+    monkeypatch.setattr("cbgate.store.ledger.MAX_KEPT", 5)
+    writer = LedgerWriter(store, tmp_path / "spool")
+    first, then = [record(i) for i in range(12)], [record(i) for i in range(12, 15)]
+
+    async def go():
+        for r in first:
+            writer.begin(r)
+            writer.finish(r)
+        assert writer.kept is None  # too many to keep: the spool has them
+        assert await writer.flush()
+        assert ids(store) == sorted(r.request_id for r in first)
+        for r in then:
+            writer.begin(r)
+            writer.finish(r)
+        assert writer.kept == then  # kept again after the batch that read the spool back
+        assert await writer.flush()
+    asyncio.run(go())
+    assert ids(store) == sorted(r.request_id for r in first + then)

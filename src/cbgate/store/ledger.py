@@ -22,6 +22,7 @@ log = logging.getLogger("cbgate.ledger")
 READ_LIMIT = 4 * 1024 * 1024  # bytes of spool per database round
 INSERT_BATCH = 1000
 MAX_UNJOURNALED = 100_000  # records held in memory while the spool cannot take them
+MAX_KEPT = 20_000  # journalled records also kept in memory for the next batch; past this, read back instead
 
 
 class LedgerWriter:
@@ -37,6 +38,11 @@ class LedgerWriter:
         self.orphan_scan_interval = orphan_scan_interval
         self.open: dict[str, UsageRecord] = {}  # request id -> its open entry, carried over on rotation
         self.unjournaled: list[UsageRecord] = []  # finished records the spool could not take
+        # The done records journalled since the last batch's end, as they were journalled: the drain inserts
+        # these instead of reading the spool back (parsing its lines cost the drain thread, which shares the
+        # GIL with the event loop, about 10 us a record). None: read them back from the spool (after a
+        # failed batch, or past MAX_KEPT while the database is away).
+        self.kept: list[UsageRecord] | None = []
         self.drained = 0  # offset in the current segment up to which the database has every record
         self.pending = 0  # records journalled since the last flush started
         self.db_ok = True
@@ -71,6 +77,11 @@ class LedgerWriter:
             self._journal(DONE, record)
         except SpoolUnwritable:
             self._hold(record)
+        else:
+            if self.kept is not None:
+                self.kept.append(record)
+                if len(self.kept) > MAX_KEPT:
+                    self.kept = None
         self.pending += 1
         if self.pending >= self.batch_size or not self.spool_ok:
             self._wake.set()
@@ -101,15 +112,18 @@ class LedgerWriter:
             self.pending = 0
             start, end = self.drained, self.spool.size
             held, self.unjournaled = self.unjournaled, []
+            kept, self.kept = self.kept, []  # with `end`: the done records up to it, and none after
             if start < end or held:
                 try:
-                    await asyncio.to_thread(self._drain, start, end, held)
+                    await asyncio.to_thread(self._drain, start, end, held, kept)
                 except OSError as exc:  # the spool's disk, not the database: say which
                     self.unjournaled = held + self.unjournaled
+                    self.kept = None  # the next batch reads everything since `drained` back
                     log.error("could not read the ledger spool back: %s", exc)
                     return False
                 except Exception as exc:
                     self.unjournaled = held + self.unjournaled
+                    self.kept = None
                     if self.db_ok:
                         log.warning("ledger database unreachable, records wait in the spool: %s", exc)
                     self.db_ok = False
@@ -144,10 +158,14 @@ class LedgerWriter:
         self.durable = True
         self.drained = self.spool.size  # the carried entries are open ones, not records
 
-    def _drain(self, start: int, end: int, held: list[UsageRecord]) -> None:
+    def _drain(self, start: int, end: int, held: list[UsageRecord], kept: list[UsageRecord] | None) -> None:
+        """Insert the done records journalled between `start` and `end` (`kept`, or read back from the
+        spool when None), and `held`, those the spool could not take."""
         if start < end:
             self.spool.sync()
-        while start < end:
+        if kept is not None:
+            self._insert(kept)
+        while kept is None and start < end:
             entries, start = self.spool.read(start, end, READ_LIMIT)
             records = [UsageRecord.from_dict(e["r"]) for e in entries if e.get("k") == DONE]
             self._insert(records)
