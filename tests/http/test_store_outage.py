@@ -1,12 +1,14 @@
 """A gateway on the real PostgreSQL while the database goes away: requests keep their ledger records,
 and authentication fails closed once the tenant snapshot is too old to trust."""
+import time
+
 import pytest
 
 from tests.support.chat import ask
 from tests.support.gateway import start_in_thread
 from tests.support.ledger import wait_for_records
 from tests.support.postgres import set_reachable
-from tests.support.wait import elapsed_until, wait_until
+from tests.support.wait import wait_until
 
 
 def served(gw, text: str, key: str | None = None, **extra) -> str:
@@ -38,6 +40,7 @@ def test_authentication_fails_closed_when_the_store_is_gone_too_long(fresh_postg
     gw = start_in_thread(tmp_path / "data", env={"CBGATE_DATABASE_URL": fresh_postgres_url,
                                                  "CBGATE_SNAPSHOT_MAX_AGE": "2"})
     served(gw, "warm up")
+    outage = time.monotonic()
     set_reachable(fresh_postgres_url, False)
     refusals = []
 
@@ -47,10 +50,13 @@ def test_authentication_fails_closed_when_the_store_is_gone_too_long(fresh_postg
         return r.status_code != 200
     try:
         served(gw, "still trusted")  # within the bound, the last snapshot answers
-        refused_after = elapsed_until(refused, "authentication to fail closed")
+        wait_until(refused, "authentication to fail closed")
+        refused_after = time.monotonic() - outage
         r = refusals[-1]
         assert r.status_code == 503 and r.json()["code"] == "SYS_ERR" and r.headers["retry-after"]
-        assert 1.5 < refused_after < 10  # the bound is 2 s, counted from the last answer of the store
+        # The bound is 2 s from the store's last answer, which came up to a refresh (0.5 s) before the outage,
+        # or more when a busy machine delayed the poll: so at least 1 s of trust after the outage began.
+        assert 1.0 < refused_after < 10
         assert gw.key not in r.text
     finally:
         set_reachable(fresh_postgres_url, True)
