@@ -7,15 +7,9 @@ import asyncio
 from cbgate.core.metering import Metering
 from cbgate.limits.base import estimate_cost
 from cbgate.providers.token_estimate import TokenEstimator
-from cbgate.tokens import generous_count, message_text, prompt_tokens, rough_count
+from cbgate.tokens import generous_count, prompt_tokens, rough_count
 
 HELLO = [{"role": "user", "content": "hello there, how are you today?"}]
-
-
-def test_message_text_reads_text_parts_and_tool_calls():
-    message = {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}],
-               "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}
-    assert message_text(message) == "a\nf\n{}"
 
 
 def test_the_format_overhead_is_counted_once_per_message_plus_the_reply_primer():

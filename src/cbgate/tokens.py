@@ -4,30 +4,20 @@ that encoding is loaded or where there is none, with `rough_count`; admission re
 `generous_count`, which errs high so that one reservation bounds what a request can overspend."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
+
+from cbgate.protocol.message_text import is_text_part, message_text
 
 MESSAGE_OVERHEAD = 4  # tokens the chat format adds around each message
 REPLY_PRIMER = 3  # tokens that prime the assistant's reply
 NON_TEXT_ALLOWANCE = 512  # what admission reserves for each image or other non-text part
 
 
-def message_text(message: dict) -> str:
-    """The text a message carries: its content's text parts and its tool calls' names and arguments."""
-    content: Any = message.get("content")
-    parts = [content] if isinstance(content, str) else [
-        p.get("text", "") for p in content or () if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            parts += [str(function.get("name", "")), str(function.get("arguments", ""))]
-    return "\n".join(parts)
-
-
 def non_text_parts(message: dict) -> int:
     content = message.get("content")
     if isinstance(content, str) or not content:
         return 0
-    return sum(1 for p in content if not (isinstance(p, dict) and isinstance(p.get("text"), str)))
+    return sum(1 for p in content if not is_text_part(p))
 
 
 def rough_count(text: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Awaitable, Callable
 
 from cbgate.errors import ModelParamInvalid
+from cbgate.protocol.message_text import message_text
 from cbgate.protocol.responses_request import summary_message
 from cbgate.providers.token_estimate import TokenEstimator
 
@@ -64,17 +65,11 @@ async def fit(counter: ContextCounter, system: list[dict], conversation: list[di
 
 
 def transcript(messages: list[dict]) -> str:
-    lines = []
-    for message in messages:
-        content = message.get("content")
-        text = content if isinstance(content, str) else "".join(
-            p.get("text", "") for p in content or () if isinstance(p, dict))
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") or {}
-            text += f"\n[calls {function.get('name')}({function.get('arguments')})]"
-        who = {"tool": "tool result"}.get(message["role"], message["role"])
-        lines.append(f"{who}: {text}")
-    return "\n\n".join(lines)
+    """The conversation as the summarizing model reads it: who spoke, then the message's text."""
+    return "\n\n".join(f"{_SPEAKER.get(m['role'], m['role'])}: {message_text(m)}" for m in messages)
+
+
+_SPEAKER = {"tool": "tool result"}
 
 
 Summarize = Callable[[list[dict], int], Awaitable[str]]  # (summary request messages, max tokens) -> text

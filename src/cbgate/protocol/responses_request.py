@@ -8,6 +8,7 @@ from typing import Any
 
 from cbgate.errors import ModelParamInvalid, ModelParamRequired
 from cbgate.protocol.chat_request import MAX_MESSAGES, MAX_OUTPUT_TOKENS, ChatRequest, check_name
+from cbgate.protocol.message_text import content_text
 from cbgate.text import text_problem
 
 TRUNCATIONS = ("disabled", "auto")
@@ -257,10 +258,6 @@ def _chat_parts(content: Any) -> Any:
     return parts
 
 
-def _plain_text(content: Any) -> str:
-    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
-
-
 def items_to_messages(items: list[dict]) -> list[dict]:
     """Responses items as chat messages: consecutive function calls become one assistant turn."""
     messages: list[dict] = []
@@ -269,7 +266,7 @@ def items_to_messages(items: list[dict]) -> list[dict]:
         if kind == "message":
             content = _chat_parts(item["content"])
             if item["role"] == "assistant":
-                content = _plain_text(content)
+                content = content_text(content)
             messages.append({"role": item["role"], "content": content})
         elif kind == "function_call":
             call = {"id": item["call_id"], "type": "function",
@@ -282,7 +279,7 @@ def items_to_messages(items: list[dict]) -> list[dict]:
         elif kind == "function_call_output":
             output = item["output"]
             messages.append({"role": "tool", "tool_call_id": item["call_id"],
-                             "content": output if isinstance(output, str) else _plain_text(output)})
+                             "content": output if isinstance(output, str) else content_text(output)})
         elif kind == "compaction":
             messages.append(summary_message(item["encrypted_content"]))
     return messages
