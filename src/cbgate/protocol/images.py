@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cbgate.errors import ModelParamInvalid, ModelParamRequired
 from cbgate.protocol.chat_request import MAX_NAME_LENGTH, ChatRequest
-from cbgate.protocol.surface import Surface
+from cbgate.protocol.surface import StreamRender, Surface
 from cbgate.text import text_problem
 
 MAX_IMAGES = 10
@@ -57,6 +57,10 @@ class ImagesSurface(Surface[ChatRequest]):
 
     def parse(self, body: dict) -> ChatRequest:
         return parse_images_request(body)
+
+    def stream(self, req: ChatRequest, request_id: str) -> StreamRender:
+        """Never asked: `parse` refuses `stream`, so every images request is answered with one JSON body."""
+        raise TypeError("an images request is never streamed")
 
 
 IMAGES = ImagesSurface()

@@ -6,6 +6,7 @@ adding a protocol is one `Surface` and one row in `http/routes.py`'s table (docs
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Generic, Protocol, TypeVar
 
@@ -49,8 +50,9 @@ class Turn:
     after: Callable[[dict], Awaitable[None]] | None = None
 
 
-class Surface(Generic[Parsed]):
-    """The base a protocol fills in. The defaults are chat completions' (OpenAI's wire format)."""
+class Surface(ABC, Generic[Parsed]):
+    """The contract a protocol fulfils: `parse` and `stream` are each surface's own (a surface that lacks
+    one cannot be made); the other methods default to chat completions' (OpenAI's wire format)."""
     name = "chat"  # the ledger's surface label, and the request's
     api_key_header = False  # the key may also come as `x-api-key` (Anthropic SDKs)
     generates_images = False  # the model call is an image generation, not a completion
@@ -59,8 +61,9 @@ class Surface(Generic[Parsed]):
         """The credential presented, as an Authorization value."""
         return presented_authorization(authorization, api_key if self.api_key_header else None)
 
+    @abstractmethod
     def parse(self, body: dict) -> Parsed:
-        raise NotImplementedError
+        """The body validated once into the surface's typed request; every error names the client's field."""
 
     def turn(self, req: Parsed) -> Turn:
         """The model call a parsed request makes, for a surface without hooks."""
@@ -70,8 +73,9 @@ class Surface(Generic[Parsed]):
         """The JSON answer, from the canonical completion (or an images body)."""
         return answer
 
+    @abstractmethod
     def stream(self, req: Parsed, request_id: str) -> StreamRender:
-        raise NotImplementedError
+        """The wire format of the stream a request that asked for one is answered with."""
 
     def error_body(self, err: CloudBaseError, request_id: str) -> dict:
         return error_body(err, request_id)
