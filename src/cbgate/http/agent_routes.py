@@ -17,7 +17,7 @@ from cbgate.core.auth import Principal
 from cbgate.core.model_service import ModelService
 from cbgate.core.shutdown import ShutdownDeadline
 from cbgate.errors import AgentInvalidParam, AgentNotFound, InvalidPath, MethodNotAllowed, PermissionDenied
-from cbgate.http.exchange import Exchange
+from cbgate.http.exchange import Exchange, json_object
 from cbgate.http.model_route import caller
 from cbgate.http.route_table import Route
 from cbgate.http.stream_pump import pump
@@ -132,14 +132,8 @@ class AgentRoutes:
     # Runs.
     async def send_message(self, ex: Exchange, params: dict) -> None:
         principal, agent = await self._agent(ex, params["agent"])
-        raw = await ex.read_body(self.max_body_bytes)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise AgentInvalidParam(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise AgentInvalidParam("the request body must be a JSON object")
-        run = AGENT.parse(body)
+        raw = await ex.read_body(self.max_body_bytes)  # a fronted agent gets the body as its client sent it
+        run = AGENT.parse(json_object(raw))
         ex.cancel_on_disconnect()
         if agent.kind == KIND_URL:
             stream = await self.front.open_run(principal, agent, run, raw, ex.request_id)

@@ -63,14 +63,7 @@ class Exchange:
                 return b"".join(parts)
 
     async def read_json_object(self, limit: int) -> dict:
-        raw = await self.read_body(limit)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidParam(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise InvalidParam("the request body must be a JSON object")
-        return body
+        return json_object(await self.read_body(limit))
 
     def cancel_on_disconnect(self) -> None:
         """Once the body is read, cancel this request's task the moment the client disconnects, so
@@ -136,3 +129,14 @@ class Exchange:
         await self.send({"type": "http.response.body", "body": body, "more_body": True})
         await self.discard_unread_body()
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def json_object(raw: bytes) -> dict:
+    """A request body that must be one JSON object (every JSON body the gateway reads is one)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidParam(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidParam("the request body must be a JSON object")
+    return body
