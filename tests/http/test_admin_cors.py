@@ -108,3 +108,21 @@ def test_publishable_key_as_x_api_key_is_held_to_its_own_environments_origins(ca
         else:
             assert resp.status_code == 403 and resp.json()["code"] == "PERMISSION_DENIED", resp.text
             assert "access-control-allow-origin" not in resp.headers
+
+
+def test_a_404_under_the_model_api_is_readable_by_an_allowed_page(cast):
+    """A page pointed at a wrong path gets the CloudBase 404 body, not an opaque CORS failure: the table
+    that decides the 404 answers the preflight and puts the origin headers on the reply."""
+    url = f"{cast.gw.url}/v1/ai/cloudbase/chat/completion"
+    ask = requests.options(url, timeout=10, headers={"Origin": SHOP, "Access-Control-Request-Method": "POST",
+                                                     "Access-Control-Request-Headers": "authorization, content-type"})
+    assert ask.status_code == 204 and ask.headers["access-control-allow-origin"] == SHOP
+    resp = requests.post(url, json=HELLO, headers={**cast.gw.headers(cast.publishable), "Origin": SHOP}, timeout=10)
+    assert resp.status_code == 404 and resp.json()["code"] == "INVALID_PATH"
+    assert "chat/completions" in resp.json()["message"]
+    assert resp.headers["access-control-allow-origin"] == SHOP
+    refused = requests.post(url, json=HELLO, timeout=10,
+                            headers={**cast.gw.headers(cast.publishable), "Origin": "https://evil.example"})
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    elsewhere = requests.post(f"{cast.gw.url}/nowhere", json=HELLO, headers={"Origin": SHOP}, timeout=10)
+    assert elsewhere.status_code == 404 and "access-control-allow-origin" not in elsewhere.headers

@@ -21,6 +21,8 @@ MODEL = "gemma-3-270m"
     ("PUT", "/v1/ai/cloudbase/v1/responses/resp_1", "DELETE, GET"),
     ("DELETE", "/v1/ai/cloudbase/responses/resp_1/input_items", "GET"),
     ("POST", "/livez", "GET, HEAD"),
+    ("POST", "/readyz", "GET, HEAD"),
+    ("POST", "/healthz", "GET, HEAD"),
     ("POST", "/metrics", "GET, HEAD"),
     ("POST", "/console/", "GET, HEAD"),
     ("PUT", "/admin/v1/envs", "GET, POST"),

@@ -6,7 +6,8 @@ segments, as a tuple). Every plane is rows of one table: the model
 surfaces under `/v1/ai/{group}/...`, and a surface under another prefix (`/v1/aibot/...`,
 `/v1/cloudrun/{service}/...`) is one more row. Of the rows whose pattern fits a path, the most literal
 ones win (so `responses/compact` is not the response `compact`); a method none of them takes is a 405
-whose `Allow` lists the methods they do take (RFC 9110).
+whose `Allow` lists the methods they do take (RFC 9110). A path no row fits is a 404; below the prefix of a
+row browsers call it carries the CORS headers too, so that a page reads the 404 instead of a CORS failure.
 """
 from __future__ import annotations
 
@@ -53,6 +54,14 @@ class Route:
     def literals(self) -> int:
         return sum(1 for s in self.segments if not s.startswith("{"))
 
+    @property
+    def prefix(self) -> tuple[str, ...]:
+        """The literal segments before the first parameter (`/v1/ai/{group}/...`: v1, ai)."""
+        for i, segment in enumerate(self.segments):
+            if segment.startswith("{"):
+                return self.segments[:i]
+        return self.segments
+
 
 class RouteTable:
     def __init__(self, rows: list[Route], cors=None):
@@ -70,15 +79,22 @@ class RouteTable:
         most = max(route.literals for route, _ in found)
         return [(route, params) for route, params in found if route.literals == most]
 
+    def _below_browser_rows(self, path: str) -> bool:
+        """An unknown path under a prefix browsers call (`/v1/ai/...`): its 404 is for the page to read."""
+        parts = tuple(path.strip("/").split("/"))
+        return any(route.cors and parts[:len(route.prefix)] == route.prefix for route in self.rows)
+
     async def dispatch(self, ex: Exchange) -> None:
-        matches = self._matches(ex.scope["path"])
-        if not matches:
-            raise InvalidPath(f"no such path: {ex.scope['path']}{path_hint(ex.scope['path'])}")
+        path = ex.scope["path"]
+        matches = self._matches(path)
         for route, _ in matches:
             if route.error_body is not None:
                 ex.error_body = route.error_body
-        if self.cors is not None and any(route.cors for route, _ in matches) and await self.cors.handle(ex):
+        browser = any(route.cors for route, _ in matches) if matches else self._below_browser_rows(path)
+        if self.cors is not None and browser and await self.cors.handle(ex):
             return  # a browser's preflight, answered
+        if not matches:
+            raise InvalidPath(f"no such path: {path}{path_hint(path)}")
         method = ex.scope["method"]
         for route, params in matches:
             handler = route.methods.get(method) or route.methods.get("*")
