@@ -13,7 +13,8 @@ from cbgate.cli import build_parser, main
 
 LIST_AND_SHOW = [("env", "list"), ("key", "list", "--env", "team-a"), ("model", "list", "--env", "team-a"),
                  ("group", "list", "--env", "team-a"), ("limits", "show", "--env", "team-a"),
-                 ("admin", "token", "list"), ("usage", "--env", "team-a"), ("price", "list", "--env", "team-a")]
+                 ("admin", "token", "list"), ("usage", "--env", "team-a"), ("price", "list", "--env", "team-a"),
+                 ("budget", "list", "--env", "team-a")]
 
 
 def run(capsys, *argv, data_dir=None):

@@ -5,7 +5,7 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from cbgate.cli import admin_tokens, agents, backup, doctor, groups, limits, mcp, prices, serve, tenants, usage
+from cbgate.cli import admin_tokens, agents, backup, budgets, doctor, groups, limits, mcp, prices, serve, tenants, usage
 from cbgate.cli.commands import add_command
 from cbgate.cli.common import DATA_HELP, DataDirMissing, data_dir_option
 from cbgate.cli.terminal import guard_output
@@ -14,7 +14,7 @@ from cbgate.errors import CloudBaseError
 from cbgate.providers.local.command import EngineSetupError
 from cbgate.providers.local.source import ModelSourceError
 
-COMMANDS = [serve, tenants, groups, agents, limits, prices, mcp, usage, admin_tokens, doctor, backup]
+COMMANDS = [serve, tenants, groups, agents, limits, prices, budgets, mcp, usage, admin_tokens, doctor, backup]
 GETTING_STARTED = """getting started:
   cbgate serve                         start the gateway; the first start prints a key and a curl to try
   cbgate admin token create            a token for the web console at http://127.0.0.1:8080/console

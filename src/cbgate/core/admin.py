@@ -9,6 +9,7 @@ import time
 from cbgate.config import LiveSettings, Settings, live
 from cbgate.core.access import new_operator_token, normalise_origins
 from cbgate.core.agent_admin import AgentAdmin
+from cbgate.core.budget_admin import BudgetAdmin
 from cbgate.core.group_admin import GroupAdmin
 from cbgate.core.prices import PriceAdmin
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
@@ -51,6 +52,7 @@ class Admin:
         self.mcp = McpAdmin(store, self.live, self.require_env)  # MCP services: `admin.mcp.create(...)`
         self.agents = AgentAdmin(store, self.live.current, self.require_env, self.list_models)  # `admin.agents.create(...)`
         self.prices = PriceAdmin(store, lambda: self.settings, self.list_models)  # `admin.prices.set_price(...)`
+        self.budgets = BudgetAdmin(store, self.require_env)  # `admin.budgets.set_budget(...)`
 
     @property
     def settings(self) -> Settings:

@@ -16,12 +16,14 @@ from cbgate.errors import ServiceUnavailable
 from cbgate.pricing import PriceTable
 from cbgate.limits.base import SERVER_DEFAULTS, EnvLimits, publishable_limits, resolve_limits
 from cbgate.store import access
+from cbgate.store import budgets as stored_budgets
 from cbgate.store import envs as stored_envs
 from cbgate.store import groups as stored_groups
 from cbgate.store import limits as stored_limits
 from cbgate.store import mcp as stored_mcp
 from cbgate.store import prices as stored_prices
 from cbgate.store.access import OperatorTokenRow
+from cbgate.store.budgets import BudgetRow
 from cbgate.store.db import Store
 from cbgate.store.envs import KeyRow
 from cbgate.store.groups import GroupRow
@@ -44,9 +46,15 @@ class TenantSnapshot:
     prices: dict[tuple[str, str, str], PriceTable] = field(default_factory=dict)  # (env, group, model) -> set price
     mcp_services: dict[tuple[str, str], McpServiceRow] = field(default_factory=dict)  # (env, name) -> service
     permissions: dict[str, KeyPermissions] = field(default_factory=dict)  # key id -> its own, when it has some
+    budgets: dict[str, tuple[BudgetRow, ...]] = field(default_factory=dict)  # env -> its budgets (env's and keys')
 
     def permissions_of(self, key_id: str) -> KeyPermissions:
         return self.permissions.get(key_id, DEFAULT_PERMISSIONS)
+
+    def budgets_for(self, env_id: str, key_id: str | None) -> tuple[BudgetRow, ...]:
+        """The budgets a request of this key spends from: its environment's and its own."""
+        found = self.budgets.get(env_id)
+        return tuple(b for b in found if b.key_id is None or b.key_id == key_id) if found else ()
 
     def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
         return self.switches.get((env_id, group), {}).get(model)
@@ -69,6 +77,13 @@ def _limits(store: Store) -> dict[tuple[str, str], EnvLimits]:
     return found
 
 
+def _budgets(store: Store) -> dict[str, tuple[BudgetRow, ...]]:
+    found: dict[str, list[BudgetRow]] = {}
+    for budget in stored_budgets.list_budgets(store):
+        found.setdefault(budget.env_id, []).append(budget)
+    return {env: tuple(rows) for env, rows in found.items()}
+
+
 def load_snapshot(store: Store) -> TenantSnapshot:
     revision = store.revision()
     switches: dict[tuple[str, str], dict[str, bool]] = {}
@@ -87,6 +102,7 @@ def load_snapshot(store: Store) -> TenantSnapshot:
         groups={(g.env_id, g.name): g for g in stored_groups.list_groups(store)},
         mcp_services={(s.env_id, s.name): s for s in stored_mcp.list_services(store)},
         prices=stored_prices.list_prices(store),
+        budgets=_budgets(store),
     )
 
 

@@ -37,6 +37,7 @@ KEY_MODELS = {
               "environment's; null: none of its own"}
        for name, text in (("concurrency", "requests at once"), ("rpm", "requests per minute"),
                           ("token_quota", "tokens in all"))}}
+BUDGET_AMOUNT = {"type": ["string", "integer"], "description": "money as a decimal string (\"12.50\"), tokens as an integer"}
 PRICE_TEXT = {"type": ["string", "number"], "description": "currency units per 1,000 tokens, e.g. \"0.0008\""}
 
 SCHEMAS = {
@@ -103,6 +104,21 @@ SCHEMAS = {
     "PriceChange": _obj(["input", "output"], input=PRICE_TEXT, output=PRICE_TEXT, cache=PRICE_TEXT,
                         tier={"type": "string", "description": "FROM-TO prompt tokens, e.g. 16k-128k; absent: uniform"},
                         currency={"type": "string", "description": "e.g. CNY (default: the model's, or CNY)"}),
+    "Budget": _obj(
+        ["id", "env", "key_id", "kind", "period", "limit", "currency", "spent", "reserved", "resets_at"], id=STR,
+        env=STR, key_id={"type": ["string", "null"], "description": "null: the whole environment"},
+        kind={"enum": ["money", "tokens"]}, period={"enum": ["day", "month", "total"]},
+        limit=BUDGET_AMOUNT, currency={"type": ["string", "null"], "description": "null for a token budget"},
+        spent={**BUDGET_AMOUNT, "description": "spent in the current period (settled requests)"},
+        reserved={**BUDGET_AMOUNT, "description": "held by requests running now (their worst case)"},
+        resets_at={"type": ["string", "null"], "description": "ISO 8601 UTC start of the next period; null: total"}),
+    "BudgetChange": _obj(
+        ["period"], key_id={"type": ["string", "null"], "description": "an API key's id; null: the whole environment"},
+        period={"enum": ["day", "month", "total"]},
+        amount={"type": ["string", "number"], "description": "money, e.g. \"12.50\" (at most 6 decimals)"},
+        currency={"type": "string", "description": "with amount; default CNY"},
+        tokens={"type": "integer", "minimum": 1, "description": "a token budget instead of money"},
+        description="one of amount and tokens; one budget per (env, key_id, period): PUT again replaces it"),
     "Limits": _obj(**{name: {"type": ["integer", "null"], "minimum": 1, "description": text} for name, text in (
         ("concurrency", "requests in flight at once"), ("rpm", "requests per minute"), ("tpm", "tokens per minute"),
         ("token_quota", "tokens the environment may use in all"))},
@@ -245,6 +261,14 @@ PATHS = {
                       "price applies again", _ref("Price"),
                       params=[ENV, _param("group"), _param("model"), _param("tier", "query", STR, "e.g. 16k-128k")]),
     },
+    "/admin/v1/envs/{env}/budgets": {
+        "get": _op("The environment's budgets (its own and its keys'), with the current period's spend",
+                   _list_of("Budget"), params=[ENV]),
+        "put": _op("Set a budget (operator only): money or tokens per day, month (UTC) or in total, for the "
+                   "environment or one key; replaces the budget of the same key and period", _ref("Budget"),
+                   params=[ENV], body=_ref("BudgetChange"))},
+    "/admin/v1/envs/{env}/budgets/{budget_id}": {
+        "delete": _op("Delete a budget (operator only)", _ref("Budget"), params=[ENV, _param("budget_id")])},
     "/admin/v1/envs/{env}/usage": {
         "get": _op("Usage totals and cost, optionally one row per model, key, group, day or surface (or MCP "
                    "tool calls by service, tool and outcome; or agent runs by agent)", _ref("Usage"),

@@ -14,6 +14,7 @@ from cbgate.core.admin import Admin
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed, PermissionDenied
 from cbgate.http.admin_agent_routes import AgentRoutes
+from cbgate.http.admin_budget_routes import BudgetRoutes, Live
 from cbgate.core.permissions import KeyPermissions, from_json, mcp_grants
 from cbgate.http.admin_group_routes import GroupRoutes
 from cbgate.http.admin_mcp_routes import McpRoutes
@@ -84,7 +85,7 @@ def _since(call: Call) -> float | None:
 
 
 class AdminRoutes:
-    def __init__(self, admin: Admin, directory: TenantDirectory):
+    def __init__(self, admin: Admin, directory: TenantDirectory, budgets_live: Live | None = None):
         self.admin = admin
         self.directory = directory
         self.openapi = openapi_document()
@@ -105,6 +106,7 @@ class AdminRoutes:
             *self.mcp.routes(),
             *self.agents.routes(),
             *PriceRoutes(admin, self.run).routes(),
+            *BudgetRoutes(admin, self.run, budgets_live).routes(),
             ("GET", "/envs/{env}/limits", self.limits, False),
             ("PUT", "/envs/{env}/limits", self.set_limits, True),
             ("GET", "/envs/{env}/usage", self.usage, False),

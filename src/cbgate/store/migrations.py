@@ -5,7 +5,7 @@ import time
 from typing import Callable
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, String,
-                        Table, Text, insert, inspect, select, text)
+                        Table, Text, UniqueConstraint, insert, inspect, select, text)
 from sqlalchemy.engine import Connection
 
 from cbgate.store import schema
@@ -230,6 +230,23 @@ def _mcp_services(conn: Connection) -> None:
           PrimaryKeyConstraint("env_id", "name")).create(conn, checkfirst=True)
 
 
+def _budgets(conn: Connection) -> None:
+    """Budgets (issue 21): one row per (env, key or "" for the whole env, period), in money micro-units of a
+    currency or in tokens."""
+    frozen = MetaData()
+    Table("budgets", frozen,
+          Column("id", String(32), primary_key=True),
+          Column("env_id", String(64), nullable=False),
+          Column("key_id", String(32), nullable=False),
+          Column("period", String(8), nullable=False),
+          Column("kind", String(8), nullable=False),
+          Column("limit_amount", BigInteger, nullable=False),
+          Column("currency", String(8), nullable=False),
+          Column("created_at", Float, nullable=False),
+          Column("updated_at", Float, nullable=False),
+          UniqueConstraint("env_id", "key_id", "period", name="uq_budgets_scope")).create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
     ("0002_usage_ledger", _usage_ledger),
@@ -243,6 +260,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0010_ledger_key_index", _ledger_key_index),
     ("0011_agents", _agents),
     ("0012_mcp_services", _mcp_services),
+    ("0014_budgets", _budgets),
 ]
 
 # Ids these steps were recorded under before they were renumbered (databases made then carry them).

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -240,4 +241,21 @@ model_prices = Table(
     Column("tiers", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
     PrimaryKeyConstraint("env_id", "group_name", "model"),
+)
+
+# Budgets (issue 21): what an environment, or one key of it (key_id; "" for the whole environment), may spend
+# per day, per month (UTC) or in total: money in micro-units of `currency` (kind "money") or tokens (kind
+# "tokens", currency ""). One budget per (env, key, period).
+budgets = Table(
+    "budgets", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("env_id", String(64), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("period", String(8), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("limit_amount", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("env_id", "key_id", "period", name="uq_budgets_scope"),
 )
