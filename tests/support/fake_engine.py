@@ -6,6 +6,7 @@ the metadata the gateway reads (a Gemma model without a chat template).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -30,9 +31,11 @@ def assemble() -> Path:
 
 
 def fake_binary() -> Path:
-    """An executable that runs the fake with this interpreter, as CBGATE_LLAMA_SERVER names a binary."""
-    path = Path(tempfile.gettempdir()) / f"cbgate-fake-llama-server-{os.getuid()}"
+    """An executable that runs the fake with this interpreter, as CBGATE_LLAMA_SERVER names a binary. Named for
+    what it runs: checkouts side by side (git worktrees) each get their own, never the other's fake."""
     script = f'#!/bin/sh\nexec "{sys.executable}" "{_SERVER}" "$@"\n'
+    digest = hashlib.sha256(script.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"cbgate-fake-llama-server-{os.getuid()}-{digest}"
     if not path.exists() or path.read_text() != script:
         path.with_suffix(".tmp").write_text(script)
         path.with_suffix(".tmp").chmod(stat.S_IRWXU)
