@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +17,7 @@ from cbgate.config import LiveSettings, Settings
 from cbgate.core.admin import Admin
 from cbgate.core.agent_front import AgentFront
 from cbgate.core.agent_runs import AgentRunner
+from cbgate.core.budgets import BudgetGate
 from cbgate.core.context import ContextCounter
 from cbgate.core.metering import Metering
 from cbgate.core.metrics import Metrics
@@ -37,10 +39,14 @@ from cbgate.http.cors import CorsPolicy
 from cbgate.http.operations_routes import OperationsRoutes
 from cbgate.http.route_table import RouteTable
 from cbgate.http.routes import model_rows
+from cbgate.limits.budget_memory import MemoryBudgets
+from cbgate.limits.budget_redis import RedisBudgets
+from cbgate.limits.budgets import Counter
 from cbgate.limits.memory import MemoryLimiter
 from cbgate.limits.redis import RedisLimiter
 from cbgate.providers.base import Provider
 from cbgate.providers.registry import ProviderRegistry
+from cbgate.store import budgets as stored_budgets
 from cbgate.store import limits as stored_limits
 from cbgate.store.db import Store
 from cbgate.store.ledger import LedgerWriter
@@ -65,6 +71,8 @@ class Wiring:
         self.ledger: LedgerWriter | None = None
         self.registry: ProviderRegistry | None = None
         self.limiter: MemoryLimiter | RedisLimiter | None = None
+        self.budgets: BudgetGate | None = None
+        self.clock: Callable[[], float] = time.time  # which budget period it is (tests move it)
         self.metering: Metering | None = None
         self.admin: Admin | None = None
         self.agent_front: AgentFront | None = None  # fronted agents' client (tests shorten its timeouts)
@@ -91,6 +99,9 @@ class Wiring:
         await asyncio.to_thread(self.ledger.replay_orphans)  # what a killed run left behind
         self.limiter = make_limiter(settings, self.ledger_usage)
         await self.limiter.start()
+        self.budgets = BudgetGate(make_budget_counter(settings, self.limiter, self.ledger_spend, self.clock),
+                                  self.clock)
+        await self.budgets.counter.start()
         self.metering = Metering(self.ledger, self.metrics, settings.log_content, on_record=self.on_record,
                                  prompt_counter=self.registry.estimator,
                                  answer_unbilled=settings.serve_without_spool, tracing=self.tracing)
@@ -106,14 +117,15 @@ class Wiring:
     def _build_routes(self) -> None:
         """The services behind the edge, and the route table's rows for each plane."""
         settings = self.settings
-        service = ModelService(self.directory, Resolver(self.registry), self.metering, self.limiter, self.tracing)
+        service = ModelService(self.directory, Resolver(self.registry), self.metering, self.limiter, self.tracing,
+                               budgets=self.budgets)
         counter = ContextCounter(self.registry.estimator)
         responses = ResponsesService(service, self.store, counter, settings.responses_ttl)
         self.tasks.append(asyncio.create_task(responses.purge_forever()))
         self.agent_front = AgentFront(self.registry.upstream, self.metering, service.admit)
         agents = AgentRoutes(service, AgentRunner(self.store), self.agent_front, self.admin.agents,
                              settings.max_body_bytes, self.deadline)
-        operations = OperationsRoutes(self, AdminRoutes(self.admin, self.directory), ConsoleFiles())
+        operations = OperationsRoutes(self, AdminRoutes(self.admin, self.directory, self.budgets.live), ConsoleFiles())
         mcp = McpRoutes(McpGateway(self.directory, self.registry.upstream, self.metering, self.limiter, settings),
                         settings.max_body_bytes, self.deadline)
         self.routes = RouteTable(model_rows(service, responses, counter, settings.max_body_bytes, self.deadline)
@@ -129,10 +141,22 @@ class Wiring:
         await self.ledger.flush()
         return await asyncio.to_thread(stored_limits.tokens_used, self.store, env_ids)
 
+    async def ledger_spend(self, counters: list[Counter]) -> dict[str, int]:
+        """What each budget counter's period spent by the ledger, this process's spool flushed first: where a
+        budget counter is rebuilt from (on start, in a new period, after Redis lost it)."""
+        await self.ledger.flush()
+
+        def query() -> dict[str, int]:
+            return {c.key: stored_budgets.spent(self.store, c.env_id, c.key_id, c.unit, c.start, c.end)
+                    for c in counters}
+        return await asyncio.to_thread(query)
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.budgets:
+            await self.budgets.counter.close()
         if self.limiter:
             await self.limiter.close()
         if self.ledger:  # uvicorn has drained the requests by now, so every record is in
@@ -153,6 +177,14 @@ def readiness_checks(store: Store, registry: ProviderRegistry, limiter, settings
     answers where it is configured."""
     checks = store_checks(store) + [engine_check(registry)]
     return checks + [redis_check(limiter)] if settings.redis_url else checks
+
+
+def make_budget_counter(settings: Settings, limiter, spend_source, clock):
+    """Budgets share the limiter's Redis (and its connection) when there is one, else count in this process."""
+    if isinstance(limiter, RedisLimiter):
+        return RedisBudgets(limiter.redis, settings.redis_prefix, spend_source, settings.quota_reconcile_interval,
+                            clock)
+    return MemoryBudgets(spend_source, settings.quota_reconcile_interval, clock)
 
 
 def make_limiter(settings: Settings, usage_source):

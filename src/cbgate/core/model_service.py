@@ -10,6 +10,7 @@ from typing import AsyncIterator, Awaitable, Callable, TypeVar
 import orjson
 
 from cbgate.core.auth import Principal, authenticate
+from cbgate.core.budgets import BudgetGate
 from cbgate.core.permissions import permit_model
 from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.prices import PriceBook
@@ -31,12 +32,14 @@ Answer = TypeVar("Answer")  # what one deployment's attempt hands back: a body, 
 
 class ModelService:
     def __init__(self, directory: TenantDirectory, resolver: Resolver, metering: Metering | None = None,
-                 limiter: Limiter | None = None, tracing: Tracing = NO_TRACING, prices: PriceBook | None = None):
+                 limiter: Limiter | None = None, tracing: Tracing = NO_TRACING, prices: PriceBook | None = None,
+                 budgets: BudgetGate | None = None):
         self.directory = directory
         self.prices = prices or PriceBook(lambda: resolver.registry.settings)
         self.resolver = resolver
         self.metering = metering or Metering()
         self.limiter = limiter
+        self.budgets = budgets
         self.tracing = tracing
         self.started = int(time.time())
 
@@ -70,9 +73,15 @@ class ModelService:
         """The model's context in tokens (None: not known), once it resolved to a route this key may call."""
         return self.resolver.context_window(self._resolve(principal, group, model))
 
-    async def _admit(self, principal: Principal, req: ChatRequest, meter: Meter) -> None:
-        """Take a slot and reserve the request's tokens, or raise a 429; the meter gives them back
-        (settled to the real usage) however the request ends: done, failed, or the client gone."""
+    async def _admit(self, principal: Principal, req: ChatRequest, meter: Meter,
+                     providers: list[Provider] = ()) -> None:
+        """Reserve the request's worst case under its budgets, take a slot and reserve its tokens, or raise a
+        429; the meter gives them back (settled to the real usage and cost) however the request ends: done,
+        failed, refused here, or the client gone. The one admission of every surface's model call."""
+        if self.budgets is not None:  # first: a request its budget refuses takes no slot and no rpm
+            budgets = self.directory.snapshot.budgets_for(principal.env_id, principal.key_id)
+            if budgets:
+                await self.budgets.admit(budgets, req, meter.price, _default_max(providers), meter.on_finish)
         if self.limiter is None:
             return
         limits = self.directory.snapshot.limits_for(principal.env_id, principal.kind)
@@ -125,7 +134,7 @@ class ModelService:
         request caused goes back to the client at once, since every deployment would refuse it."""
         providers = self._route(principal, group, req)
         with self.tracing.span("cbgate.admission", {"cbgate.env": principal.env_id}):
-            await self._admit(principal, req, meter)
+            await self._admit(principal, req, meter, providers)
         meter.admitted()
         call = ModelCall(req, ChunkFactory(req.model), request_id, tenant=principal.env_id)
         failures: list[tuple[str, ModelRequestFailed]] = []  # every deployment that failed, in order
@@ -207,6 +216,11 @@ class ModelService:
             yield _with_usage(chunk, outcome) if i == last else chunk
         if call.request.include_usage:
             yield call.chunks.usage_chunk(outcome.usage)
+
+
+def _default_max(providers: list[Provider]) -> int | None:
+    """The most a request that names no max_tokens may generate on any of its deployments, where they say."""
+    return max((p.capabilities.default_max_tokens or 0 for p in providers), default=0) or None
 
 
 def _finishing(chunk: Chunk) -> bool:

@@ -10,7 +10,7 @@ import orjson
 from cbgate.errors import ModelRequestFailed
 from cbgate.protocol import anthropic_wire
 from cbgate.protocol.chunks import NativeEvent
-from cbgate.providers.base import Completion, ModelCall, StreamOutcome
+from cbgate.providers.base import Capabilities, Completion, ModelCall, StreamOutcome
 from cbgate.providers.token_estimate import TokenEstimator
 from cbgate.providers.upstream_base import UNREADABLE, UpstreamAdapter
 from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient
@@ -36,6 +36,7 @@ class AnthropicAdapter(UpstreamAdapter):
         endpoint = Endpoint(name, messages_url(base_url), headers, api_key, guarded)
         super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts)
         self.max_tokens = max_tokens
+        self.capabilities = Capabilities(default_max_tokens=max_tokens)  # what a budget reserves without one
         self.models_url = endpoint.url[:-len("/messages")] + "/models"
 
     def _payload(self, call: ModelCall, stream: bool) -> bytes:

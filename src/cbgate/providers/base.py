@@ -46,6 +46,7 @@ class StreamOutcome:
 class Capabilities:
     """What an adapter can do beyond chat (read by the model service when it picks a deployment)."""
     image_generation: bool = False  # serves `generate_images(call)` (OpenAI's images/generations)
+    default_max_tokens: int | None = None  # what it generates at most for a request naming no max_tokens
 
 
 class Provider(Protocol):

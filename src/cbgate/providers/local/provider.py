@@ -62,6 +62,7 @@ class EngineProvider:
         self.client = client
         self.estimator = estimator
         self.defaults = defaults or SamplingDefaults()
+        self.capabilities = Capabilities(default_max_tokens=self.defaults.max_tokens)
         self.timeouts = timeouts or Timeouts(connect=5.0, first_byte=120.0, idle=60.0, total=300.0)
         self.ready_timeout = ready_timeout  # how long a request waits for a restarting engine
         self.generated = 0
