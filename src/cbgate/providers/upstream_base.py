@@ -6,15 +6,16 @@ import asyncio
 import time
 from typing import Any, AsyncIterator
 
-import aiohttp
 import orjson
 
 from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
 from cbgate.providers.base import Capabilities
+from cbgate.providers.http1_conn import Response
 from cbgate.providers.netguard import EgressRefused
 from cbgate.providers.token_estimate import TokenEstimator
+from cbgate.providers.upstream_errors import CLIENT_ERRORS, upstream_failure
 from cbgate.providers.upstream_http import (REASON_SCAN, Endpoint, Timeouts, UpstreamClient, error_reason,
-                                            object_reason, read_failure)
+                                            object_reason)
 from cbgate.providers.upstream_sse import Event, read_events
 
 
@@ -65,11 +66,11 @@ class UpstreamAdapter:
             raise self.failure_from(body)
         return body
 
-    async def _read_all(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read_all(self, response: Response) -> bytes:
         try:
             return await response.read()
-        except aiohttp.ClientError as exc:
-            raise read_failure(self.endpoint, exc) from None
+        except CLIENT_ERRORS as exc:
+            raise upstream_failure(self.endpoint, exc) from None
         finally:
             response.release()
 
@@ -92,7 +93,7 @@ class UpstreamAdapter:
             raise ModelRequestFailed(f"upstream {self.name} sent a stream event that is not an object")
         return chunk
 
-    async def _open_stream(self, payload: bytes) -> tuple[aiohttp.ClientResponse, AsyncIterator[list[Event]]]:
+    async def _open_stream(self, payload: bytes) -> tuple[Response, AsyncIterator[list[Event]]]:
         """POST a streaming request; the caller closes the response however the stream ends."""
         self._check_allowed()
         response, started = await self.client.open(self.endpoint, payload, self.timeouts)
@@ -112,30 +113,30 @@ class UpstreamAdapter:
         """Ask the upstream for its model list with our secret (a group's creation check): returns when
         it answers 200, else raises ModelRequestFailed / ModelRequestTimeout saying why."""
         self._check_allowed()
-        session = self.client.session(self.endpoint.guarded)
-        headers = {k: v for k, v in self.endpoint.headers.items() if k != "Content-Type"}
+        endpoint = self.endpoint
+        headers = {k: v for k, v in endpoint.headers.items() if k != "Content-Type"}
+        models = Endpoint(endpoint.name, self.models_url, headers, endpoint.secret, endpoint.guarded)
         try:
             async with asyncio.timeout(min(self.timeouts.total, 15.0)):
-                async with session.get(self.models_url, headers=headers, allow_redirects=False) as response:
+                response = await self.client.send(models, None, self.timeouts, method="GET")
+                try:
                     raw = await response.read()
+                finally:
+                    response.release()
         except TimeoutError:
             raise ModelRequestTimeout(f"upstream {self.name} did not answer in time") from None
-        except EgressRefused as exc:
-            raise ModelRequestFailed(f"upstream {self.name} refused: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise ModelRequestFailed(f"upstream {self.name} could not be reached: "
-                                     f"{self.endpoint.scrub(str(exc) or type(exc).__name__)}") from None
+        except CLIENT_ERRORS as exc:
+            raise upstream_failure(endpoint, exc) from None
         if response.status != 200:
             raise ModelRequestFailed(f"upstream {self.name} answered {response.status}: "
                                      f"{self.endpoint.scrub(error_reason(raw))}")
 
     @staticmethod
-    async def finish_response(response: aiohttp.ClientResponse) -> None:
+    async def finish_response(response: Response) -> None:
         """Read a finished stream's last bytes so its connection goes back to the pool."""
         try:
-            async with asyncio.timeout(1.0):
-                await response.content.read()
-        except (TimeoutError, aiohttp.ClientError):
+            await response.read(asyncio.get_running_loop().time() + 1.0)
+        except CLIENT_ERRORS:
             response.close()
             return
         response.release()

@@ -1,5 +1,9 @@
-"""HTTP to upstream providers: one pooled keep-alive session per trust level (created in the app's
+"""HTTP to upstream providers: pooled keep-alive connections per trust level (created in the app's
 lifespan), timeouts, retries before the first byte, and the mapping of every failure to our errors.
+
+Model calls go through the gateway's own HTTP/1.1 client (`http1_pool`, `http1_conn`): aiohttp's request
+machinery cost ~390 us of CPU per call against ~45 us for a bare stream (bench/results/features.md).
+The aiohttp sessions remain for the MCP and agent traffic (`session()`), behind the same egress policy.
 
 Redirects are never followed (a redirect could lead a tenant URL past the egress policy), and no
 failure message carries the deployment's secret.
@@ -10,8 +14,9 @@ import asyncio
 import email.utils
 import logging
 import random
+import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -20,7 +25,10 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
-from cbgate.providers.netguard import EgressPolicy, EgressRefused, GuardedConnector
+from cbgate.providers.http1_conn import HTTPClientError, Response
+from cbgate.providers.http1_pool import Pool, Target, prepare, request_bytes
+from cbgate.providers.netguard import EgressPolicy, GuardedConnector
+from cbgate.providers.upstream_errors import CLIENT_ERRORS, retryable, upstream_failure
 from cbgate.text import mask_secret
 
 log = logging.getLogger("cbgate.upstream")
@@ -71,6 +79,7 @@ class Endpoint:
     headers: dict[str, str]
     secret: str | None
     guarded: bool
+    targets: dict = field(default_factory=dict, compare=False, repr=False)  # the client's prepared heads
 
     def scrub(self, text: str, limit: int = REASON_LIMIT) -> str:
         """`text` as we may show it: the secret masked first, then shortened to `limit` characters (the
@@ -81,7 +90,7 @@ class Endpoint:
 
 
 class UpstreamClient:
-    """The pooled sessions: `trusted` for operator URLs, `guarded` (egress policy at connect) for tenants'."""
+    """The pools: `trusted` for operator URLs, `guarded` (egress policy at connect) for tenants'."""
 
     def __init__(self, policy: EgressPolicy, retry: RetryPolicy | None = None, pool_size: int = 256,
                  resolver: AbstractResolver | None = None, keepalive: float | None = 30.0):
@@ -91,17 +100,20 @@ class UpstreamClient:
         self.keepalive = keepalive  # seconds an idle connection is kept for reuse; None: one connection a request
         self.resolver = resolver  # the name service under the guard (tests put a scripted one here)
         self._names: AbstractResolver | None = None
-        self._connect_timeouts: dict[float, aiohttp.ClientTimeout] = {}  # one per configured value, reused
+        self._pools: dict[bool, Pool] = {}
         self._trusted: aiohttp.ClientSession | None = None
         self._guarded: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        """Create the sessions on the running loop (aiohttp binds them to it)."""
-        reuse = {"keepalive_timeout": self.keepalive} if self.keepalive is not None else {"force_close": True}
-        options = {"limit": self.pool_size, "limit_per_host": 0, **reuse,
-                   "enable_cleanup_closed": False}
-        self._trusted = self._session(aiohttp.TCPConnector(**options))
+        """Create the pools and sessions on the running loop (both bind to it)."""
         self._names = self.resolver or DefaultResolver()
+        tls = ssl.create_default_context()  # the system's CAs, as aiohttp's default context
+        tls.set_alpn_protocols(["http/1.1"])
+        self._pools = {False: Pool(None, None, self.pool_size, self.keepalive, tls),
+                       True: Pool(self.policy, self._names, self.pool_size, self.keepalive, tls)}
+        reuse = {"keepalive_timeout": self.keepalive} if self.keepalive is not None else {"force_close": True}
+        options = {"limit": self.pool_size, "limit_per_host": 0, **reuse, "enable_cleanup_closed": False}
+        self._trusted = self._session(aiohttp.TCPConnector(**options))
         self._guarded = self._session(GuardedConnector(self.policy, self._names, **options))
 
     @staticmethod
@@ -111,12 +123,16 @@ class UpstreamClient:
                                      skip_auto_headers=("User-Agent",))
 
     def session(self, guarded: bool) -> aiohttp.ClientSession:
+        """An aiohttp session for the MCP and agent traffic (model calls use `send` and `open`)."""
         session = self._guarded if guarded else self._trusted
         if session is None:
             raise ModelRequestFailed("the upstream client is not started")
         return session
 
     async def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools = {}
         for session in (self._trusted, self._guarded):
             if session is not None:
                 await session.close()
@@ -124,8 +140,27 @@ class UpstreamClient:
             await self._names.close()
         self._trusted = self._guarded = self._names = None
 
+    def _target(self, endpoint: Endpoint, method: str) -> Target:
+        close = self.keepalive is None
+        target = endpoint.targets.get((method, close))
+        if target is None:
+            target = endpoint.targets[(method, close)] = prepare(method, endpoint.url, endpoint.headers, close)
+        return target
+
+    async def send(self, endpoint: Endpoint, body: bytes | None, timeouts: Timeouts,
+                   method: str = "POST") -> Response:
+        """One try: the answer once its head has arrived within the first-byte timeout, any status.
+        Raises the client's own exceptions (map them with `upstream_failure`)."""
+        pool = self._pools.get(endpoint.guarded)
+        if pool is None:
+            raise ModelRequestFailed("the upstream client is not started")
+        target = self._target(endpoint, method)
+        deadline = pool.loop.time() + timeouts.first_byte
+        return await pool.send(target, request_bytes(target, body), deadline, timeouts.connect,
+                               f"sent no answer within {timeouts.first_byte:g}s")
+
     async def open(self, endpoint: Endpoint, body: bytes, timeouts: Timeouts,
-                   deadline: float | None = None) -> tuple[aiohttp.ClientResponse, float]:
+                   deadline: float | None = None) -> tuple[Response, float]:
         """POST `body` and return a 200 response whose headers have arrived (the caller releases it),
         with the loop time its successful try began (first-byte deadlines count from there).
 
@@ -138,10 +173,12 @@ class UpstreamClient:
             attempt += 1
             started = loop.time()
             try:
-                response = await self._post(endpoint, body, timeouts)
-            except _Retryable as exc:
+                response = await self.send(endpoint, body, timeouts)
+            except CLIENT_ERRORS as exc:
+                failure = upstream_failure(endpoint, exc)
+                if not retryable(exc):
+                    raise failure from None
                 wait = self._backoff(attempt)
-                failure = exc.failure
             else:
                 if response.status == 200:
                     return response, started
@@ -152,35 +189,12 @@ class UpstreamClient:
             log.warning("%s; retrying in %.2fs", failure.message, wait)
             await asyncio.sleep(wait)
 
-    async def _post(self, endpoint: Endpoint, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
-        session = self.session(endpoint.guarded)
-        connect = self._connect_timeouts.get(timeouts.connect)
-        if connect is None:
-            connect = self._connect_timeouts[timeouts.connect] = aiohttp.ClientTimeout(sock_connect=timeouts.connect)
-        try:
-            async with asyncio.timeout(timeouts.first_byte):
-                return await session.post(endpoint.url, data=body, headers=endpoint.headers, allow_redirects=False,
-                                          timeout=connect)
-        except EgressRefused as exc:
-            raise ModelRequestFailed(f"upstream {endpoint.name} refused: {exc}") from None
-        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
-            raise _Retryable(ModelRequestFailed(
-                f"upstream {endpoint.name} could not be reached: {endpoint.scrub(_describe(exc))}")) from None
-        except TimeoutError:
-            raise ModelRequestTimeout(f"upstream {endpoint.name} sent no answer within "
-                                      f"{timeouts.first_byte:g}s") from None
-        except aiohttp.ServerDisconnectedError:
-            # typically a pooled keep-alive connection the upstream had already closed
-            raise _Retryable(ModelRequestFailed(f"upstream {endpoint.name} closed the connection")) from None
-        except aiohttp.ClientError as exc:
-            raise ModelRequestFailed(f"upstream {endpoint.name} failed: {endpoint.scrub(_describe(exc))}") from None
-
-    async def _refusal(self, endpoint: Endpoint, response: aiohttp.ClientResponse,
+    async def _refusal(self, endpoint: Endpoint, response: Response,
                        attempt: int) -> tuple[ModelRequestFailed, float | None]:
         """The error for a non-200 answer, and how long to wait before retrying (None: do not retry)."""
         try:
-            raw = await asyncio.wait_for(response.read(), 5.0)
-        except (aiohttp.ClientError, TimeoutError):
+            raw = await response.read(asyncio.get_running_loop().time() + 5.0)
+        except HTTPClientError:
             raw = b""
         finally:
             response.release()
@@ -188,7 +202,7 @@ class UpstreamClient:
         if 300 <= status < 400:
             return ModelRequestFailed(f"upstream {endpoint.name} answered with a redirect ({status}), "
                                       f"which is not followed", upstream_status=status), None
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         too_long = retry_after is not None and retry_after > self.retry.max_retry_after
         failure = ModelRequestFailed(f"upstream {endpoint.name} answered {status}: "
                                      f"{endpoint.scrub(error_reason(raw))}", upstream_status=status,
@@ -199,15 +213,6 @@ class UpstreamClient:
 
     def _backoff(self, attempt: int) -> float:
         return self.retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
-
-
-class _Retryable(Exception):
-    def __init__(self, failure: ModelRequestFailed):
-        self.failure = failure
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__  # shortened by Endpoint.scrub, after masking
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -247,8 +252,3 @@ def object_reason(body: Any) -> str:
         elif isinstance(error, str):
             return error[:REASON_SCAN]
     return orjson.dumps(body)[:REASON_SCAN].decode("utf-8", "replace")
-
-
-def read_failure(endpoint: Endpoint, exc: BaseException) -> ModelRequestFailed:
-    """A failure while reading an answer's body (reset, truncated payload...)."""
-    return ModelRequestFailed(f"upstream {endpoint.name} broke off its answer: {endpoint.scrub(_describe(exc))}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator
 
-import aiohttp
-
-from cbgate.errors import ModelRequestTimeout
-from cbgate.providers.upstream_http import Endpoint, read_failure
+from cbgate.providers.http1_conn import Response
+from cbgate.providers.upstream_errors import CLIENT_ERRORS, upstream_failure
+from cbgate.providers.upstream_http import Endpoint
 
 Event = tuple[bytes | None, bytes]  # (event name or None, data payload)
 
@@ -28,30 +27,26 @@ def _parse_block(block: bytes) -> Event | None:
     return name, b"\n".join(data)
 
 
-async def read_events(response: aiohttp.ClientResponse, endpoint: Endpoint, first_byte_at: float,
+async def read_events(response: Response, endpoint: Endpoint, first_byte_at: float,
                       idle: float) -> AsyncIterator[list[Event]]:
     """Yield the events of each network read, in order. The first must come by the loop time
     `first_byte_at`; after that, no more than `idle` seconds may pass between reads."""
     loop = asyncio.get_running_loop()
-    content = response.content
     pending = b""
-    deadline = first_byte_at
+    deadline, what = first_byte_at, "sent no first event in time"
+    quiet = f"went quiet for {idle:g}s"
     while True:
         try:
-            async with asyncio.timeout_at(deadline):
-                data = await content.readany()
-        except TimeoutError:
-            what = "sent no first event in time" if deadline == first_byte_at else f"went quiet for {idle:g}s"
-            raise ModelRequestTimeout(f"upstream {endpoint.name} {what}") from None
-        except aiohttp.ClientError as exc:
-            raise read_failure(endpoint, exc) from None
+            data = await response.next_chunk(deadline, what)
+        except CLIENT_ERRORS as exc:
+            raise upstream_failure(endpoint, exc) from None
         if not data:
             if pending.strip():
                 event = _parse_block(pending.strip(b"\n"))
                 if event is not None:
                     yield [event]
             return
-        deadline = loop.time() + idle
+        deadline, what = loop.time() + idle, quiet
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")
         pending += data
