@@ -162,3 +162,57 @@ def test_a_secret_with_a_line_break_is_never_sent(raw):
     with pytest.raises(ModelRequestFailed, match="line break"):
         ask(raw, api_key="k\r\nX-Injected: 1")
     assert raw.heads == []
+
+
+def self_signed() -> tuple[bytes, bytes]:
+    """A certificate for 127.0.0.1 signed by itself, and its key (PEM)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cbgate test upstream")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def test_https_upstreams_are_verified(tmp_path):
+    """An unknown certificate is refused (nothing is answered); the same upstream trusted by the client's
+    context is reached over TLS and its connection reused."""
+    import ssl
+    cert, key = self_signed()
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = RawUpstream(tls=served).start()
+    try:
+        with pytest.raises(ModelRequestFailed, match="could not be reached.*CERTIFICATE_VERIFY_FAILED"):
+            ask(server)
+        assert server.heads == []
+
+        async def trusted():
+            tls = ssl.create_default_context(cadata=cert.decode())
+            client = UpstreamClient(EgressPolicy.parse(None), RetryPolicy(attempts=1), tls=tls)
+            await client.start()
+            adapter = OpenAICompatAdapter("tls", base_url=server.url, api_key="k", client=client,
+                                          estimator=TokenEstimator(), timeouts=QUICK)
+            try:
+                return [(await adapter.complete(call())).body for _ in range(2)]
+            finally:
+                await client.close()
+        assert len(asyncio.run(trusted())) == 2
+        assert len(server.heads) == 2 and server.connections == 1  # one TLS connection, reused
+    finally:
+        server.stop()

@@ -127,6 +127,31 @@ def connect_attempts(url: str, policy: EgressPolicy) -> tuple[BaseException | No
     return asyncio.run(run()), attempts
 
 
+def pool_attempts(url: str, policy: EgressPolicy) -> tuple[BaseException | None, list]:
+    """The same through the model calls' guarded pool (http1_pool), its socket opening replaced by a refusing
+    recorder: the exception raised, and the addresses a connection was attempted to."""
+    from cbgate.providers.http1_pool import Pool, prepare
+    attempts: list = []
+
+    class Recording(Pool):
+        async def _open(self, conn, host, port, family, tls, server_hostname):
+            attempts.append(host)
+            raise ConnectionRefusedError("the test's recorder refuses every connection")
+
+    async def run():
+        pool = Recording(policy, ScriptedNames())
+        try:
+            target = prepare("GET", url, {}, close=False)
+            await pool.send(target, target.head + b"\r\n", pool.loop.time() + 5, 5, "no answer")
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the test looks at it and at the attempts
+            return exc
+        finally:
+            pool.close()
+        return None
+
+    return asyncio.run(run()), attempts
+
+
 def test_the_table_is_large():
     assert len(BLOCKED) + len(PUBLIC) >= 60 and len(set(BLOCKED)) == len(BLOCKED)
 
@@ -142,6 +167,20 @@ def test_blocked_forms_never_get_a_connection(url):
     error, attempts = connect_attempts(url, EgressPolicy.parse(""))
     assert error is not None
     assert attempts == []
+
+
+@pytest.mark.parametrize("url", NON_PUBLIC, ids=ascii)
+def test_blocked_forms_never_get_a_connection_from_the_model_pool(url):
+    error, attempts = pool_attempts(url, EgressPolicy.parse(""))
+    assert isinstance(error, EgressRefused)
+    assert attempts == []
+
+
+@pytest.mark.parametrize("url, address", PUBLIC, ids=ascii)
+def test_public_forms_reach_only_the_checked_address_from_the_model_pool(url, address):
+    error, attempts = pool_attempts(url, EgressPolicy.parse(""))
+    assert attempts and set(attempts) == {address}
+    assert "recorder refuses" in str(error)
 
 
 @pytest.mark.parametrize("url, address", PUBLIC, ids=ascii)

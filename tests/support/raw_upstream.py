@@ -25,7 +25,8 @@ def http_reply(body: bytes = OK_JSON, status: str = "200 OK", headers: str = "Co
 
 
 class RawUpstream:
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls  # an ssl.SSLContext to serve HTTPS with
         self.replies: deque[RawReply] = deque()
         self.default = http_reply()
         self.connections = 0
@@ -37,7 +38,7 @@ class RawUpstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1"
 
     def script(self, *replies: RawReply) -> None:
         self.replies.extend(replies)
@@ -70,7 +71,8 @@ class RawUpstream:
 
         def run():
             self._loop = asyncio.new_event_loop()
-            self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+            self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0,
+                                                                                     ssl=self.tls))
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             self._loop.run_forever()

@@ -129,8 +129,7 @@ class Pool:
             conn = Connection(self.loop, self._lost)
             try:
                 async with asyncio.timeout_at(limit):
-                    await self.loop.create_connection(lambda: conn, host, port, family=family, ssl=tls,
-                                                      server_hostname=target.host if tls else None)
+                    await self._open(conn, host, port, family, tls, target.host if tls else None)
             except TimeoutError:
                 conn.close()
                 if limit >= deadline:
@@ -145,6 +144,12 @@ class Pool:
             self._all.add(conn)
             return conn
         raise failure or ConnectError(f"no address to connect to for {target.host}")
+
+    async def _open(self, conn: Connection, host: str, port: int, family: int, tls: ssl.SSLContext | None,
+                    server_hostname: str | None) -> None:
+        """The one place a socket is opened (tests record it here)."""
+        await self.loop.create_connection(lambda: conn, host, port, family=family, ssl=tls,
+                                          server_hostname=server_hostname)
 
     def _release(self, conn: Connection, reusable: bool) -> None:
         if reusable and self.keepalive is not None and not self._closed:

@@ -93,8 +93,10 @@ class UpstreamClient:
     """The pools: `trusted` for operator URLs, `guarded` (egress policy at connect) for tenants'."""
 
     def __init__(self, policy: EgressPolicy, retry: RetryPolicy | None = None, pool_size: int = 256,
-                 resolver: AbstractResolver | None = None, keepalive: float | None = 30.0):
+                 resolver: AbstractResolver | None = None, keepalive: float | None = 30.0,
+                 tls: ssl.SSLContext | None = None):
         self.policy = policy
+        self.tls = tls  # None: the system's CAs, as aiohttp's default context (tests pass their own CA)
         self.retry = retry or RetryPolicy()
         self.pool_size = pool_size
         self.keepalive = keepalive  # seconds an idle connection is kept for reuse; None: one connection a request
@@ -107,8 +109,10 @@ class UpstreamClient:
     async def start(self) -> None:
         """Create the pools and sessions on the running loop (both bind to it)."""
         self._names = self.resolver or DefaultResolver()
-        tls = ssl.create_default_context()  # the system's CAs, as aiohttp's default context
-        tls.set_alpn_protocols(["http/1.1"])
+        tls = self.tls
+        if tls is None:
+            tls = ssl.create_default_context()
+            tls.set_alpn_protocols(["http/1.1"])
         self._pools = {False: Pool(None, None, self.pool_size, self.keepalive, tls),
                        True: Pool(self.policy, self._names, self.pool_size, self.keepalive, tls)}
         reuse = {"keepalive_timeout": self.keepalive} if self.keepalive is not None else {"force_close": True}
