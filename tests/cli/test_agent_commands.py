@@ -70,3 +70,23 @@ def test_names_are_unique_in_an_environment_and_envs_do_not_share(tmp_path, env)
     other = last_line(cbgate(tmp_path, "env", "create", "team-b"))
     agent_id = last_line(cbgate(tmp_path, "agent", "create", "--env", other, "helper", "--model", "gemma-3-270m"))
     assert cbgate(tmp_path, "agent", "show", "--env", env, agent_id, check=False).returncode == 1
+
+
+def test_an_agent_names_the_mcp_services_whose_tools_it_calls(tmp_path, env):
+    loopback = {"CBGATE_UPSTREAM_ALLOW": "127.0.0.1"}
+    cbgate(tmp_path, "mcp", "create", "--env", env, "tools", "--url", "http://127.0.0.1:9/mcp", env=loopback)
+    unknown = cbgate(tmp_path, "agent", "create", "--env", env, "calc", "--model", "gemma-3-270m",
+                     "--mcp-service", "nope", check=False)
+    assert unknown.returncode == 1 and "no MCP service 'nope'" in unknown.stderr
+    made = cbgate(tmp_path, "agent", "create", "--env", env, "calc", "--model", "gemma-3-270m",
+                  "--mcp-service", "tools", "--json")
+    assert json.loads(made.stdout)["mcp_services"] == ["tools"]
+    changed = json.loads(cbgate(tmp_path, "agent", "update", "--env", env, "calc", "--welcome", "Hi",
+                                "--json").stdout)
+    assert changed["mcp_services"] == ["tools"]  # what was not given stays
+    cleared = json.loads(cbgate(tmp_path, "agent", "update", "--env", env, "calc", "--no-mcp-services",
+                                "--json").stdout)
+    assert cleared["mcp_services"] == []
+    fronted = cbgate(tmp_path, "agent", "create", "--env", env, "front", "--url", "http://127.0.0.1:8001",
+                     "--mcp-service", "tools", check=False, env=loopback)
+    assert fronted.returncode == 1 and "runs its own tools" in fronted.stderr

@@ -50,6 +50,8 @@ def test_another_environment_neither_sees_nor_touches_an_agent(cast):
     ({"name": "x", "model": "gemma-3-270m", "colour": "red"}, "unknown field"),
     ({"name": "x", "url": "http://10.0.0.1/agent"}, "CBGATE_UPSTREAM_ALLOW"),
     ({"name": 5, "model": "gemma-3-270m"}, "must be a string"),
+    ({"name": "x", "model": "gemma-3-270m", "mcp_services": ["nope"]}, "no MCP service 'nope'"),
+    ({"name": "x", "model": "gemma-3-270m", "mcp_services": "tools"}, "must be a list"),
 ])
 def test_bad_agents_are_400s_naming_the_problem(cast, body, message):
     resp = cast.call("POST", path(cast), cast.server, json=body)
@@ -57,7 +59,20 @@ def test_bad_agents_are_400s_naming_the_problem(cast, body, message):
     assert message in resp.json()["message"]
 
 
+def test_an_agent_names_its_mcp_services_and_a_change_replaces_them(cast):
+    cast.gw.admin.mcp.create(cast.gw.env_id, "tools", "https://mcp.example.com/mcp")
+    cast.gw.admin.mcp.create(cast.gw.env_id, "search", "https://search.example.com/mcp")
+    made = cast.call("POST", path(cast), cast.server, json={"name": "tooled", "model": "gemma-3-270m",
+                                                            "mcp_services": ["tools"]}).json()
+    assert made["mcp_services"] == ["tools"]
+    changed = cast.call("PUT", f"{path(cast)}/{made['id']}", cast.server, json={"mcp_services": ["search", "tools"]})
+    assert changed.json()["mcp_services"] == ["search", "tools"]
+    assert cast.call("GET", f"{path(cast)}/{made['id']}", cast.server).json()["mcp_services"] == ["search", "tools"]
+    cast.call("DELETE", f"{path(cast)}/{made['id']}", cast.server)
+
+
 def test_openapi_describes_the_agent_routes(cast):
     doc = cast.call("GET", "/admin/v1/openapi.json", None).json()
     assert set(doc["paths"]["/admin/v1/envs/{env}/agents/{agent}"]) == {"get", "put", "delete"}
     assert "Agent" in doc["components"]["schemas"]
+    assert "mcp_services" in doc["components"]["schemas"]["AgentFields"]["properties"]

@@ -19,7 +19,8 @@ def _runs_on(view: dict) -> str:
 def _spec(args) -> AgentSpec:
     return AgentSpec(name=getattr(args, "name", None), model=args.model,
                      group=args.group, instructions=args.instructions, welcome=args.welcome,
-                     introduction=args.introduction, questions=args.question, url=args.url)
+                     introduction=args.introduction, questions=args.question, url=args.url,
+                     mcp_services=[] if getattr(args, "no_mcp_services", False) else args.mcp_service)
 
 
 def cmd_agent(args) -> None:
@@ -60,6 +61,12 @@ def _fields(parser, creating: bool) -> None:
     parser.add_argument("--introduction", metavar="TEXT", help="a line on what the agent does")
     parser.add_argument("--question", action="append", metavar="TEXT",
                         help="a recommended question (repeat for several)" + ("" if creating else "; replaces them"))
+    parser.add_argument("--mcp-service", action="append", metavar="NAME",
+                        help="an MCP service of the environment whose tools its runs may call server-side, within "
+                             "the calling key's MCP permissions (repeat for several)"
+                             + ("" if creating else "; replaces them"))
+    if not creating:
+        parser.add_argument("--no-mcp-services", action="store_true", help="its runs call no MCP tools")
     add_json_flag(parser)
 
 
@@ -68,6 +75,7 @@ def register(sub, common) -> None:
     create = add_command(agent, "create", "add an agent; prints its id on the last line",
                          ["cbgate agent create --env team-a helper --model smollm2-135m-instruct "
                           "--instructions 'Be brief.'",
+                          "cbgate agent create --env team-a calc --model smollm2-135m-instruct --mcp-service tools",
                           "cbgate agent create --env team-a support --url https://agents.example.com/support"],
                          [common])
     create.add_argument("--env", required=True, help=ENV_HELP)

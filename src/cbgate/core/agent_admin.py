@@ -9,10 +9,12 @@ from datetime import datetime, timezone
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from cbgate.core.permissions import SERVICE_NAME
 from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import AgentNotFound, InvalidParam
 from cbgate.providers.netguard import EgressPolicy, EgressRefused, InvalidUpstreamURL
 from cbgate.store import agents as stored
+from cbgate.store import mcp as stored_mcp
 from cbgate.store.agents import KIND_MODEL, KIND_URL, AgentRow
 from cbgate.store.db import Store, StoreConflict
 from cbgate.text import text_problem
@@ -25,6 +27,7 @@ MAX_SHORT_TEXT = 4096
 MAX_QUESTIONS = 10
 MAX_QUESTION = 512
 MAX_URL = 2048
+MAX_MCP_SERVICES = 16
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -70,6 +73,7 @@ class AgentSpec:
     introduction: str | None = None
     questions: list[str] | None = None
     url: str | None = None
+    mcp_services: list[str] | None = None  # the env's MCP services whose tools its runs call; [] for none
 
 
 def _iso(ts: float) -> str:
@@ -81,7 +85,8 @@ def agent_view(agent: AgentRow) -> dict:
     return {"id": agent.id, "env": agent.env_id, "name": agent.name, "kind": agent.kind, "model": agent.model,
             "group": agent.group_name, "url": agent.url, "instructions": agent.instructions,
             "welcome": agent.welcome, "introduction": agent.introduction, "questions": agent.questions or [],
-            "created_at": _iso(agent.created_at), "updated_at": _iso(agent.updated_at)}
+            "mcp_services": agent.mcp_services or [], "created_at": _iso(agent.created_at),
+            "updated_at": _iso(agent.updated_at)}
 
 
 class AgentAdmin:
@@ -112,6 +117,24 @@ class AgentAdmin:
             raise InvalidParam(f"model {model!r} is not in group {group!r} of environment {env_id!r} "
                                f"(`cbgate model list --env {env_id}` shows them)")
 
+    def _check_services(self, env_id: str, names: object) -> list[str]:
+        """MCP services of this environment, each named once. Which of their tools a run may call is decided
+        when it calls them, for the key that runs it (core.permissions), never here."""
+        if names is None:
+            return []
+        if not isinstance(names, list) or len(names) > MAX_MCP_SERVICES:
+            raise InvalidParam(f"mcp_services must be a list of at most {MAX_MCP_SERVICES} MCP service names")
+        known = {row.name for row in stored_mcp.list_services(self.store, env_id)}
+        for name in names:
+            if not isinstance(name, str) or not SERVICE_NAME.match(name):
+                raise InvalidParam(f"MCP service name {ascii(name)[:80]} is not valid")
+            if name not in known:
+                raise InvalidParam(f"environment {env_id!r} has no MCP service {name!r} (`cbgate mcp list --env "
+                                   f"{env_id}` shows them)")
+        if len(set(names)) != len(names):
+            raise InvalidParam("mcp_services names a service twice")
+        return list(names)
+
     def _validated(self, env_id: str, agent: AgentRow) -> AgentRow:
         _name(agent.name, "agent name", MAX_NAME)
         agent.instructions = _text(agent.instructions, "instructions", MAX_TEXT)
@@ -119,9 +142,13 @@ class AgentAdmin:
         agent.introduction = _text(agent.introduction, "introduction", MAX_SHORT_TEXT)
         agent.questions = _questions(agent.questions)
         if agent.kind == KIND_URL:
+            if agent.mcp_services:
+                raise InvalidParam("a fronted agent (--url) runs its own tools; MCP services are for agents the "
+                                   "gateway runs on a model")
             agent.url = self._check_url(agent.url)
             agent.model = agent.group_name = None
             return agent
+        agent.mcp_services = self._check_services(env_id, agent.mcp_services)
         if not agent.model:
             raise InvalidParam("an agent needs a model (--model) it runs on, or the url (--url) of an AG-UI "
                                "server it fronts")
@@ -138,7 +165,7 @@ class AgentAdmin:
         agent = AgentRow(id=new_agent_id(), env_id=env_id, name=spec.name, kind=KIND_URL if spec.url else KIND_MODEL,
                          model=spec.model, group_name=spec.group or CATALOG_GROUP, instructions=spec.instructions,
                          welcome=spec.welcome, introduction=spec.introduction, questions=spec.questions,
-                         url=spec.url, created_at=now, updated_at=now)
+                         url=spec.url, created_at=now, updated_at=now, mcp_services=spec.mcp_services)
         try:
             stored.insert_agent(self.store, self._validated(env_id, agent))
         except StoreConflict as exc:
@@ -160,13 +187,16 @@ class AgentAdmin:
         current = self.get(env_id, agent_id, by_name)
         if spec.url is not None and spec.model is not None:
             raise InvalidParam("an agent either runs on a model or fronts a url, not both")
-        changed = replace(current, questions=list(current.questions or []), updated_at=time.time())
+        changed = replace(current, questions=list(current.questions or []),
+                          mcp_services=list(current.mcp_services or []), updated_at=time.time())
         for field, value in (("name", spec.name), ("instructions", spec.instructions), ("welcome", spec.welcome),
-                             ("introduction", spec.introduction), ("questions", spec.questions)):
+                             ("introduction", spec.introduction), ("questions", spec.questions),
+                             ("mcp_services", spec.mcp_services)):
             if value is not None:
                 setattr(changed, field, value)
         if spec.url is not None:
             changed.kind, changed.url = KIND_URL, spec.url
+            changed.mcp_services = spec.mcp_services or []
         if spec.model is not None or spec.group is not None:
             changed.kind, changed.url = KIND_MODEL, None
             changed.model = spec.model or current.model

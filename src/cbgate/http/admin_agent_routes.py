@@ -8,7 +8,7 @@ from cbgate.core.admin import Admin
 from cbgate.core.agent_admin import AgentSpec, agent_view
 from cbgate.errors import InvalidParam
 
-FIELDS = ("name", "model", "group", "instructions", "welcome", "introduction", "questions", "url")
+FIELDS = ("name", "model", "group", "instructions", "welcome", "introduction", "questions", "url", "mcp_services")
 
 
 def agent_spec(body: dict) -> AgentSpec:

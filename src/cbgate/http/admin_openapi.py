@@ -84,12 +84,17 @@ SCHEMAS = {
                         "service; url: an AG-UI server it fronts"},
                   model=NULLABLE_STR, group=NULLABLE_STR, url=NULLABLE_STR, instructions=NULLABLE_STR,
                   welcome=NULLABLE_STR, introduction=NULLABLE_STR, questions={"type": "array", "items": STR},
+                  mcp_services={"type": "array", "items": STR, "description": "MCP services of the environment "
+                                "whose tools its runs call server-side (within the calling key's permissions)"},
                   created_at=STR, updated_at=STR),
     "AgentFields": _obj(name=STR, model=STR, group={"type": "string", "description": "default: cloudbase"},
                         url={"type": "string", "description": "instead of a model: an AG-UI server to front, "
                              "checked under the egress policy"},
                         instructions=STR, welcome=STR, introduction=STR,
-                        questions={"type": "array", "items": STR, "maxItems": 10}),
+                        questions={"type": "array", "items": STR, "maxItems": 10},
+                        mcp_services={"type": "array", "items": STR, "maxItems": 16,
+                                      "description": "the environment's MCP services whose tools the agent's runs "
+                                      "may call server-side; [] for none (model agents only)"}),
     "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
                       "model": STR, "key": NULLABLE_STR, "group": STR, "day": STR, "surface": STR, "service": STR,

@@ -48,7 +48,7 @@ def bot_json(agent, full: bool) -> dict:
             "updateTime": _iso(agent.updated_at)}
     if full:
         body.update(agentSetting=agent.instructions or "", model=agent.model, group=agent.group_name,
-                    url=agent.url)
+                    url=agent.url, mcpServices=list(agent.mcp_services or []))
     return body
 
 
@@ -66,5 +66,6 @@ def conversation_json(conversation) -> dict:
 def bot_fields(body: dict) -> dict:
     """A bot create/update body (`botInfo`, as @cloudbase/ai's bot module sends it) as AgentSpec fields."""
     names = {"name": "name", "model": "model", "group": "group", "agentSetting": "instructions",
-             "welcomeMessage": "welcome", "introduction": "introduction", "initQuestions": "questions", "url": "url"}
+             "welcomeMessage": "welcome", "introduction": "introduction", "initQuestions": "questions", "url": "url",
+             "mcpServices": "mcp_services"}
     return {ours: body[theirs] for theirs, ours in names.items() if body.get(theirs) is not None}

@@ -29,6 +29,7 @@ class AgentRow:
     url: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    mcp_services: list[str] | None = None  # MCP services of its env whose tools its runs call server-side
 
 
 @dataclass(slots=True)
@@ -56,12 +57,14 @@ class RecordRow:
 def _agent(row) -> AgentRow:
     r = dict(row._mapping)
     r["questions"] = orjson.loads(r["questions"]) if r["questions"] else []
+    r["mcp_services"] = orjson.loads(r["mcp_services"]) if r.get("mcp_services") else []
     return AgentRow(**r)
 
 
 def _agent_values(agent: AgentRow) -> dict:
     values = {f.name: getattr(agent, f.name) for f in fields(AgentRow)}
     values["questions"] = orjson.dumps(agent.questions or []).decode()
+    values["mcp_services"] = orjson.dumps(agent.mcp_services or []).decode()
     return values
 
 

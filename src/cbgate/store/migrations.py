@@ -230,6 +230,12 @@ def _mcp_services(conn: Connection) -> None:
           PrimaryKeyConstraint("env_id", "name")).create(conn, checkfirst=True)
 
 
+def _agent_mcp(conn: Connection) -> None:
+    """Agents the gateway runs call MCP tools server-side (issue 20, part 6): the environment's MCP services
+    an agent may use, as a JSON list of names."""
+    _add_column(conn, "agents", "mcp_services", "TEXT")
+
+
 def _budgets(conn: Connection) -> None:
     """Budgets (issue 21): one row per (env, key or "" for the whole env, period), in money micro-units of a
     currency or in tokens."""
@@ -260,6 +266,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0010_ledger_key_index", _ledger_key_index),
     ("0011_agents", _agents),
     ("0012_mcp_services", _mcp_services),
+    ("0013_agent_mcp", _agent_mcp),
     ("0014_budgets", _budgets),
 ]
 

@@ -182,8 +182,9 @@ mcp_services = Table(
 )
 
 # Agents (the Agent API, /v1/aibot): `kind` "model" is run by the gateway on its model service (model,
-# group, instructions); "url" fronts an AG-UI server at `url`. `questions` is a JSON list of strings. The id
-# is unique across environments, yet every query names the environment too: another env's agent is a 404.
+# group, instructions, the MCP services whose tools it calls); "url" fronts an AG-UI server at `url`.
+# `questions` and `mcp_services` are JSON lists of strings. The id is unique across environments, yet every
+# query names the environment too: another env's agent is a 404.
 agents = Table(
     "agents", metadata,
     Column("id", String(64), primary_key=True),
@@ -199,6 +200,7 @@ agents = Table(
     Column("url", String(2048)),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("mcp_services", Text),  # a JSON list of the env's MCP services whose tools its runs may call
     Index("ix_agents_env", "env_id", "created_at"),
 )
 
