@@ -125,9 +125,15 @@ class McpGateway:
     def caller(self, authorization: str | None, host: str | None, service: str, request_id: str) -> McpCaller:
         """Who may reach `service`: authenticated, the service in the key's own environment (another's is
         absent: 404), usable by this key (403), and switched on."""
-        snapshot = self.directory.current()
-        principal: Principal = authenticate(snapshot, authorization, host)
+        principal: Principal = authenticate(self.directory.current(), authorization, host)
         self.directory.note_key_used(principal.key_id)
+        return self.service_caller(principal, service, request_id)
+
+    def service_caller(self, principal: Principal, service: str, request_id: str) -> McpCaller:
+        """An authenticated key's way to `service` (an MCP client's, or an agent's run for the key that runs
+        it): the service in the key's own environment (404 otherwise), usable by this key (403), switched on.
+        Which of its tools may be called is decided per call, in core.permissions."""
+        snapshot = self.directory.current()  # a store out of reach for too long: refused, never guessed
         row = snapshot.mcp_services.get((principal.env_id, service))
         if row is None:
             raise McpServiceNotFound(f"MCP service {service!r} does not exist in {principal.env_id}")
