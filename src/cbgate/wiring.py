@@ -16,6 +16,7 @@ from typing import Callable
 from cbgate.config import LiveSettings, Settings
 from cbgate.core.admin import Admin
 from cbgate.core.agent_front import AgentFront
+from cbgate.core.agent_loop import AgentRuns
 from cbgate.core.agent_runs import AgentRunner
 from cbgate.core.budgets import BudgetGate
 from cbgate.core.context import ContextCounter
@@ -123,11 +124,12 @@ class Wiring:
         responses = ResponsesService(service, self.store, counter, settings.responses_ttl)
         self.tasks.append(asyncio.create_task(responses.purge_forever()))
         self.agent_front = AgentFront(self.registry.upstream, self.metering, service.admit)
-        agents = AgentRoutes(service, AgentRunner(self.store), self.agent_front, self.admin.agents,
-                             settings.max_body_bytes, self.deadline)
+        gateway = McpGateway(self.directory, self.registry.upstream, self.metering, self.limiter, settings)
+        runner = AgentRunner(self.store)
+        agents = AgentRoutes(service, runner, AgentRuns(service, runner, gateway), self.agent_front,
+                             self.admin.agents, settings.max_body_bytes, self.deadline)
         operations = OperationsRoutes(self, AdminRoutes(self.admin, self.directory, self.budgets.live), ConsoleFiles())
-        mcp = McpRoutes(McpGateway(self.directory, self.registry.upstream, self.metering, self.limiter, settings),
-                        settings.max_body_bytes, self.deadline)
+        mcp = McpRoutes(gateway, settings.max_body_bytes, self.deadline)
         self.routes = RouteTable(model_rows(service, responses, counter, settings.max_body_bytes, self.deadline)
                                  + agents.rows() + mcp_rows(mcp) + operations.rows(), CorsPolicy(self.directory))
 

@@ -1,6 +1,7 @@
 """One gateway for the Agent API tests, over a fake upstream (`up-openai`) and the embedded model's
 scripted fake engine (`gemma-3-270m`, which answers "echo: <last user text>"), with agents on both, a
-publishable key and an allowed origin, and a second environment with its own key and agent."""
+publishable key and an allowed origin, and a second environment with its own key and agent. `tooled` adds
+a real MCP server (service `tools`) and an agent that calls its tools."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from cbgate.core.agent_admin import AgentSpec
 from tests.support.catalog import write_catalog
 from tests.support.fake_upstream import FakeUpstream, Reply, start_fake_upstream
 from tests.support.gateway import Gateway, start_in_thread
+from tests.support.mcp_server import McpTestServer, start_mcp_server
 from tests.support.sse import read_events
 
 SECRET = "sk-agents-upstream-secret-19"
@@ -97,7 +99,33 @@ def fake(agents):
     return agents.fake
 
 
+@dataclass
+class Tooled:
+    agent: str  # on up-openai, with MCP service `tools`
+    server: McpTestServer
+
+
+@pytest.fixture(scope="session")
+def tooled(agents):
+    server = start_mcp_server()
+    admin, env = agents.gw.admin, agents.gw.env_id
+    admin.mcp.create(env, "tools", server.url)
+    agent = admin.agents.create(env, AgentSpec(name="calculator", model="up-openai", mcp_services=["tools"]))
+    agents.gw.wait_for_snapshot()
+    yield Tooled(agent.id, server)
+    server.stop()
+
+
+def tool_call(call_id: str, name: str, arguments: dict) -> dict:
+    """A model's tool call, as the fake upstream is scripted to make it."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+
+
+def chat_bodies(fake: FakeUpstream) -> list[dict]:
+    """The bodies of the chat requests the fake upstream got, oldest first."""
+    return [json.loads(r.body) for r in fake.server.requests if r.path.endswith("/chat/completions")]
+
+
 def upstream_messages(fake: FakeUpstream) -> list[dict]:
     """The messages the last chat request to the fake upstream carried."""
-    chats = [r for r in fake.server.requests if r.path.endswith("/chat/completions")]
-    return json.loads(chats[-1].body)["messages"]
+    return chat_bodies(fake)[-1]["messages"]

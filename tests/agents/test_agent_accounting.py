@@ -1,11 +1,15 @@
-"""Agent runs under the environment's limits, in the ledger (`cbgate usage --by agent`) and in /metrics."""
+"""Agent runs under the environment's limits, in the ledger (`cbgate usage --by agent`: one record per model
+call, so a run that called the gateway's MCP tools has one per round, and `--by mcp` one per tool call) and in
+/metrics (one count per run, however many rounds it took)."""
 from __future__ import annotations
 
 import requests
 
 from cbgate.core.agent_admin import AgentSpec
-from tests.agents.conftest import ag_ui, text_of
+from tests.agents.conftest import ag_ui, text_of, tool_call
+from tests.support.fake_upstream import Reply
 from tests.support.ledger import wait_for_records
+from tests.support.sse import read_events
 
 
 def test_limits_refuse_a_run_before_it_starts(agents):
@@ -45,3 +49,56 @@ def test_usage_by_agent_and_metrics_count_runs_by_agent_and_outcome(agents, fake
     text = requests.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {operator}"}, timeout=10).text
     assert f'cbgate_agent_runs_total{{env="{env}",agent="{one.id}",outcome="OK"}} 2' in text
     assert f'cbgate_agent_runs_total{{env="{env}",agent="{two.id}",outcome="OK"}} 1' in text
+
+
+def test_a_run_with_tool_calls_is_a_record_per_model_round_and_per_tool_call_and_one_run(agents, fake, tooled):
+    admin, gw = agents.gw.admin, agents.gw
+    env = admin.create_env()
+    _, key = admin.create_key(env)
+    admin.set_model(env, "cloudbase", "up-openai", True)
+    admin.mcp.create(env, "calc", tooled.server.url)
+    agent = admin.agents.create(env, AgentSpec(name="adder", model="up-openai", mcp_services=["calc"]))
+    gw.wait_for_snapshot()
+    fake.script(Reply(content="", tool_calls=[tool_call("c1", "calc__add", {"a": 1, "b": 2}),
+                                              tool_call("c2", "calc__add", {"a": 3, "b": 4})]),
+                Reply(content="3 and 7."))
+    resp = agents.send(agent.id, ag_ui("Add 1+2 and 3+4."), key)
+    rid = resp.headers["x-request-id"]
+    assert "3 and 7." in text_of(read_events(resp))
+
+    rows = wait_for_records(admin.store, env, 4)
+    rounds = sorted((r for r in rows if r.surface == "agent"), key=lambda r: r.created_at)
+    assert [r.request_id for r in rounds] == [rid, f"{rid}-r2"]  # one per model round
+    assert all(r.agent_id == agent.id and r.code is None and r.prompt_tokens > 0 for r in rounds)
+    assert rounds[1].prompt_tokens > rounds[0].prompt_tokens  # the second round reads the tool results too
+    calls = [r for r in rows if r.surface == "mcp"]
+    assert sorted((r.group_name, r.model, r.outcome) for r in calls) == [("calc", "add", "ok")] * 2
+    assert len(rows) == 4
+
+    by_agent = admin.usage_summary(env, by="agent")
+    assert by_agent["rows"] == [{**by_agent["rows"][0], "agent": agent.id, "requests": 2}]
+    assert by_agent["total_tokens"] == sum(r.total_tokens for r in rounds)
+    by_mcp = admin.usage_summary(env, by="mcp")["rows"]
+    assert [(r["service"], r["tool"], r["outcome"], r["requests"]) for r in by_mcp] == [("calc", "add", "ok", 2)]
+    assert gw.app.metrics.agent_runs[(env, agent.id, "OK")] == 1  # the run, once
+
+
+def test_every_round_and_tool_call_is_admitted_and_a_refused_round_ends_the_run_counted_once(agents, fake, tooled):
+    admin, gw = agents.gw.admin, agents.gw
+    env = admin.create_env()
+    _, key = admin.create_key(env)
+    admin.set_model(env, "cloudbase", "up-openai", True)
+    admin.mcp.create(env, "calc", tooled.server.url)
+    agent = admin.agents.create(env, AgentSpec(name="limited-adder", model="up-openai", mcp_services=["calc"]))
+    admin.set_env_limits(env, {"rpm": 2})  # the first round, the tool call, and no more
+    gw.wait_for_snapshot()
+    fake.script(Reply(content="", tool_calls=[tool_call("c1", "calc__add", {"a": 1, "b": 2})]),
+                Reply(content="never said"))
+    events = agents.run(agent.id, ag_ui("Add 1+2."), key)
+    assert next(e for e in events if e["type"] == "TOOL_CALL_RESULT")["content"] == "3"
+    assert events[-1]["type"] == "RUN_ERROR" and events[-1]["code"] == "EXCEED_RATELIMIT"
+    rows = wait_for_records(admin.store, env, 3)
+    assert sorted((r.surface, r.code or "OK") for r in rows) == [
+        ("agent", "EXCEED_RATELIMIT"), ("agent", "OK"), ("mcp", "OK")]
+    runs = {k[2]: n for k, n in gw.app.metrics.agent_runs.items() if k[:2] == (env, agent.id)}
+    assert runs == {"EXCEED_RATELIMIT": 1}

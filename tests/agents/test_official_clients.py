@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agents.conftest import upstream_messages
+from tests.agents.conftest import tool_call, upstream_messages
 from tests.support.fake_upstream import Reply
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
@@ -82,3 +82,20 @@ def test_curl_runs_an_agent_as_the_readme_shows(agents):
     events = [json.loads(line[6:]) for line in out.stdout.splitlines() if line.startswith("data: ")]
     assert events[0]["type"] == "RUN_STARTED" and events[-1]["type"] == "RUN_FINISHED"
     assert "hi from curl" in "".join(e.get("delta", "") for e in events)
+
+
+def test_ag_ui_http_agent_sees_the_gateways_mcp_tool_call_and_its_result(agents, fake, tooled):
+    fake.script(Reply(content="", tool_calls=[tool_call("call-mcp", "tools__add", {"a": 20, "b": 22})]),
+                Reply(content="It is 42."), Reply(content="Still 42."))
+    got = node_check(agents, agents.gw.key, tooled.agent, "ag-ui")
+    assert "error" not in got, got
+    events = got["events"]
+    assert events.index("TOOL_CALL_END") < events.index("TOOL_CALL_RESULT") < events.index("TEXT_MESSAGE_START")
+    assert events[-1] == "RUN_FINISHED" and got["secondEvents"][-1] == "RUN_FINISHED"
+    said = [(m["role"], m["content"]) for m in got["messages"]]
+    assert said == [("user", "hello agent"), ("assistant", None), ("tool", "42"), ("assistant", "It is 42.")]
+    assert got["messages"][1]["toolCalls"][0]["function"]["name"] == "tools__add"
+    # the second turn sent the thread as the client keeps it, the tool's message included, to the model
+    assert upstream_messages(fake)[-3:] == [{"role": "tool", "tool_call_id": "call-mcp", "content": "42"},
+                                            {"role": "assistant", "content": "It is 42."},
+                                            {"role": "user", "content": "and again"}]

@@ -1,8 +1,9 @@
-"""Runs of the agents the gateway runs itself: one run is one call of the model service (so admission,
-fallback, the model switch and the ledger apply as to any chat request, labelled surface `agent` with the
-agent's id), with the agent's instructions first and the conversation's stored turns before a turn that
-came without them. Tools the client declared go to the model; its calls end the run for the client to
-answer. The run's messages and answer become the conversation's records once it finished whole."""
+"""Runs of the agents the gateway runs itself: each model round of a run is one call of the model service
+(so admission, fallback, the model switch and the ledger apply as to any chat request, labelled surface
+`agent` with the agent's id), with the agent's instructions first and the conversation's stored turns before
+a turn that came without them. Tools the client declared go to the model, and its calls of them end the run
+for the client to answer; the tools of the agent's MCP services the gateway calls itself (core.agent_loop).
+The run's messages and answer become the conversation's records once it finished whole."""
 from __future__ import annotations
 
 import asyncio
@@ -49,6 +50,15 @@ def _record(agent: AgentRow, run: AgentRun, role: str, content: str, now: float,
                      conversation_id=run.thread_id, role=role, content=content, created_at=now, seq=seq)
 
 
+def _validated(body: dict, agent_id: str) -> ChatRequest:
+    try:
+        req = parse_chat_request(body)
+    except (ModelParamInvalid, ModelParamRequired) as exc:
+        raise AgentInvalidParam(exc.message) from None
+    req.surface, req.agent_id = AGENT_SURFACE, agent_id
+    return req
+
+
 class AgentRunner:
     def __init__(self, store: Store):
         self.store = store
@@ -60,8 +70,10 @@ class AgentRunner:
             raise AgentNotFound(f"no agent {agent_id!r} in this environment")
         return found
 
-    async def model_request(self, agent: AgentRow, run: AgentRun, stream: bool = True) -> ChatRequest:
-        """The one model call a run makes, validated like any chat request."""
+    async def model_request(self, agent: AgentRow, run: AgentRun, stream: bool = True,
+                            offered: list[dict] = ()) -> ChatRequest:
+        """The run's first model call, validated like any chat request; `offered` are the gateway's own tools,
+        beside the client's."""
         history: list[dict] = []
         if sent_alone(run):
             records = await asyncio.to_thread(stored.thread_records, self.store, agent.env_id, agent.id,
@@ -72,14 +84,15 @@ class AgentRunner:
                 "messages": system + context_message(run) + history + run.messages}
         if stream:
             body["stream_options"] = {"include_usage": True}  # the answer's last event carries the run's usage
-        if run.tools:
-            body["tools"] = run.tools
-        try:
-            req = parse_chat_request(body)
-        except (ModelParamInvalid, ModelParamRequired) as exc:
-            raise AgentInvalidParam(exc.message) from None
-        req.surface, req.agent_id = AGENT_SURFACE, agent.id
-        return req
+        if run.tools or offered:
+            body["tools"] = run.tools + list(offered)
+        return _validated(body, agent.id)
+
+    @staticmethod
+    def next_round(first: ChatRequest, said: list[dict]) -> ChatRequest:
+        """A later model call of the run: the first one's, with what the rounds since added (the model's tool
+        calls and the results of those the gateway ran)."""
+        return _validated({**first.raw, "messages": first.messages + said}, first.agent_id)
 
     def recorder(self, agent: AgentRow, run: AgentRun) -> Callable[[RunAnswer | None], Awaitable[None]]:
         """Stores a finished run's turn: the messages it added and its answer, in the run's conversation."""

@@ -80,7 +80,7 @@ def _client_left(error: BaseException | None) -> bool:
 class Meter:
     __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done",
                  "finishers", "answer", "unrecorded", "cut", "streamed", "journalled", "journalled_at",
-                 "generated", "price")
+                 "generated", "price", "run_ends")
 
     def __init__(self, metering: Metering, principal: Principal, group: str, req: ChatRequest,
                  request_id: str, price: PriceTable | None = None):
@@ -106,6 +106,8 @@ class Meter:
         self.streamed = 0  # chunks sent (about one token each): what a crash bills
         self.journalled = 0  # `streamed` as the spool's last progress entry has it
         self.journalled_at = self.started
+        # an agent run's record counts the run in /metrics, unless the run goes on (its loop counts it then)
+        self.run_ends = True
 
     def generated_before_failure(self, usage: Usage) -> None:
         """The deployment failed after generating these tokens (the engine died under a non-streamed
@@ -248,7 +250,7 @@ class Metering:
         model = r.model if meter.routed else ""
         self.metrics.finished(r.env_id, r.group_name, model, code, r.prompt_tokens, r.completion_tokens,
                               elapsed, ttft)
-        if r.agent_id is not None:  # one agent run, however it ended
+        if r.agent_id is not None and meter.run_ends:  # one agent run, however it ended
             self.metrics.agent_run(r.env_id, r.agent_id, code)
         if self.ledger is not None and not meter.unrecorded:
             with self.tracing.span("cbgate.ledger", {"cbgate.code": code}):

@@ -1,7 +1,8 @@
 """The Agent API's rows of the route table: `/v1/aibot/...`, as CloudBase serves it. A run of an agent the
-gateway runs itself is one model call through the model service, rendered by the agent surface through
-the one stream pump; a fronted agent's run and every other route under it go to its AG-UI server. Bots
-are created, changed and deleted with a server key; a publishable key may list, read and run them."""
+gateway runs itself is a loop of model calls through the model service and calls of its MCP tools
+(core.agent_loop), rendered by the agent surface through the one stream pump; a fronted agent's run and
+every other route under it go to its AG-UI server. Bots are created, changed and deleted with a server key;
+a publishable key may list, read and run them."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +13,7 @@ import orjson
 
 from cbgate.core.agent_admin import AgentAdmin, AgentSpec
 from cbgate.core.agent_front import AgentFront
+from cbgate.core.agent_loop import AgentRuns
 from cbgate.core.agent_runs import AgentRunner
 from cbgate.core.auth import Principal
 from cbgate.core.model_service import ModelService
@@ -54,10 +56,11 @@ def _query(ex: Exchange) -> dict[str, str]:
 
 
 class AgentRoutes:
-    def __init__(self, service: ModelService, runner: AgentRunner, front: AgentFront, agents: AgentAdmin,
-                 max_body_bytes: int, deadline: ShutdownDeadline):
+    def __init__(self, service: ModelService, runner: AgentRunner, runs: AgentRuns, front: AgentFront,
+                 agents: AgentAdmin, max_body_bytes: int, deadline: ShutdownDeadline):
         self.service = service
         self.runner = runner
+        self.runs = runs
         self.front = front
         self.agents = agents
         self.max_body_bytes = max_body_bytes
@@ -140,9 +143,8 @@ class AgentRoutes:
             return await pump(ex, stream, PassThroughStream(), self.deadline)
         run.model = agent.model
         self.service.check_group(principal, agent.group_name)
-        req = await self.runner.model_request(agent, run)
-        stream = await self.service.open_stream(principal, agent.group_name, req, ex.request_id)
-        await pump(ex, stream, AGENT.stream(run, ex.request_id), self.deadline, self.runner.recorder(agent, run))
+        loop = await self.runs.open(principal, agent, run, ex.request_id)
+        await pump(ex, loop, AGENT.stream(run, ex.request_id), self.deadline, self.runner.recorder(agent, run))
 
     async def openai_entry(self, ex: Exchange, params: dict) -> None:
         """OpenAI chat completions against an agent: the path's agent, or `model` set to the agent's id."""

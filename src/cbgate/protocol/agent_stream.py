@@ -1,8 +1,11 @@
 """An agent run's answer on the wire, from the model service's canonical chunks: AG-UI events
-(`RUN_STARTED`, `TEXT_MESSAGE_*`, `TOOL_CALL_*`, `RUN_FINISHED`, or `RUN_ERROR`) or CloudBase's legacy bot
-objects (`{created, record_id, model, type, role, content, finish_reason: continue|stop, usage}` then
-`[DONE]`). Each render is a `StreamRender` the edge's one pump drives; `final` is what the run said, for
-the conversation's records."""
+(`RUN_STARTED`, `TEXT_MESSAGE_*`, `TOOL_CALL_*`, `TOOL_CALL_RESULT`, `RUN_FINISHED`, or `RUN_ERROR`) or
+CloudBase's legacy bot objects (`{created, record_id, model, type, role, content, finish_reason:
+continue|stop, usage}` then `[DONE]`). Each render is a `StreamRender` the edge's one pump drives; `final` is
+what the run said, for the conversation's records.
+
+A run whose model calls the gateway's own (MCP) tools has several model rounds: between two of them the
+stream carries a `RoundEnd`, then one `ToolResult` per call the gateway ran."""
 from __future__ import annotations
 
 import time
@@ -15,15 +18,45 @@ from cbgate.protocol import sse
 from cbgate.protocol.agent_request import new_id
 
 
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class RoundEnd:
+    """A model round of the run ended, and the gateway runs the tool calls it made of the gateway's tools."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool the gateway ran for the model answered (an error is said in `content`, as the model reads it)."""
+    call_id: str
+    content: str
+    error: bool = False
+
+
 @dataclass(slots=True)
 class RunAnswer:
-    """What one run said: its text, the tool calls it made (for the client to answer) and its usage."""
+    """What one run said: its text, the tool calls it left for the client to answer and its usage, summed
+    over its model rounds."""
     text: str = ""
     tool_calls: list[dict] = field(default_factory=list)
     usage: dict | None = None  # {prompt_tokens, completion_tokens, total_tokens}
+    earlier: dict | None = None  # the usage of the rounds before this one
+
+    def note_usage(self, usage: dict) -> None:
+        """A round reports its usage (maybe more than once: the last report counts)."""
+        before = self.earlier or {}
+        self.usage = {name: int(before.get(name) or 0) + int(usage.get(name) or 0) for name in USAGE_FIELDS}
+
+    def end_round(self) -> None:
+        self.earlier = self.usage
+
+    def answered(self, call_id: str) -> None:
+        """The gateway ran this call: nothing is left for the client to do about it."""
+        self.tool_calls = [c for c in self.tool_calls if c["id"] != call_id]
 
 
-def _delta(chunk: dict | bytes) -> tuple[dict, dict | None]:
+def chunk_delta(chunk: dict | bytes) -> tuple[dict, dict | None]:
     """The first choice's delta and the chunk's usage (either may be empty)."""
     if isinstance(chunk, bytes):
         try:
@@ -71,10 +104,16 @@ class AgUiStream:
         ended, self.message_id = self.message_id, None
         return [{"type": "TEXT_MESSAGE_END", "messageId": ended}]
 
-    def feed(self, chunk: dict | bytes) -> bytes:
-        delta, usage = _delta(chunk)
+    def feed(self, chunk: dict | bytes | RoundEnd | ToolResult) -> bytes:
+        if isinstance(chunk, RoundEnd):
+            return self._events(*self._end_round())
+        if isinstance(chunk, ToolResult):
+            self.final.answered(chunk.call_id)
+            return self._events({"type": "TOOL_CALL_RESULT", "messageId": new_id("msg-"),
+                                 "toolCallId": chunk.call_id, "content": chunk.content, "role": "tool"})
+        delta, usage = chunk_delta(chunk)
         if usage is not None:
-            self.final.usage = usage
+            self.final.note_usage(usage)
         events: list[dict] = []
         text = delta.get("content")
         if isinstance(text, str) and text:
@@ -109,9 +148,16 @@ class AgUiStream:
             next(c for c in self.final.tool_calls if c["id"] == call_id)["function"]["arguments"] += arguments
         return events
 
-    def finish(self) -> bytes:
+    def _end_round(self) -> list[dict]:
+        """Text and tool calls end with their round; the next round numbers its calls from 0 again."""
         events = self._end_text() + [{"type": "TOOL_CALL_END", "toolCallId": c} for c in self.open_calls]
         self.open_calls = []
+        self.calls = {}
+        self.final.end_round()
+        return events
+
+    def finish(self) -> bytes:
+        events = self._end_round()
         finished = {"type": "RUN_FINISHED", "threadId": self.thread_id, "runId": self.run_id}
         if self.final.tool_calls:  # the run stops here: the client runs the tools and sends their results
             finished["outcome"] = {"type": "success", "pendingToolCallIds": [c["id"] for c in self.final.tool_calls]}
@@ -145,10 +191,17 @@ class LegacyStream:
     def start(self) -> bytes:
         return b""
 
-    def feed(self, chunk: dict | bytes) -> bytes:
-        delta, usage = _delta(chunk)
+    def feed(self, chunk: dict | bytes | RoundEnd | ToolResult) -> bytes:
+        """Text as it comes; the gateway's own tool calls have no legacy object (@cloudbase/ai reads `content`
+        of every object as text), so a run that used tools shows what the model said around them."""
+        if isinstance(chunk, RoundEnd):
+            self.final.end_round()
+            return b""
+        if isinstance(chunk, ToolResult):
+            return b""
+        delta, usage = chunk_delta(chunk)
         if usage is not None:
-            self.final.usage = usage
+            self.final.note_usage(usage)
         out = b""
         reasoning = delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
