@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+import requests
 
+from cbgate.core.agent_admin import AgentSpec
 from tests.support.catalog import write_catalog
 from tests.support.fake_upstream import Reply, start_fake_upstream
 from tests.support.gateway import start_in_thread
@@ -147,7 +149,6 @@ def test_every_billed_surface_is_refused_by_a_spent_budget(budgeted, surface):
     gw, _ = budgeted
     env_id, [(_, key)] = fresh_env(gw)
     set_budget(gw, env_id, period="total", amount="0.000001")
-    import requests
     url = f"{gw.url}/v1/ai/cloudbase/"
     body = {"messages": {"model": "priced-claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
             "responses": {"model": "priced", "input": "hi", "max_output_tokens": 10},
@@ -156,3 +157,20 @@ def test_every_billed_surface_is_refused_by_a_spent_budget(budgeted, surface):
     answer = requests.post(url + path, json=body, headers=gw.headers(key), timeout=30)
     assert answer.status_code == 429, answer.text
     assert "budget of 0.000001 CNY in total" in answer.text
+
+
+def test_an_agents_model_rounds_spend_from_the_budget(budgeted):
+    gw, _ = budgeted
+    env_id, [(_, key)] = fresh_env(gw)
+    agent = gw.admin.agents.create(env_id, AgentSpec(name="spender", model="priced"))
+    set_budget(gw, env_id, period="day", tokens=1100)  # a run names no max_tokens: 1024 reserved for its answer
+    url = f"{gw.url}/v1/aibot/bots/{agent.id}/send-message"
+    statuses = []
+    while not statuses or statuses[-1] == 200:
+        answer = requests.post(url, json={"msg": "hello"}, headers=gw.headers(key), timeout=30)
+        statuses.append(answer.status_code)
+        assert len(statuses) < 40
+    assert len(statuses) >= 2 and statuses[-1] == 429
+    assert "the environment's budget of 1100 tokens per day" in answer.text
+    runs = [r for r in wait_for_records(gw.admin.store, env_id, len(statuses)) if r.surface == "agent"]
+    assert len(runs) == len(statuses) and 0 < sum(r.total_tokens for r in runs) <= 1100

@@ -31,7 +31,7 @@ class MemoryBudgets:
     def __init__(self, source: SpendSource | None = None, interval: float = 60.0,
                  clock: Callable[[], float] = time.time):
         self.counters: dict[str, list[int]] = {}  # counter key -> [spent, reserved]
-        self.book = SpendBook(source, self._raise, interval, clock)
+        self.book = SpendBook(source, self._raise, interval, clock, forget=lambda key: self.counters.pop(key, None))
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:

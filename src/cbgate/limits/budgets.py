@@ -86,11 +86,13 @@ class SpendBook:
     that way). Spend only moves up here: a ledger that lags a moment never lowers a counter."""
 
     def __init__(self, source: SpendSource | None, raise_to: Callable[[dict[Counter, tuple[int, int]]], Awaitable[None]],
-                 interval: float = 60.0, clock: Callable[[], float] = time.time):
+                 interval: float = 60.0, clock: Callable[[], float] = time.time,
+                 forget: Callable[[str], None] | None = None):
         self.source = source
         self.raise_to = raise_to  # counter -> (spent floor, reserved floor)
         self.interval = interval
         self.clock = clock
+        self.forget = forget  # a period long over: the counter's owner may drop it (Redis expires its own)
         self.seen: dict[str, Counter] = {}  # counters this process has rebuilt, by key
         self.reserved: dict[str, int] = {}  # counter key -> what this process's running requests reserved
         self._lock = asyncio.Lock()
@@ -130,6 +132,8 @@ class SpendBook:
             for key, counter in list(self.seen.items()):  # a period long over is not reconciled again
                 if counter.expires_at is not None and counter.expires_at < now:
                     del self.seen[key]
+                    if self.forget is not None:
+                        self.forget(key)
             if not self.seen:
                 continue
             try:
