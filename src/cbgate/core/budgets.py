@@ -134,6 +134,17 @@ class BudgetGate:
     def __init__(self, counter: BudgetCounter, clock: Callable[[], float] = time.time):
         self.counter = counter
         self.clock = clock
+        self._current: dict[BudgetRow, Counter] = {}  # each budget's counter for the period last seen
+
+    def _counter(self, budget: BudgetRow, now: float) -> Counter:
+        """The budget's counter for `now`'s period (the date arithmetic once a period, not once a request)."""
+        found = self._current.get(budget)
+        if found is not None and found.start <= now and (found.end is None or now < found.end):
+            return found
+        if len(self._current) > 10_000:  # rows of snapshots gone by
+            self._current.clear()
+        found = self._current[budget] = counter_for(budget, now)
+        return found
 
     async def admit(self, budgets: tuple[BudgetRow, ...], req, price: PriceTable | None, default_max: int | None,
                     on_finish: Callable[[Callable[[UsageRecord], None]], None]) -> None:
@@ -144,7 +155,7 @@ class BudgetGate:
         now = self.clock()
         prompt = prompt_tokens(req.messages, generous_count, NON_TEXT_ALLOWANCE)
         max_out = req.max_tokens or default_max or DEFAULT_MAX_TOKENS
-        charges = tuple(Charge(counter_for(b, now), b.limit, worst_case(b, prompt, max_out, price, req.model))
+        charges = tuple(Charge(self._counter(b, now), b.limit, worst_case(b, prompt, max_out, price, req.model))
                         for b in budgets)
         try:
             ticket = await self.counter.admit(charges)
