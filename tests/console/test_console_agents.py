@@ -10,6 +10,7 @@ from tests.console.test_console import sign_in
 from tests.support.admin_plane import make_cast
 from tests.support.fake_upstream import Reply, start_fake_upstream
 from tests.support.gateway import start_in_thread
+from tests.support.mcp_server import start_mcp_server
 
 SECRET = "sk-console-agents-upstream-7"
 
@@ -72,3 +73,33 @@ def test_tool_calls_show_as_they_stream(page, upstream_cast):
     page.fill("[data-test=agent-message]", "weather in Oslo?")
     page.click("[data-test=agent-send]")
     expect(page.locator("[data-test=tool-call]")).to_have_text('Tool call: get_weather({"city":"Oslo"})')
+
+
+def test_an_agent_with_an_mcp_service_shows_the_gateways_tool_call_and_its_result(page, upstream_cast):
+    cast, fake = upstream_cast
+    gw = cast.gw
+    server = start_mcp_server()
+    try:
+        gw.admin.mcp.create(gw.env_id, "tools", server.url)
+        sign_in(page, gw, cast.operator, "agents")
+        page.fill("[data-test=agent-name]", "calc")
+        page.fill("[data-test=agent-model]", "m-tools")
+        page.fill("[data-test=agent-group]", "fakeup")
+        page.fill("[data-test=agent-mcp-services]", "tools")
+        page.click("[data-test=create-agent]")
+        expect(page.locator("[data-test=agent-table]")).to_contain_text("fakeup/m-tools + MCP tools")
+        call = {"id": "call-add", "type": "function", "function": {"name": "tools__add", "arguments": "{\"a\":2,\"b\":3}"}}
+        fake.script(Reply(content="", tool_calls=[call]), Reply(content="It is 5."), Reply(content="Yes, 5."))
+        page.fill("[data-test=agent-message]", "2+3?")
+        page.click("[data-test=agent-send]")
+        expect(page.locator("[data-test=tool-call]")).to_have_text('Tool call: tools__add({"a":2,"b":3})')
+        expect(page.locator("[data-test=tool-result]")).to_have_text("Tool result: 5")
+        expect(page.locator("[data-test=agent-answer]")).to_have_text("It is 5.")
+        # the next turn sends the thread as it was said: the tool's message after the call, then the answer
+        page.fill("[data-test=agent-message]", "sure?")
+        page.click("[data-test=agent-send]")
+        expect(page.locator("[data-test=agent-answer]").last).to_have_text("Yes, 5.")
+        sent = json.loads([r for r in fake.server.requests if r.path.endswith("/chat/completions")][-1].body)
+        assert [m["role"] for m in sent["messages"]][-4:] == ["assistant", "tool", "assistant", "user"]
+    finally:
+        server.stop()

@@ -1,5 +1,6 @@
 // The agents page: the environment's agents (run on a model, or fronting an AG-UI server), the form that
-// adds one, and a chat with an agent over its AG-UI stream that shows text and tool calls as they arrive.
+// adds one, and a chat with an agent over its AG-UI stream that shows text, tool calls and the results of the
+// MCP tools the gateway ran as they arrive.
 import { api, envPath, field, h, table, when } from "./api.js";
 import { t } from "./i18n.js";
 import { attempt, notice, statusLine } from "./pages.js";
@@ -14,6 +15,7 @@ function createForm(ctx) {
   const url = input("agent-url", { type: "url", placeholder: "https://agents.example.com/support" });
   const instructions = h("textarea", { rows: 3, "data-test": "agent-instructions" });
   const welcome = input("agent-welcome");
+  const services = input("agent-mcp-services", { placeholder: "search, tools" });
   const form = h("form", { onsubmit: async (ev) => {
     ev.preventDefault();
     const body = { name: name.value.trim() };
@@ -21,14 +23,19 @@ function createForm(ctx) {
     else Object.assign(body, { model: model.value.trim(), group: group.value.trim() || undefined });
     if (instructions.value) body.instructions = instructions.value;
     if (welcome.value) body.welcome = welcome.value;
+    const named = services.value.split(",").map((s) => s.trim()).filter(Boolean);
+    if (named.length) body.mcp_services = named;
     if (await attempt(status, () => api("POST", envPath(ctx.env, "/agents"), body))) ctx.refresh();
   } }, h("div", { class: "row" }, field(t("name"), name), field(t("model"), model), field(t("group"), group)),
   field(t("agent_url"), url, t("agent_url_hint")), field(t("agent_instructions"), instructions),
-  field(t("agent_welcome"), welcome), h("button", { "data-test": "create-agent" }, t("createAgent")));
+  field(t("agent_welcome"), welcome), field(t("agent_mcp_services"), services, t("agent_mcp_services_hint")),
+  h("button", { "data-test": "create-agent" }, t("createAgent")));
   return [h("h2", {}, t("createAgent")), form, status];
 }
 
-// One run: POST the thread's messages to send-message and render its AG-UI events into `log`.
+// One run: POST the thread's messages to send-message and render its AG-UI events into `log`. What the run
+// said joins the thread as AG-UI clients keep it: assistant messages (with their tool calls) and the tool
+// messages of the calls the gateway ran, so the next turn sends the model a whole conversation.
 async function run(ctx, agent, thread, tools, log) {
   const resp = await fetch(`/v1/aibot/bots/${encodeURIComponent(agent)}/send-message`, {
     method: "POST",
@@ -42,25 +49,47 @@ async function run(ctx, agent, thread, tools, log) {
     log.append(notice(`${t("error")}: ${err.code || resp.status} ${err.message || ""}`, "error"));
     return;
   }
-  const reply = { id: crypto.randomUUID(), role: "assistant", content: "", toolCalls: [] };
-  const text = h("p", { class: "answer", "data-test": "agent-answer" });
+  const said = [];
   const calls = {};
-  log.append(text);
+  let text = null;
+  const assistant = () => {
+    const last = said[said.length - 1];
+    if (last && last.role === "assistant") return last;
+    said.push({ id: crypto.randomUUID(), role: "assistant", content: "", toolCalls: [] });
+    return said[said.length - 1];
+  };
   for await (const data of sseData(resp.body)) {
     const event = JSON.parse(data);
-    if (event.type === "TEXT_MESSAGE_CONTENT") { reply.content += event.delta; text.textContent = reply.content; }
+    if (event.type === "TEXT_MESSAGE_START") {
+      text = h("p", { class: "answer", "data-test": "agent-answer" });
+      log.append(text);
+    }
+    if (event.type === "TEXT_MESSAGE_CONTENT" && text) {
+      const message = assistant();
+      message.content += event.delta;
+      text.textContent += event.delta;
+    }
     if (event.type === "TOOL_CALL_START") {
       calls[event.toolCallId] = { id: event.toolCallId, type: "function",
         function: { name: event.toolCallName, arguments: "" }, line: h("p", { class: "tool", "data-test": "tool-call" }) };
+      assistant().toolCalls.push(calls[event.toolCallId]);
       log.append(calls[event.toolCallId].line);
     }
     const call = calls[event.toolCallId];
     if (event.type === "TOOL_CALL_ARGS" && call) call.function.arguments += event.delta;
     if (call) call.line.textContent = `${t("toolCall")}: ${call.function.name}(${call.function.arguments})`;
+    if (event.type === "TOOL_CALL_RESULT") {
+      said.push({ id: event.messageId, role: "tool", toolCallId: event.toolCallId, content: event.content });
+      log.append(h("p", { class: "tool", "data-test": "tool-result" }, `${t("toolResult")}: ${event.content}`));
+    }
     if (event.type === "RUN_ERROR") log.append(notice(`${t("error")}: ${event.code} ${event.message}`, "error"));
   }
-  reply.toolCalls = Object.values(calls).map(({ line, ...c }) => c);
-  thread.messages.push(reply.toolCalls.length ? reply : { ...reply, toolCalls: undefined });
+  for (const message of said) {
+    if (message.role !== "assistant") continue;
+    message.toolCalls = message.toolCalls.map(({ line, ...c }) => c);
+    if (!message.toolCalls.length) delete message.toolCalls;
+  }
+  thread.messages.push(...said);
 }
 
 function chatPanel(ctx, agents) {
@@ -93,7 +122,9 @@ function chatPanel(ctx, agents) {
 export async function agentsPage(ctx) {
   const { data } = await api("GET", envPath(ctx.env, "/agents"));
   const listStatus = statusLine("agent-list-status");
-  const rows = data.map((a) => [a.name, a.id, a.kind === "url" ? a.url : `${a.group}/${a.model}`, a.welcome || "-",
+  const runsOn = (a) => a.kind === "url" ? a.url
+    : `${a.group}/${a.model}${a.mcp_services.length ? ` + MCP ${a.mcp_services.join(", ")}` : ""}`;
+  const rows = data.map((a) => [a.name, a.id, runsOn(a), a.welcome || "-",
     when(Date.parse(a.created_at) / 1000), h("button", { class: "danger", "data-test": `delete-agent-${a.name}`,
       onclick: async () => {
         if (confirm(t("confirmDeleteAgent")) &&

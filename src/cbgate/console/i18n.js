@@ -53,7 +53,9 @@ export const STRINGS = {
     agent_url: "AG-UI server URL (instead of a model)", agent_url_hint: "a fronted agent: its /send-message gets the runs",
     agent_instructions: "Instructions", agent_welcome: "Welcome message", agent_runs_on: "Runs on",
     agent_tools: "Tools the chat declares (AG-UI JSON, optional)", agent_tools_hint: "the model's calls show as they stream",
-    toolCall: "Tool call", noAgents: "No agent in this environment yet.",
+    toolCall: "Tool call", toolResult: "Tool result", noAgents: "No agent in this environment yet.",
+    agent_mcp_services: "MCP services (optional)",
+    agent_mcp_services_hint: "comma-separated: the gateway calls their tools for the key that runs the agent",
     confirmDeleteAgent: "Delete this agent with its conversations?",
   },
   zh: {
@@ -108,7 +110,8 @@ export const STRINGS = {
     agent_url: "AG-UI 服务地址（不用模型时）", agent_url_hint: "托管的智能体：运行发往其 /send-message",
     agent_instructions: "指令", agent_welcome: "欢迎语", agent_runs_on: "运行于",
     agent_tools: "对话声明的工具（AG-UI JSON，可选）", agent_tools_hint: "模型的工具调用会随流显示",
-    toolCall: "工具调用", noAgents: "本环境还没有智能体。",
+    toolCall: "工具调用", toolResult: "工具结果", noAgents: "本环境还没有智能体。",
+    agent_mcp_services: "MCP 服务（可选）", agent_mcp_services_hint: "逗号分隔：网关以运行智能体的密钥调用其工具",
     confirmDeleteAgent: "删除此智能体及其会话？",
   },
 };

@@ -182,7 +182,8 @@ def _cost_columns(t):
 def usage_summary(store: Store, env_id: str, since: float | None = None, by: str | None = None) -> dict:
     """{"env", "since", "by", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
     "cost_micros": {currency: micro-units}, "unpriced_requests", "rows": [{<by>: value, ...the same}]}
-    (rows empty when `by` is None). By agent, totals and rows count agent runs only."""
+    (rows empty when `by` is None). By agent, totals and rows count the model calls of agent runs only (a run
+    that called the gateway's MCP tools has one per model round)."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"usage can be grouped by {', '.join(GROUPINGS)}, not {by!r}")
     t = schema.usage_ledger
