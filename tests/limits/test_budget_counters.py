@@ -88,3 +88,19 @@ def test_a_counter_redis_lost_is_rebuilt_from_the_ledger(prefix):
         assert await counter.peek([ENV]) == {ENV.key: (540, 10)}
         await client.aclose()
     asyncio.run(scenario())
+
+
+def test_a_dead_replicas_reservations_are_dropped_and_a_live_ones_kept(prefix):
+    async def scenario():
+        client = aioredis.from_url(REDIS_URL)
+        dead, live, other = (RedisBudgets(client, prefix, Ledger()) for _ in range(3))
+        await dead.admit((Charge(ENV, 1000, 600),))  # then killed: it never settles
+        await live.admit((Charge(ENV, 1000, 300),))
+        with pytest.raises(Over):
+            await other.admit((Charge(ENV, 1000, 200),))
+        assert await client.pttl(dead.alive + dead.replica) > 0  # kept alive for a while by its admissions
+        await client.delete(dead.alive + dead.replica)  # as its liveness key expires, ALIVE_MS after its death
+        await other.admit((Charge(ENV, 1000, 200),))
+        assert await other.peek([ENV]) == {ENV.key: (0, 500)}  # the live replica's 300 and this one's 200
+        await client.aclose()
+    asyncio.run(scenario())
