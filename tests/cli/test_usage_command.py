@@ -59,3 +59,22 @@ def test_usage_table_and_errors(gateway):
     assert no_env.returncode == 1 and "no-such-env" in no_env.stderr
     bad_by = usage(gateway, "--env", gateway.env_id, "--by", "colour", check=False)
     assert bad_by.returncode == 2
+
+
+def test_usage_of_one_key_this_month_by_model(gateway):
+    _, other = gateway.admin.create_key(gateway.env_id, name="other")
+    gateway.wait_for_snapshot()
+    mine = gateway.chat({"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}).json()
+    gateway.chat({"model": MODEL, "messages": [{"role": "user", "content": "theirs"}]}, key=other)
+    wait_for_records(gateway.admin.store, gateway.env_id, 2)
+    key_id = next(k.id for k in gateway.admin.list_keys(gateway.env_id) if k.name != "other")
+    month = time.strftime("%Y-%m-01", time.gmtime())
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    args = ["--env", gateway.env_id, "--key", key_id, "--by", "model", "--since", month, "--json"]
+    summary = json.loads(usage(gateway, *args, "--until", tomorrow).stdout)
+    assert summary["requests"] == 1 and summary["key"] == key_id
+    assert [(r["model"], r["total_tokens"]) for r in summary["rows"]] == [(MODEL, mine["usage"]["total_tokens"])]
+    before = json.loads(usage(gateway, *args, "--until", month).stdout)
+    assert before["requests"] == 0
+    bad = usage(gateway, *args, "--until", "soon", check=False)
+    assert bad.returncode == 1 and "--until" in bad.stderr and "Traceback" not in bad.stderr

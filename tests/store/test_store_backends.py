@@ -1,4 +1,5 @@
 """Every store operation on both backends: the SQLite file and the real PostgreSQL, same schema and migrations."""
+import calendar
 import os
 import threading
 import time
@@ -119,3 +120,22 @@ def test_usage_summary_by_model_key_and_day(admin):
     assert len(newest) == 2 and all(r.created_at == now for r in newest)
     with pytest.raises(InvalidParam):
         admin.usage_summary(env_id, by="colour")
+
+
+def test_one_keys_usage_in_a_month_by_model(admin):
+    """"What did key X cost this month, by model": one key, from the month's first second up to the next's."""
+    env_id = unique_env(admin)
+    month = calendar.timegm((2026, 11, 1, 0, 0, 0))  # 2026-11-01T00:00Z
+    december = month + 30 * DAY
+    insert_records(admin.store, [
+        record(env_id, "m1", "key-a", (10, 5), month), record(env_id, "m2", "key-a", (100, 50), december - 1),
+        record(env_id, "m1", "key-a", (7, 7), december),  # next month
+        record(env_id, "m1", "key-a", (9, 9), month - 1),  # the month before
+        record(env_id, "m1", "key-b", (1, 1), month + DAY),  # another key
+    ])
+    november = admin.usage_summary(env_id, month, "model", until=december, key_id="key-a")
+    assert november["total_tokens"] == 165 and (november["key"], november["until"]) == ("key-a", december)
+    assert [(r["model"], r["total_tokens"]) for r in november["rows"]] == [("m1", 15), ("m2", 150)]
+    assert [(s["model"], s["total_tokens"]) for s in admin.usage_series(env_id, month, until=december,
+                                                                        key_id="key-b")] == [("m1", 2)]
+    assert admin.usage_summary(env_id, key_id="no-such-key")["requests"] == 0

@@ -19,7 +19,7 @@ from cbgate.text import for_terminal
 RELATIVE = re.compile(r"\A([0-9]+)([hd])\Z")
 
 
-def parse_since(value: str | None, now: float | None = None) -> float | None:
+def parse_since(value: str | None, now: float | None = None, flag: str = "--since") -> float | None:
     """`2026-11-01`, `2026-11-01T12:00` (UTC unless an offset is given), or `24h` / `7d` ago."""
     if value is None:
         return None
@@ -30,7 +30,7 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise InvalidParam(f"--since {value!r}: use a date (2026-11-01), a time (2026-11-01T12:00) "
+        raise InvalidParam(f"{flag} {value!r}: use a date (2026-11-01), a time (2026-11-01T12:00) "
                            "or a span (24h, 7d)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
@@ -62,7 +62,8 @@ def _table(summary: dict, by: str | None) -> str:
 
 def cmd_usage(args) -> None:
     admin = open_admin(args)
-    summary = admin.usage_summary(args.env, parse_since(args.since), args.by)
+    summary = admin.usage_summary(args.env, parse_since(args.since), args.by,
+                                  until=parse_since(args.until, flag="--until"), key_id=args.key)
     if args.json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
@@ -72,11 +73,15 @@ def cmd_usage(args) -> None:
 def register(sub, common) -> None:
     usage = add_command(sub, "usage", "tokens, requests and cost of an environment, from the usage ledger",
                         ["cbgate usage --env team-a --since 7d", "cbgate usage --env team-a --by model --json",
-                         "cbgate usage --env team-a --by key --since 2026-12-01"],
+                         "cbgate usage --env team-a --by key --since 2026-12-01",
+                         "cbgate usage --env team-a --key KEY_ID --by model --since 2026-12-01 --until 2027-01-01"],
                         [common])
     usage.add_argument("--env", required=True, help=ENV_HELP)
     usage.add_argument("--since", metavar="DATE",
                        help="from this date, time (UTC) or span ago, e.g. 2026-11-01, 24h, 7d")
+    usage.add_argument("--until", metavar="DATE",
+                       help="up to (not including) this date, time (UTC) or span ago, e.g. 2027-01-01")
+    usage.add_argument("--key", metavar="KEY_ID", help="only this API key's requests (its id, from `cbgate key list`)")
     usage.add_argument("--by", choices=GROUPINGS,
                        help="one row per model, key, group, day or surface (chat, messages, responses, images, "
                             "mcp, agent), mcp (tool calls by service, tool and outcome) or agent (agent runs only), "

@@ -159,17 +159,20 @@ class Admin:
         stored_envs.set_model_switch(self.store, env_id, group, model, enabled)
 
     # Usage (the ledger): the CLI's `cbgate usage` and the admin API's usage views and charts.
-    def usage_summary(self, env_id: str, since: float | None = None, by: str | None = None) -> dict:
-        """Totals (with `total_tokens`) and, when `by` is model|key|day, one row per value."""
+    def usage_summary(self, env_id: str, since: float | None = None, by: str | None = None, *,
+                      until: float | None = None, key_id: str | None = None) -> dict:
+        """Totals (with `total_tokens`) and, when `by` is model|key|day, one row per value; from `since` to
+        `until` (epoch seconds), of one key when `key_id` is given ("what did key X cost this month")."""
         self.require_env(env_id)
         if by not in (None, *usage.GROUPINGS):
             raise InvalidParam(f"usage can be grouped by {', '.join(usage.GROUPINGS)}, not {by!r}")
-        return usage.usage_summary(self.store, env_id, since, by)
+        return usage.usage_summary(self.store, env_id, since, by, until=until, key_id=key_id)
 
-    def usage_series(self, env_id: str, since: float | None = None) -> list[dict]:
+    def usage_series(self, env_id: str, since: float | None = None, *, until: float | None = None,
+                     key_id: str | None = None) -> list[dict]:
         """Requests and tokens per day and model, oldest first."""
         self.require_env(env_id)
-        return usage.usage_series(self.store, env_id, since)
+        return usage.usage_series(self.store, env_id, since, until=until, key_id=key_id)
 
     def busiest_env(self, env_ids: list[str], since: float) -> str | None:
         """The environment among `env_ids` with the most requests since then; None without traffic."""

@@ -95,7 +95,8 @@ SCHEMAS = {
                         mcp_services={"type": "array", "items": STR, "maxItems": 16,
                                       "description": "the environment's MCP services whose tools the agent's runs "
                                       "may call server-side; [] for none (model agents only)"}),
-    "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, by=NULLABLE_STR, **COUNTS,
+    "Usage": _obj(["requests", "total_tokens"], env=STR, since=NULLABLE_NUM, until=NULLABLE_NUM, key=NULLABLE_STR,
+                  by=NULLABLE_STR, **COUNTS,
                   rows={"type": "array", "items": {"type": "object", "properties": {
                       "model": STR, "key": NULLABLE_STR, "group": STR, "day": STR, "surface": STR, "service": STR,
                       "tool": STR, "outcome": NULLABLE_STR, "agent": NULLABLE_STR, **COUNTS}}}),
@@ -157,7 +158,9 @@ def _param(name: str, where: str = "path", schema: dict = STR, description: str 
 
 
 ENV = _param("env", description="environment id")
-SINCE = [_param("since", "query", NUM, "epoch seconds"), _param("days", "query", NUM, "the last N days")]
+SINCE = [_param("since", "query", NUM, "epoch seconds"), _param("days", "query", NUM, "the last N days"),
+         _param("until", "query", NUM, "epoch seconds, exclusive (default: now)"),
+         _param("key", "query", STR, "only this API key's requests (its id)")]
 
 
 def _op(summary: str, reply: dict | None, status: str = "200", params: list | None = None,
@@ -275,7 +278,7 @@ PATHS = {
     "/admin/v1/envs/{env}/budgets/{budget_id}": {
         "delete": _op("Delete a budget (operator only)", _ref("Budget"), params=[ENV, _param("budget_id")])},
     "/admin/v1/envs/{env}/usage": {
-        "get": _op("Usage totals and cost, optionally one row per model, key, group, day or surface (or MCP "
+        "get": _op("Usage totals and cost, of one key or the whole environment, optionally one row per model, key, group, day or surface (or MCP "
                    "tool calls by service, tool and outcome; or agent runs by agent)", _ref("Usage"),
                    params=[ENV, *SINCE, _param("by", "query", {"enum": ["model", "key", "group", "day", "surface",
                                                                         "mcp", "agent"]})])},

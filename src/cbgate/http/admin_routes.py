@@ -84,6 +84,17 @@ def _since(call: Call) -> float | None:
     return since
 
 
+def _window(call: Call) -> dict:
+    """The rest of a usage query's scope: `until` (epoch seconds, exclusive) and `key` (one key's id)."""
+    until = call.number("until")
+    if until is not None and not 0 <= until <= 1e11:
+        raise InvalidParam("until must be a time in epoch seconds")
+    key_id = call.query.get("key") or None
+    if key_id is not None and len(key_id) > 128:
+        raise InvalidParam("key must be a key's id")
+    return {"until": until, "key_id": key_id}
+
+
 class AdminRoutes:
     def __init__(self, admin: Admin, directory: TenantDirectory, budgets_live: Live | None = None):
         self.admin = admin
@@ -233,10 +244,10 @@ class AdminRoutes:
     # Usage, from the ledger.
     async def usage(self, call: Call):
         by = call.query.get("by") or None
-        return 200, await self.run(self.admin.usage_summary, call.params["env"], _since(call), by)
+        return 200, await self.run(self.admin.usage_summary, call.params["env"], _since(call), by, **_window(call))
 
     async def usage_series(self, call: Call):
-        rows = await self.run(self.admin.usage_series, call.params["env"], _since(call))
+        rows = await self.run(self.admin.usage_series, call.params["env"], _since(call), **_window(call))
         return 200, {"env": call.params["env"], "data": rows}
 
     async def recent_requests(self, call: Call):

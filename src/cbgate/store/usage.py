@@ -1,6 +1,6 @@
 """The usage ledger's rows: idempotent batch inserts and the queries the CLI and the admin API share.
 
-Queries (all per environment, `since` in epoch seconds):
+Queries (all per environment, `since` and `until` in epoch seconds, `key_id` narrowing to one key's records):
 - `usage_summary(store, env_id, since, by)`: totals, plus one row per model, key or day when `by` is given;
 - `usage_series(store, env_id, since)`: tokens and requests per day and model (for charts);
 - `recent_requests(store, env_id, limit)`: the newest ledger records;
@@ -145,10 +145,15 @@ def _counts(row) -> dict:
             "cache_read_tokens": int(row.cache_read_tokens), "cache_creation_tokens": int(row.cache_creation_tokens)}
 
 
-def _where(query, env_id: str, since: float | None):
+def _where(query, env_id: str, since: float | None, until: float | None = None, key_id: str | None = None):
+    """One environment's records from `since` (inclusive) to `until` (exclusive), of one key when given."""
     t = schema.usage_ledger
     query = query.where(t.c.env_id == env_id)
-    return query.where(t.c.created_at >= since) if since is not None else query
+    if since is not None:
+        query = query.where(t.c.created_at >= since)
+    if until is not None:
+        query = query.where(t.c.created_at < until)
+    return query.where(t.c.key_id == key_id) if key_id is not None else query
 
 
 def _with_cost(rows, key) -> dict:
@@ -179,8 +184,9 @@ def _cost_columns(t):
     return (t.c.currency, func.coalesce(func.sum(t.c.cost_micros), 0).label("cost_micros"))
 
 
-def usage_summary(store: Store, env_id: str, since: float | None = None, by: str | None = None) -> dict:
-    """{"env", "since", "by", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+def usage_summary(store: Store, env_id: str, since: float | None = None, by: str | None = None, *,
+                  until: float | None = None, key_id: str | None = None) -> dict:
+    """{"env", "since", "until", "key", "by", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
     "cost_micros": {currency: micro-units}, "unpriced_requests", "rows": [{<by>: value, ...the same}]}
     (rows empty when `by` is None). By agent, totals and rows count the model calls of agent runs only (a run
     that called the gateway's MCP tools has one per model round)."""
@@ -188,10 +194,10 @@ def usage_summary(store: Store, env_id: str, since: float | None = None, by: str
         raise ValueError(f"usage can be grouped by {', '.join(GROUPINGS)}, not {by!r}")
     t = schema.usage_ledger
     if by == "mcp":
-        return _mcp_summary(store, env_id, since)
+        return _mcp_summary(store, env_id, since, until, key_id)
 
     def scoped(query):
-        query = _where(query, env_id, since)
+        query = _where(query, env_id, since, until, key_id)
         return query.where(t.c.surface == AGENT_SURFACE) if by == "agent" else query
 
     with store.engine.connect() as conn:
@@ -203,27 +209,28 @@ def usage_summary(store: Store, env_id: str, since: float | None = None, by: str
             query = scoped(select(column.label("value"), *_totals(t), *_cost_columns(t))).group_by(column, t.c.currency)
             merged = _with_cost(conn.execute(query.order_by(column)), lambda r: r.value)
             rows = [{by: value, **entry} for value, entry in merged.items()]
-    return {"env": env_id, "since": since, "by": by, **total, "rows": rows}
+    return {"env": env_id, "since": since, "until": until, "key": key_id, "by": by, **total, "rows": rows}
 
 
-def _mcp_summary(store: Store, env_id: str, since: float | None) -> dict:
+def _mcp_summary(store: Store, env_id: str, since: float | None, until: float | None, key_id: str | None) -> dict:
     """MCP tool calls only: one row per service, tool and outcome (`errors`: calls that did not end ok)."""
     t = schema.usage_ledger
     columns = (t.c.group_name, t.c.model, t.c.outcome)
-    mine = lambda query: _where(query, env_id, since).where(t.c.surface == MCP_SURFACE)  # noqa: E731
+    mine = lambda query: _where(query, env_id, since, until, key_id).where(t.c.surface == MCP_SURFACE)  # noqa: E731
     with store.engine.connect() as conn:
         total = conn.execute(mine(select(*_totals(t)))).one()
         query = mine(select(*columns, *_totals(t))).group_by(*columns).order_by(*columns)
         rows = [{"service": r.group_name, "tool": r.model, "outcome": r.outcome, **_counts(r)}
                 for r in conn.execute(query)]
-    return {"env": env_id, "since": since, "by": "mcp", **_counts(total), "rows": rows}
+    return {"env": env_id, "since": since, "until": until, "key": key_id, "by": "mcp", **_counts(total), "rows": rows}
 
 
-def usage_series(store: Store, env_id: str, since: float | None = None) -> list[dict]:
+def usage_series(store: Store, env_id: str, since: float | None = None, *, until: float | None = None,
+                 key_id: str | None = None) -> list[dict]:
     """[{"day", "model", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
     "cost_micros", "unpriced_requests"}] by day and model."""
     t = schema.usage_ledger
-    query = (_where(select(t.c.day, t.c.model, *_totals(t), *_cost_columns(t)), env_id, since)
+    query = (_where(select(t.c.day, t.c.model, *_totals(t), *_cost_columns(t)), env_id, since, until, key_id)
              .group_by(t.c.day, t.c.model, t.c.currency))
     with store.engine.connect() as conn:
         merged = _with_cost(conn.execute(query.order_by(t.c.day, t.c.model)), lambda r: (r.day, r.model))
