@@ -3,12 +3,15 @@ import { api, h, session } from "./api.js";
 import { currentLang, otherLang, setLang, t } from "./i18n.js";
 import { agentsPage } from "./agents.js";
 import { modelsPage } from "./groups.js";
+import { keysPage } from "./keys.js";
 import { mcpPage } from "./mcp.js";
-import { envsPage, keysPage, limitsPage, usagePage } from "./pages.js";
+import { envsPage, limitsPage } from "./pages.js";
 import { forgetPlaygroundKeys, playgroundPage } from "./playground.js";
+import { pricesPage } from "./prices.js";
+import { usagePage } from "./usage.js";
 
-const PAGES = { envs: envsPage, keys: keysPage, models: modelsPage, mcp: mcpPage, limits: limitsPage, usage: usagePage,
-  playground: playgroundPage, agents: agentsPage };
+const PAGES = { envs: envsPage, keys: keysPage, models: modelsPage, mcp: mcpPage, limits: limitsPage,
+  prices: pricesPage, usage: usagePage, playground: playgroundPage, agents: agentsPage };
 const main = document.getElementById("main");
 let me = null;
 
