@@ -85,11 +85,14 @@ SERVER_KEYS = frozenset({"database_url", "redis_url", "redis_prefix", "ratelimit
                          "engine_queue", "snapshot_max_age", "log_content", "responses_ttl_days", "shutdown_timeout",
                          "spool_max_bytes", "serve_without_spool", "quota_reconcile_interval"})
 MODEL_KEYS = frozenset({"name", "default", "deployments", "price"})
+# What a deployment reads besides text (providers/base.py Inputs): an embedded model reads neither unless declared.
+INPUT_KEYS = ("vision", "audio_input")
 DEPLOYMENT_KEYS = {
     "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens",
                         "parallel", "batch", "cache_ram_mib", "chat_template", "args",  # the engine's options
-                        "vision"}),  # true for a model that reads images (a GGUF with its mmproj in `args`)
-    "openai": frozenset({"kind", "name", "base_url", "api_key_env", "model", "timeouts", "context_window"}),
+                        *INPUT_KEYS}),  # true for a model that reads them (a GGUF with its mmproj in `args`)
+    "openai": frozenset({"kind", "name", "base_url", "api_key_env", "model", "timeouts", "context_window",
+                         *INPUT_KEYS}),  # unset on an upstream: parts go up as sent; false: refused
 }
 DEPLOYMENT_KEYS["anthropic"] = DEPLOYMENT_KEYS["openai"]
 
@@ -126,8 +129,9 @@ def _parse_catalog(raw: list[Any], origin: str) -> tuple[CatalogModel, ...]:
             if kind != "local" and not dep.get("base_url"):
                 raise ConfigError(f"{where}.deployments[{j}]: an upstream deployment needs a `base_url`")
             check_keys(dep, DEPLOYMENT_KEYS[kind], f"{where}.deployments[{j}] ({kind})")
-            if not isinstance(dep.get("vision", False), bool):
-                raise ConfigError(f"{where}.deployments[{j}]: `vision` must be true or false")
+            for key in INPUT_KEYS:
+                if not isinstance(dep.get(key, False), bool):
+                    raise ConfigError(f"{where}.deployments[{j}]: `{key}` must be true or false")
             parsed.append(Deployment(kind, {k: v for k, v in dep.items() if k != "kind"}))
         try:
             price = parse_table(entry["price"], f"{where}.price") if "price" in entry else None

@@ -30,18 +30,23 @@ def test_every_documented_key_is_accepted(tmp_path):
         "ratelimit_failure = 'fail-closed'\nmax_body_bytes = 1000\nengine_queue = 4\nsnapshot_max_age = 10\n"
         "log_content = true\nresponses_ttl_days = 7\n"
         + UPSTREAM + 'name = "d"\napi_key_env = "K"\nmodel = "up"\ncontext_window = 8192\n'
-        "timeouts = {connect = 1, first_byte = 2, idle = 3, total = 4}\n"
+        "timeouts = {connect = 1, first_byte = 2, idle = 3, total = 4}\nvision = true\naudio_input = false\n"
         '[[models]]\nname = "local"\ndefault = true\n[[models.deployments]]\nkind = "local"\nsource = "x.gguf"\n'
-        "n_ctx = 2048\nn_threads = 2\ntemperature = 0.5\ntop_p = 0.9\nmax_tokens = 64\nvision = true\n")
+        "n_ctx = 2048\nn_threads = 2\ntemperature = 0.5\ntop_p = 0.9\nmax_tokens = 64\nvision = true\n"
+        "audio_input = true\n")
     settings = load_settings(str(tmp_path), env={})
     assert [m.name for m in settings.catalog] == ["m", "local"] and settings.engine_queue == 4
     assert settings.catalog[1].deployments[0].options["vision"] is True
+    assert settings.catalog[0].deployments[0].options["audio_input"] is False
 
 
-def test_vision_is_a_yes_or_no(tmp_path):
+@pytest.mark.parametrize("kind", ["local", "openai", "anthropic"])
+@pytest.mark.parametrize("key", ["vision", "audio_input"])
+def test_what_a_deployment_reads_is_a_yes_or_no(tmp_path, kind, key):
+    where = 'source = "x.gguf"' if kind == "local" else 'base_url = "http://10.0.0.5/v1"'
     (tmp_path / "cbgate.toml").write_text(
-        '[[models]]\nname = "m"\n[[models.deployments]]\nkind = "local"\nsource = "x.gguf"\nvision = "yes"\n')
-    with pytest.raises(ConfigError, match="`vision` must be true or false"):
+        f'[[models]]\nname = "m"\n[[models.deployments]]\nkind = "{kind}"\n{where}\n{key} = "yes"\n')
+    with pytest.raises(ConfigError, match=f"`{key}` must be true or false"):
         load_settings(str(tmp_path), env={})
 
 

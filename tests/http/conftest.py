@@ -3,7 +3,10 @@ fake upstream speaking both protocols, through the operator's catalog:
 
 - `gemma-3-270m`: the embedded engine (scripted: it answers "echo: <last user text>");
 - `up-openai` / `up-anthropic`: the fake over each protocol; `up-small`: the fake with a 300-token context;
-- `up-image`: an image model on the fake's OpenAI-compatible side.
+- `up-image`: an image model on the fake's OpenAI-compatible side;
+- `up-vision` (declares vision and audio), `up-text` (declares neither), `up-mixed` (a text-only deployment,
+  upstream model `text-model`, then one with vision, `vision-model`), `up-prefer` (one declaring nothing, then
+  one with vision): what a deployment reads besides text.
 """
 from __future__ import annotations
 
@@ -42,6 +45,16 @@ def surfaces(tmp_path_factory):
         {"name": "up-anthropic", "deployments": [_upstream("anthropic", fake.root, "anthropic-main")]},
         {"name": "up-small", "deployments": [_upstream("openai", fake.url, "openai-small", context_window=300)]},
         {"name": "up-image", "deployments": [_upstream("openai", fake.url, "images-main")]},
+        {"name": "up-vision", "deployments": [_upstream("openai", fake.url, "vision-main", vision=True,
+                                                        audio_input=True)]},
+        {"name": "up-text", "deployments": [_upstream("openai", fake.url, "text-main", vision=False,
+                                                      audio_input=False)]},
+        {"name": "up-mixed", "deployments": [
+            _upstream("openai", fake.url, "mixed-text", vision=False, model="text-model"),
+            _upstream("openai", fake.url, "mixed-vision", vision=True, model="vision-model")]},
+        {"name": "up-prefer", "deployments": [
+            _upstream("openai", fake.url, "prefer-undeclared", model="text-model"),
+            _upstream("openai", fake.url, "prefer-vision", vision=True, model="vision-model")]},
     ])
     gw = start_in_thread(data_dir, env={"TEST_SURFACES_SECRET": SECRET, "CBGATE_UPSTREAM_ALLOW": "127.0.0.1",
                                         "CBGATE_SECRET_KEY": "surfaces-operator-key"})

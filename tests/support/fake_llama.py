@@ -54,9 +54,16 @@ def prompt_tokens(messages: list[dict]) -> int:
     return 1 + len(("".join(turns) + "<start_of_turn>model\n").split())
 
 
+def said(content) -> str:
+    """A turn's text; the parts a vision or audio model is sent are each named in it, e.g. `[image_url]`."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if p.get("type") == "text" else f"[{p.get('type')}]" for p in content)
+    return content or ""
+
+
 def reply_pieces(messages: list[dict], cap: int | None) -> list[bytes]:
     users = [m for m in messages if m.get("role") == "user"]
-    data = ("echo: " + (users[-1].get("content") or "" if users else "")).encode()
+    data = ("echo: " + (said(users[-1].get("content")) if users else "")).encode()
     pieces = [data[i:i + 2] for i in range(0, len(data), 2)]
     return pieces[:cap] if cap is not None else pieces
 

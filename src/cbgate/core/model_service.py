@@ -11,6 +11,7 @@ import orjson
 
 from cbgate.core.auth import Principal, authenticate
 from cbgate.core.budgets import BudgetGate
+from cbgate.core.inputs import able_deployments
 from cbgate.core.permissions import permit_model
 from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.prices import PriceBook
@@ -131,8 +132,9 @@ class ModelService:
                      attempt: Callable[[Provider, ModelCall, Meter], Awaitable[Answer]]) -> Answer:
         """Route, admit, then try each deployment in turn until one answers: the one fallback loop.
         A deployment's failure before its first byte moves on to the next; a failure the client's own
-        request caused goes back to the client at once, since every deployment would refuse it."""
-        providers = self._route(principal, group, req)
+        request caused goes back to the client at once, since every deployment would refuse it. Images or audio
+        go only to the deployments that read them (core/inputs.py), refused before admission when none does."""
+        providers = able_deployments(self._route(principal, group, req), req, group)
         with self.tracing.span("cbgate.admission", {"cbgate.env": principal.env_id}):
             await self._admit(principal, req, meter, providers)
         meter.admitted()

@@ -10,7 +10,7 @@ import orjson
 from cbgate.errors import ModelRequestFailed
 from cbgate.protocol import anthropic_wire
 from cbgate.protocol.chunks import NativeEvent
-from cbgate.providers.base import Capabilities, Completion, ModelCall, StreamOutcome
+from cbgate.providers.base import UNDECLARED, Capabilities, Completion, Inputs, ModelCall, StreamOutcome
 from cbgate.providers.token_estimate import TokenEstimator
 from cbgate.providers.upstream_base import UNREADABLE, UpstreamAdapter
 from cbgate.providers.upstream_http import Endpoint, Timeouts, UpstreamClient
@@ -29,12 +29,14 @@ def messages_url(base_url: str) -> str:
 class AnthropicAdapter(UpstreamAdapter):
     def __init__(self, name: str, *, base_url: str, api_key: str | None, client: UpstreamClient,
                  estimator: TokenEstimator, upstream_model: str | None = None, timeouts: Timeouts | None = None,
-                 guarded: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, api_version: str = API_VERSION):
+                 guarded: bool = False, inputs: Inputs = UNDECLARED, max_tokens: int = DEFAULT_MAX_TOKENS,
+                 api_version: str = API_VERSION):
         headers = {"Content-Type": "application/json", "anthropic-version": api_version}
         if api_key:
             headers["x-api-key"] = api_key
         endpoint = Endpoint(name, messages_url(base_url), headers, api_key, guarded)
-        super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts)
+        super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts,
+                         inputs=inputs)
         self.max_tokens = max_tokens
         self.capabilities = Capabilities(default_max_tokens=max_tokens)  # what a budget reserves without one
         self.models_url = endpoint.url[:-len("/messages")] + "/models"

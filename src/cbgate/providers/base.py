@@ -49,9 +49,24 @@ class Capabilities:
     default_max_tokens: int | None = None  # what it generates at most for a request naming no max_tokens
 
 
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """The parts of a message besides text that a deployment reads, as its operator declared them (the config
+    file's deployment, or a custom group): True reads them; False does not, and a request carrying them is
+    refused or sent to a deployment that does (core/inputs.py); None was not declared, and the parts go up
+    as sent, for the upstream to answer for itself (how every upstream was served before declarations)."""
+    vision: bool | None = None  # image parts: chat's image_url, Messages' image, Responses' input_image
+    audio_input: bool | None = None  # chat's input_audio parts
+
+
+UNDECLARED = Inputs()
+TEXT_ONLY = Inputs(vision=False, audio_input=False)
+
+
 class Provider(Protocol):
     name: str
     capabilities: Capabilities
+    inputs: Inputs
 
     async def complete(self, call: ModelCall) -> Completion: ...
 

@@ -13,7 +13,7 @@ import orjson
 from cbgate.errors import ModelRequestFailed
 from cbgate.protocol.chat_response import Usage
 from cbgate.protocol.images import image_count
-from cbgate.providers.base import Capabilities, Completion, ModelCall, StreamOutcome
+from cbgate.providers.base import UNDECLARED, Capabilities, Completion, Inputs, ModelCall, StreamOutcome
 from cbgate.text import token_count
 from cbgate.providers.token_estimate import TokenEstimator
 from cbgate.providers.upstream_base import UNREADABLE, UpstreamAdapter
@@ -112,12 +112,13 @@ class OpenAICompatAdapter(UpstreamAdapter):
 
     def __init__(self, name: str, *, base_url: str, api_key: str | None, client: UpstreamClient,
                  estimator: TokenEstimator, upstream_model: str | None = None, timeouts: Timeouts | None = None,
-                 guarded: bool = False):
+                 guarded: bool = False, inputs: Inputs = UNDECLARED):
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         endpoint = Endpoint(name, chat_url(base_url), headers, api_key, guarded)
-        super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts)
+        super().__init__(name, endpoint, client, estimator, upstream_model=upstream_model, timeouts=timeouts,
+                         inputs=inputs)
         self.models_url = endpoint.url[:-len("/chat/completions")] + "/models"
         self.images_endpoint = Endpoint(name, endpoint.url[:-len("/chat/completions")] + "/images/generations",
                                         headers, api_key, guarded)

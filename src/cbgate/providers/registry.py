@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cbgate.config import CatalogModel, Deployment, Settings
 from cbgate.providers.anthropic import AnthropicAdapter
-from cbgate.providers.base import Provider
+from cbgate.providers.base import UNDECLARED, Inputs, Provider
 from cbgate.providers.local.child import EngineChild
 from cbgate.providers.local.command import EngineOptions
 from cbgate.providers.local.fair_queue import FairQueue
@@ -64,7 +64,9 @@ class ProviderRegistry:
             defaults = SamplingDefaults(temperature=float(opts.get("temperature", 0.7)),
                                         top_p=float(opts.get("top_p", 0.95)), max_tokens=int(opts.get("max_tokens", 512)))
             engine = EngineProvider(deployment.label, supervisor, FairQueue(options.parallel, self.settings.engine_queue),
-                                    self.engine_client, self.estimator, defaults, vision=bool(opts.get("vision")))
+                                    self.engine_client, self.estimator, defaults,
+                                    inputs=Inputs(vision=opts.get("vision", False),
+                                                  audio_input=opts.get("audio_input", False)))
             self._engines[path] = engine
         return engine
 
@@ -73,22 +75,24 @@ class ProviderRegistry:
         opts = deployment.options
         api_key, timeouts = upstream_options(self.settings, model, deployment)
         return self.build_upstream(deployment.kind, name=deployment.label, base_url=opts["base_url"], api_key=api_key,
-                                   upstream_model=opts.get("model"), timeouts=timeouts)
+                                   upstream_model=opts.get("model"), timeouts=timeouts,
+                                   inputs=Inputs(vision=opts.get("vision"), audio_input=opts.get("audio_input")))
 
     def build_upstream(self, protocol: str, *, name: str, base_url: str, api_key: str | None,
                        upstream_model: str | None = None, timeouts: Timeouts | None = None,
-                       guarded: bool = False) -> Provider:
+                       guarded: bool = False, inputs: Inputs = UNDECLARED) -> Provider:
         """An adapter for one upstream (cheap: it shares this registry's pooled sessions; nothing to close).
 
         `guarded=True` for tenant-configured URLs: the egress policy (CBGATE_UPSTREAM_ALLOW) is enforced
-        at every connect. Operator URLs (catalog, CLI) are trusted.
+        at every connect. Operator URLs (catalog, CLI) are trusted. `inputs`: what its operator declared it
+        reads besides text (base.Inputs; undeclared by default: parts go up as sent).
         """
         kinds = {"openai": OpenAICompatAdapter, "anthropic": AnthropicAdapter}
         if protocol not in kinds:
             raise ValueError(f"unknown upstream protocol {protocol!r}; use openai or anthropic")
         return kinds[protocol](name, base_url=base_url, api_key=api_key, client=self.upstream,
                                estimator=self.estimator, upstream_model=upstream_model, timeouts=timeouts,
-                               guarded=guarded)
+                               guarded=guarded, inputs=inputs)
 
     def reload_catalog(self, settings: Settings) -> list[str]:
         """Take a new catalog (SIGHUP). Upstream deployments are rebuilt (cheap: pooled sessions); embedded

@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 import orjson
 
 from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
-from cbgate.providers.base import Capabilities
+from cbgate.providers.base import UNDECLARED, Capabilities, Inputs
 from cbgate.providers.http1_conn import Response
 from cbgate.providers.netguard import EgressRefused
 from cbgate.providers.token_estimate import TokenEstimator
@@ -28,8 +28,9 @@ class UpstreamAdapter:
     capabilities = Capabilities()
 
     def __init__(self, name: str, endpoint: Endpoint, client: UpstreamClient, estimator: TokenEstimator, *,
-                 upstream_model: str | None = None, timeouts: Timeouts | None = None):
+                 upstream_model: str | None = None, timeouts: Timeouts | None = None, inputs: Inputs = UNDECLARED):
         self.name = name
+        self.inputs = inputs  # what its operator declared it reads besides text (base.Inputs)
         self.endpoint = endpoint
         self.client = client
         self.estimator = estimator

@@ -15,10 +15,10 @@ from typing import AsyncIterator
 import orjson
 
 from cbgate.errors import ModelParamInvalid, ModelRequestFailed, ModelRequestTimeout
-from cbgate.providers.base import Capabilities, Completion, ModelCall, StreamOutcome
+from cbgate.providers.base import TEXT_ONLY, Capabilities, Completion, Inputs, ModelCall, StreamOutcome
 from cbgate.providers.local.child import EngineChild, EngineDied
 from cbgate.providers.local.fair_queue import FairQueue
-from cbgate.providers.local.messages import engine_messages
+from cbgate.providers.local.messages import engine_messages, media_parts
 from cbgate.providers.local.supervisor import EngineSupervisor
 from cbgate.providers.openai_compat import OpenAICompatAdapter
 from cbgate.providers.token_estimate import TokenEstimator
@@ -54,9 +54,11 @@ class EngineProvider:
 
     def __init__(self, name: str, supervisor: EngineSupervisor, queue: FairQueue, client: UpstreamClient,
                  estimator: TokenEstimator, defaults: SamplingDefaults | None = None,
-                 timeouts: Timeouts | None = None, ready_timeout: float = 30.0, vision: bool = False):
+                 timeouts: Timeouts | None = None, ready_timeout: float = 30.0, inputs: Inputs = TEXT_ONLY):
         self.name = name
-        self.vision = vision  # declared in the catalog: the model reads images (llama-server with an mmproj)
+        # text only unless the catalog declares more (a GGUF with its mmproj in `args`); a request with parts
+        # it does not read is refused before it gets here (core/inputs.py)
+        self.inputs = inputs
         self.supervisor = supervisor
         self.queue = queue
         self.client = client
@@ -80,16 +82,8 @@ class EngineProvider:
         req = call.request
         if req.n not in (None, 1):
             raise ModelParamInvalid("invalid parameter `n`: the embedded engine generates one choice")
-        # refused, not dropped: an answer that silently ignored the picture would read as if it had seen it
-        if req.has_images and not self.vision:
-            raise ModelParamInvalid(f"invalid parameter `messages`: {self.name} is a text-only model and does not read "
-                                    "images (image_url parts); send text, or use a model whose deployment declares "
-                                    "vision")
-        if req.has_audio:
-            raise ModelParamInvalid(f"invalid parameter `messages`: {self.name} does not read audio (input_audio "
-                                    "parts); send text, or use a model that takes audio")
         body = {k: v for k, v in req.raw.items() if k not in DROPPED_FIELDS}
-        body["messages"] = engine_messages(req.messages)
+        body["messages"] = engine_messages(req.messages, media_parts(self.inputs))
         body["max_tokens"] = req.max_tokens or self.defaults.max_tokens
         body.setdefault("temperature", self.defaults.temperature)
         body.setdefault("top_p", self.defaults.top_p)
