@@ -2,6 +2,7 @@
 the creation check against a real (fake) upstream, and secrets that never show up again."""
 from __future__ import annotations
 
+import json
 import stat
 
 import pytest
@@ -27,7 +28,7 @@ def env(tmp_path):
 
 def groups(data_dir, env_id) -> dict[str, list[str]]:
     lines = cbgate(data_dir, "group", "list", "--env", env_id).stdout.strip().splitlines()
-    assert lines[0].split("\t") == ["name", "kind", "protocol", "base_url", "status", "key", "models"]
+    assert lines[0].split("\t") == ["name", "kind", "protocol", "base_url", "status", "key", "models", "reads"]
     return {line.split("\t")[0]: line.split("\t") for line in lines[1:]}
 
 
@@ -41,7 +42,7 @@ def test_create_checks_the_upstream_with_the_secret(tmp_path, env, fake):
     created = cbgate(tmp_path, "group", "create", "--env", env, "mine", "--base-url", fake.url,
                      "--api-key", SECRET, "--models", "a,b", env=LOOPBACK_ALLOWED)
     assert "created group mine" in created.stdout and SECRET not in created.stdout
-    assert groups(tmp_path, env)["mine"][1:] == ["custom", "openai", fake.url, "enabled", "set", "a,b"]
+    assert groups(tmp_path, env)["mine"][1:] == ["custom", "openai", fake.url, "enabled", "set", "a,b", "as sent"]
 
 
 def test_no_check_creates_a_group_for_a_server_not_up_yet(tmp_path, env):
@@ -50,7 +51,7 @@ def test_no_check_creates_a_group_for_a_server_not_up_yet(tmp_path, env):
                   check=False).returncode == 1
     cbgate(tmp_path, "group", "create", "--env", env, "later", "--base-url", down, "--models", "x",
            "--protocol", "anthropic", "--no-check")
-    assert groups(tmp_path, env)["later"][1:] == ["custom", "anthropic", down, "enabled", "not set", "x"]
+    assert groups(tmp_path, env)["later"][1:] == ["custom", "anthropic", down, "enabled", "not set", "x", "as sent"]
 
 
 @pytest.mark.parametrize("name, extra, message", [
@@ -141,3 +142,31 @@ def test_group_timeouts_are_validated(tmp_path):
     assert cbgate(tmp_path, "group", "set-timeouts", "--env", "team-a", "t1", "default").returncode == 0
     negative = cbgate(tmp_path, "group", "set-timeouts", "--env", "team-a", "t1", "total=-1", check=False)
     assert negative.returncode == 1 and "positive" in negative.stderr
+
+
+def group_json(data_dir, env_id, name) -> dict:
+    listed = json.loads(cbgate(data_dir, "group", "list", "--env", env_id, "--json").stdout)
+    return next(g for g in listed if g["name"] == name)
+
+
+def test_what_a_group_reads_round_trips(tmp_path, env):
+    cbgate(tmp_path, "group", "create", "--env", env, "vl", "--base-url", "http://127.0.0.1:9/v1", "--models", "m",
+           "--no-vision", "--audio-input", "--no-check")
+    made = group_json(tmp_path, env, "vl")
+    assert (made["vision"], made["audio_input"]) == (False, True)
+    assert groups(tmp_path, env)["vl"][7] == "no vision,audio_input"
+
+    said = cbgate(tmp_path, "group", "set-capabilities", "--env", env, "vl", "--vision")
+    assert "vision yes" in said.stdout
+    assert (group_json(tmp_path, env, "vl")["vision"], group_json(tmp_path, env, "vl")["audio_input"]) == (True, True)
+    cbgate(tmp_path, "group", "set-capabilities", "--env", env, "vl", "--undeclared")
+    assert (group_json(tmp_path, env, "vl")["vision"], group_json(tmp_path, env, "vl")["audio_input"]) == (None, None)
+    assert groups(tmp_path, env)["vl"][7] == "as sent"
+    assert groups(tmp_path, env)["cloudbase"][7] == "per deployment"
+
+
+def test_set_capabilities_says_what_is_missing(tmp_path, env):
+    nothing = cbgate(tmp_path, "group", "set-capabilities", "--env", env, "deepseek", check=False)
+    assert nothing.returncode == 1 and "--vision" in nothing.stderr
+    vendor = cbgate(tmp_path, "group", "set-capabilities", "--env", env, "deepseek", "--vision", check=False)
+    assert vendor.returncode == 1 and "built-in group" in vendor.stderr and "custom group" in vendor.stderr

@@ -7,9 +7,12 @@ from cbgate.store.db import Store
 from cbgate.store.groups import list_groups
 
 
+GROUP_COLUMN_STEPS = ("0006_group_timeouts", "0015_deployment_caps")  # the steps that add model_groups columns
+
+
 def test_group_timeouts_arrive_on_a_database_made_before_them(tmp_path, monkeypatch):
     store = Store(str(tmp_path / "old.db"))
-    earlier = [step for step in migrations.MIGRATIONS if step[0] != "0006_group_timeouts"]
+    earlier = [step for step in migrations.MIGRATIONS if step[0] not in GROUP_COLUMN_STEPS]
     monkeypatch.setattr(migrations, "MIGRATIONS", earlier)
     with store.engine.begin() as conn:
         migrations.migrate(conn)
@@ -21,10 +24,33 @@ def test_group_timeouts_arrive_on_a_database_made_before_them(tmp_path, monkeypa
         conn.execute(text("INSERT INTO model_groups VALUES "
                           "('e1', 'mine', 'custom', 'http://x', 'openai', NULL, 1, 0, 0)"))
     monkeypatch.undo()
-    assert store.migrate() == ["0006_group_timeouts"]
+    assert store.migrate() == list(GROUP_COLUMN_STEPS)
     assert store.migrate() == []
     [row] = list_groups(store)
     assert row.name == "mine" and row.timeouts is None
+
+
+def make_before_deployment_caps(path, monkeypatch) -> Store:
+    """A database as the version before 0015 left it, with one custom group."""
+    store = Store(str(path))
+    monkeypatch.setattr(migrations, "MIGRATIONS", [s for s in migrations.MIGRATIONS if s[0] != "0015_deployment_caps"])
+    with store.engine.begin() as conn:
+        migrations.migrate(conn)
+    assert "vision" not in columns_of(store)["model_groups"]  # each step's frozen DDL: no column of later steps
+    monkeypatch.undo()
+    return store
+
+
+def test_groups_made_before_deployment_capabilities_declare_nothing(tmp_path, monkeypatch):
+    """Their image and audio parts keep going up as sent (declared neither way): an upgrade refuses nothing."""
+    store = make_before_deployment_caps(tmp_path / "old.db", monkeypatch)
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO model_groups (env_id, name, kind, base_url, protocol, enabled, created_at, "
+                          "updated_at) VALUES ('e1', 'vllm', 'custom', 'http://x/v1', 'openai', 1, 0, 0)"))
+    assert store.migrate() == ["0015_deployment_caps"]
+    [row] = list_groups(store)
+    assert row.name == "vllm" and row.vision is None and row.audio_input is None
+    store.close()
 
 
 def columns_of(store: Store) -> dict[str, set[str]]:

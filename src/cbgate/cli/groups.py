@@ -5,6 +5,8 @@ a key is set.
 """
 from __future__ import annotations
 
+import argparse
+
 from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import open_admin
 from cbgate.cli.output import add_json_flag, print_rows
@@ -14,7 +16,9 @@ from cbgate.errors import InvalidParam
 from cbgate.store.groups import GroupKind
 
 TIMEOUTS_HELP = "seconds, e.g. connect=5,first_byte=30,idle=30,total=60 (any subset; `default` resets)"
-GROUP_HEADERS = ("name", "kind", "protocol", "base_url", "status", "key", "models")
+GROUP_HEADERS = ("name", "kind", "protocol", "base_url", "status", "key", "models", "reads")
+INPUT_FLAGS = (("vision", "--vision", "images (image_url parts, Messages image blocks, Responses input_image)"),
+               ("audio_input", "--audio-input", "audio (input_audio parts)"))
 
 
 def parse_timeouts(spec: str | None) -> dict[str, float] | None:
@@ -39,10 +43,28 @@ def group_rows(admin, env_id: str) -> list[dict]:
         keyless = g.kind == GroupKind.VENDOR and not g.has_key
         status = "needs key" if keyless else "enabled" if g.enabled else "disabled"
         key = "operator" if g.kind == GroupKind.CATALOG else "set" if g.has_key else "missing" if keyless else "not set"
-        rows.append({"name": g.name, "kind": "custom" if g.kind == GroupKind.CUSTOM else "built-in",
-                     "protocol": g.protocol, "base_url": g.base_url, "status": status, "key": key,
-                     "models": [{"name": m, "enabled": on and not keyless} for m, on in g.switches]})
+        row = {"name": g.name, "kind": "custom" if g.kind == GroupKind.CUSTOM else "built-in",
+               "protocol": g.protocol, "base_url": g.base_url, "status": status, "key": key,
+               "models": [{"name": m, "enabled": on and not keyless} for m, on in g.switches]}
+        if g.kind == GroupKind.CUSTOM:  # the catalog's deployments declare theirs in the config file
+            row.update({field: getattr(g.inputs, field) for field, _, _ in INPUT_FLAGS})
+        rows.append(row)
     return rows
+
+
+def _reads_cell(row: dict) -> str:
+    """What a custom group declared its upstream reads besides text: e.g. `vision,no audio_input`."""
+    if "vision" not in row:
+        return "per deployment" if row["kind"] == "built-in" and row["protocol"] == "catalog" else "as sent"
+    said = [field if row[field] else f"no {field}" for field, _, _ in INPUT_FLAGS if row[field] is not None]
+    return ",".join(said) or "as sent"
+
+
+def declared_inputs(args) -> dict[str, bool | None]:
+    """The capabilities the flags declare (--vision, --no-vision...); --undeclared forgets both."""
+    if getattr(args, "undeclared", False):
+        return {field: None for field, _, _ in INPUT_FLAGS}
+    return {field: getattr(args, field) for field, _, _ in INPUT_FLAGS if getattr(args, field) is not None}
 
 
 def _models_cell(row: dict) -> str:
@@ -56,11 +78,12 @@ def cmd_group(args) -> None:
                               required=args.ask_api_key)
         view = admin.groups.create_group(args.env, args.name, args.base_url, args.models.split(","),
                                   api_key=api_key, protocol=args.protocol, check=not args.no_check,
-                                  timeouts=parse_timeouts(args.timeouts))
+                                  timeouts=parse_timeouts(args.timeouts), inputs=declared_inputs(args))
         checked = "not checked (--no-check)" if args.no_check else "checked: the base URL answered"
         print(f"created group {view.name} in {args.env} ({view.protocol}, {len(view.models)} models; {checked})")
     elif args.action == "list":
-        print_rows(args, GROUP_HEADERS, group_rows(admin, args.env), plain={"models": _models_cell})
+        print_rows(args, GROUP_HEADERS, group_rows(admin, args.env),
+                   plain={"models": _models_cell, "reads": _reads_cell})
     elif args.action == "set-key":
         key = read_secret(f"API key for group {args.name}", from_file=args.key_file, given=args.key)
         admin.groups.set_group_key(args.env, args.name, key)
@@ -68,6 +91,14 @@ def cmd_group(args) -> None:
     elif args.action == "set-timeouts":
         admin.groups.set_group_timeouts(args.env, args.name, parse_timeouts(args.timeouts))
         print(f"timeouts set for group {args.name} in {args.env}")
+    elif args.action == "set-capabilities":
+        inputs = declared_inputs(args)
+        if not inputs:
+            raise InvalidParam("say what the upstream reads: --vision or --no-vision, --audio-input or "
+                               "--no-audio-input, or --undeclared")
+        admin.groups.set_group_inputs(args.env, args.name, inputs)
+        said = ", ".join(f"{k} {'not declared' if v is None else 'yes' if v else 'no'}" for k, v in inputs.items())
+        print(f"capabilities set for group {args.name} in {args.env}: {said}")
     elif args.action in ("enable", "disable"):
         admin.groups.set_group_enabled(args.env, args.name, args.action == "enable")
         print(f"group {args.name} in {args.env}: {args.action}d")
@@ -96,6 +127,7 @@ def register(sub, common) -> None:
     set_timeouts.add_argument("--env", required=True, help=ENV_HELP)
     set_timeouts.add_argument("name", help="the group, e.g. vllm")
     set_timeouts.add_argument("timeouts", help=TIMEOUTS_HELP)
+    _register_set_capabilities(group, common)
     for action, summary in (("enable", "switch a group on"), ("disable", "switch a group off"),
                             ("delete", "delete a custom group")):
         p = add_command(group, action, summary, f"cbgate group {action} --env team-a vllm", [common])
@@ -124,3 +156,23 @@ def _register_create(group, common) -> None:
     create.add_argument("--models", required=True, help="comma-separated model names, e.g. qwen3-8b,llama3")
     create.add_argument("--no-check", action="store_true", help="skip checking that the base URL answers")
     create.add_argument("--timeouts", help=TIMEOUTS_HELP)
+    add_input_flags(create)
+
+
+def add_input_flags(parser) -> None:
+    """--vision/--no-vision and --audio-input/--no-audio-input; neither given: not declared."""
+    for field, flag, what in INPUT_FLAGS:
+        parser.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction, default=None,
+                            help=f"the upstream reads {what}, or (--no-{flag[2:]}) does not: such requests "
+                                 "are refused with AI_MODEL_PARAM_INVALID; neither: not declared, sent as is")
+
+
+def _register_set_capabilities(group, common) -> None:
+    caps = add_command(group, "set-capabilities", "declare what a custom group's upstream reads besides text",
+                       ["cbgate group set-capabilities --env team-a vllm --vision --no-audio-input",
+                        "cbgate group set-capabilities --env team-a vllm --undeclared"], [common])
+    caps.add_argument("--env", required=True, help=ENV_HELP)
+    caps.add_argument("name", help="the custom group, e.g. vllm")
+    add_input_flags(caps)
+    caps.add_argument("--undeclared", action="store_true",
+                      help="declare nothing: image and audio parts go up as sent, as before declarations")

@@ -14,6 +14,7 @@ from cbgate.core.resolve import CATALOG_GROUP, did_you_mean
 from cbgate.core.secrets import SecretBox
 from cbgate.core.vendors import VENDOR_GROUPS
 from cbgate.errors import CloudBaseError, InvalidParam, ModelGroupNotFound, ModelRequestFailed
+from cbgate.providers.base import UNDECLARED, Inputs
 from cbgate.providers.netguard import InvalidUpstreamURL, parse_upstream_url
 from cbgate.providers.registry import UPSTREAM_PROTOCOLS, ProviderRegistry
 from cbgate.providers.upstream_http import Timeouts
@@ -39,6 +40,7 @@ class GroupView:
     has_key: bool
     switches: tuple[tuple[str, bool], ...]
     timeouts: dict[str, float] | None = None
+    inputs: Inputs = UNDECLARED  # what a custom group's upstream reads besides text, as declared
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -55,6 +57,7 @@ class GroupChange:
     models: list[str] | None = None
     timeouts: dict[str, float] | None = None
     reset_timeouts: bool = False
+    inputs: dict[str, bool | None] | None = None  # a custom group's declarations to change: {"vision": True, ...}
 
 
 class UpstreamCheckFailed(ModelRequestFailed):
@@ -100,6 +103,19 @@ def validate_timeouts(timeouts: dict[str, float] | None) -> dict[str, float] | N
     except (TypeError, ValueError) as exc:
         raise InvalidParam(f"timeouts: {exc}") from None
     return {k: float(v) for k, v in sorted(timeouts.items())}
+
+
+INPUT_FIELDS = ("vision", "audio_input")  # providers/base.Inputs' fields, as the CLI and the admin API name them
+
+
+def validate_inputs(inputs: dict[str, bool | None]) -> dict[str, bool | None]:
+    """Declarations of what an upstream reads besides text: true, false, or null (not declared: sent as is)."""
+    for name, value in inputs.items():
+        if name not in INPUT_FIELDS:
+            raise InvalidParam(f"unknown capability {ascii(name)[:40]}; known: {', '.join(INPUT_FIELDS)}")
+        if value is not None and not isinstance(value, bool):
+            raise InvalidParam(f"{name} must be true, false or null (not declared)")
+    return inputs
 
 
 def validate_base_url(url: str) -> str:
@@ -164,15 +180,17 @@ class GroupAdmin:
 
     def create_group(self, env_id: str, name: str, base_url: str, models: list[str], api_key: str | None = None,
                      protocol: str = "openai", check: bool = True,
-                     timeouts: dict[str, float] | None = None,
+                     timeouts: dict[str, float] | None = None, inputs: dict[str, bool | None] | None = None,
                      skip_hint: str | None = CLI_SKIP_HINT) -> GroupView:
-        """`skip_hint` says, in the caller's words, how to create the group without the check."""
+        """`skip_hint` says, in the caller's words, how to create the group without the check; `inputs`
+        declares what the upstream reads besides text ({"vision": True}; left out: not declared)."""
         self.require_env(env_id)
         validate_group_name(name)
         if protocol not in UPSTREAM_PROTOCOLS:
             raise InvalidParam(f"protocol {protocol!r} is not supported; use {' or '.join(UPSTREAM_PROTOCOLS)}")
         base_url, models = validate_base_url(base_url), validate_models(models)
         timeouts = validate_timeouts(timeouts)
+        declared = Inputs(**validate_inputs(inputs or {}))
         if api_key:
             validate_secret(api_key)
         if self._group_row(env_id, name) is not None:
@@ -182,13 +200,14 @@ class GroupAdmin:
         now = time.time()
         secret = self._secrets().encrypt(api_key) if api_key else None
         row = GroupRow(env_id=env_id, name=name, kind=GroupKind.CUSTOM, base_url=base_url, protocol=protocol,
-                       secret=secret, enabled=True, created_at=now, updated_at=now, timeouts=timeouts)
+                       secret=secret, enabled=True, created_at=now, updated_at=now, timeouts=timeouts,
+                       vision=declared.vision, audio_input=declared.audio_input)
         try:
             stored.insert_group(self.store, row, models)
         except StoreConflict:
             raise InvalidParam(f"group {name!r} already exists in {env_id}") from None
         return GroupView(name, GroupKind.CUSTOM, protocol, base_url, True, bool(secret),
-                         tuple((m, True) for m in models), timeouts)
+                         tuple((m, True) for m in models), timeouts, declared)
 
     def list_groups(self, env_id: str) -> list[GroupView]:
         """The catalog, the built-in vendor groups, then the env's custom groups, each with its switches."""
@@ -210,7 +229,7 @@ class GroupAdmin:
             if row.kind == GroupKind.CUSTOM:
                 views.append(GroupView(row.name, GroupKind.CUSTOM, row.protocol, row.base_url, row.enabled,
                                        bool(row.secret), tuple(switches.get(row.name, {}).items()),
-                                       row.timeouts))
+                                       row.timeouts, Inputs(vision=row.vision, audio_input=row.audio_input)))
         return views
 
     def change_group(self, env_id: str, name: str, change: GroupChange) -> None:
@@ -221,18 +240,23 @@ class GroupAdmin:
         row = self._group_row(env_id, name)
         if row is None and name not in VENDOR_GROUPS:
             raise self._no_such_group(env_id, name)
-        if (change.base_url is not None or change.models is not None) and (row is None or row.kind != GroupKind.CUSTOM):
+        if change.inputs is not None and name in VENDOR_GROUPS:
+            raise InvalidParam(f"{name!r} is a built-in group: its models differ in what they read, and image and "
+                               "audio parts go to the vendor as sent; declare what an upstream reads on a custom group")
+        custom_only = change.base_url is not None or change.models is not None or change.inputs is not None
+        if custom_only and (row is None or row.kind != GroupKind.CUSTOM):
             raise ModelGroupNotFound(f"custom group {name!r} does not exist in {env_id}")
         url = validate_base_url(change.base_url) if change.base_url is not None else None
         models = validate_models(change.models) if change.models is not None else None
         timeouts = validate_timeouts(change.timeouts)
+        inputs = validate_inputs(change.inputs) if change.inputs is not None else {}
         if change.api_key is not None:
             if not change.api_key:
                 raise InvalidParam("the key may not be empty")
             validate_secret(change.api_key)
         if change.enabled is not None and not isinstance(change.enabled, bool):
             raise InvalidParam("enabled must be true or false")
-        values = {}
+        values: dict = {**inputs}
         if url is not None:
             values["base_url"] = url
         if timeouts is not None or change.reset_timeouts:
@@ -251,6 +275,10 @@ class GroupAdmin:
     def set_group_timeouts(self, env_id: str, name: str, timeouts: dict[str, float] | None) -> None:
         """Connect, first-byte, idle and total timeouts for calls to this group; None: the defaults."""
         self.change_group(env_id, name, GroupChange(timeouts=timeouts, reset_timeouts=not timeouts))
+
+    def set_group_inputs(self, env_id: str, name: str, inputs: dict[str, bool | None]) -> None:
+        """Declare what a custom group's upstream reads besides text; a field given None is no longer declared."""
+        self.change_group(env_id, name, GroupChange(inputs=inputs))
 
     def set_group_enabled(self, env_id: str, name: str, enabled: bool) -> None:
         self.change_group(env_id, name, GroupChange(enabled=enabled))

@@ -14,7 +14,7 @@ from cbgate.core.secrets import SecretBox
 from cbgate.core.tenants import TenantSnapshot
 from cbgate.core.vendors import VENDOR_GROUPS, VendorGroup
 from cbgate.errors import ModelConfigMissing, ModelDisabled, ModelGroupNotFound, ModelNotSupported
-from cbgate.providers.base import Provider
+from cbgate.providers.base import Inputs, Provider
 from cbgate.providers.registry import ProviderRegistry
 from cbgate.providers.upstream_http import Timeouts
 from cbgate.store.groups import GroupKind, GroupRow
@@ -111,7 +111,8 @@ class Resolver:
                                                     api_key=api_key, timeouts=timeouts)
         else:  # a tenant's URL: the egress policy applies at every connect
             provider = self.registry.build_upstream(row.protocol, name=row.name, base_url=row.base_url,
-                                                    api_key=api_key, timeouts=timeouts, guarded=True)
+                                                    api_key=api_key, timeouts=timeouts, guarded=True,
+                                                    inputs=Inputs(vision=row.vision, audio_input=row.audio_input))
         # A replaced adapter needs no closing: adapters share the registry's pooled sessions.
         self._adapters[slot] = (row, provider)
         return provider

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Awaitable, Callable
 
 from cbgate.core.admin import Admin
-from cbgate.core.group_admin import GroupChange, GroupView, UpstreamCheckFailed
+from cbgate.core.group_admin import INPUT_FIELDS, GroupChange, GroupView, UpstreamCheckFailed
 from cbgate.errors import InvalidParam, ModelGroupNotFound
 from cbgate.store.groups import GroupKind
 
 API_SKIP_HINT = None  # the console words its own hint beside the form; the API documents "check"
-EDITABLE = ("enabled", "api_key", "base_url", "models", "timeouts")
+EDITABLE = ("enabled", "api_key", "base_url", "models", "timeouts", *INPUT_FIELDS)
 
 
 def group_json(view: GroupView) -> dict:
@@ -18,9 +18,16 @@ def group_json(view: GroupView) -> dict:
     body = {"name": view.name, "type": "custom" if view.kind == GroupKind.CUSTOM else "builtin",
             "protocol": view.protocol, "base_url": view.base_url, "enabled": view.enabled, "has_key": view.has_key,
             "models": [{"name": m, "enabled": on} for m, on in view.switches]}
-    if view.kind != GroupKind.CATALOG:
+    if view.kind != GroupKind.CATALOG:  # the catalog's deployments declare theirs in the config file
         body["timeouts"] = view.timeouts
+        body.update({field: getattr(view.inputs, field) for field in INPUT_FIELDS})
     return body
+
+
+def _inputs(body: dict) -> dict | None:
+    """The declarations a body makes (true, false, or null: no longer declared; checked by the group admin);
+    None when it makes none."""
+    return {field: body[field] for field in INPUT_FIELDS if field in body} or None
 
 
 def _models(body: dict) -> list[str]:
@@ -85,7 +92,7 @@ class GroupRoutes:
         view = await self.run(self.admin.groups.create_group, call.params["env"], _string(body, "name"),
                               _string(body, "base_url"), models, api_key=_string(body, "api_key", False),
                               protocol=body.get("protocol") or "openai", check=check,
-                              timeouts=timeouts, skip_hint=API_SKIP_HINT)
+                              timeouts=timeouts, inputs=_inputs(body), skip_hint=API_SKIP_HINT)
         return 201, await self._one(call.params["env"], view.name)
 
     async def change_group(self, call):
@@ -101,7 +108,8 @@ class GroupRoutes:
             base_url=_string(body, "base_url") if "base_url" in body else None,
             models=_models(body) if "models" in body else None,
             timeouts=_timeouts(body) or None,
-            reset_timeouts="timeouts" in body and not body["timeouts"])  # null or {}: back to the defaults
+            reset_timeouts="timeouts" in body and not body["timeouts"],  # null or {}: back to the defaults
+            inputs=_inputs(body))
         await self.run(self.admin.groups.change_group, env, name, change)
         return 200, await self._one(env, name)
 

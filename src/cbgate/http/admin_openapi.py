@@ -38,6 +38,12 @@ KEY_MODELS = {
        for name, text in (("concurrency", "requests at once"), ("rpm", "requests per minute"),
                           ("token_quota", "tokens in all"))}}
 BUDGET_AMOUNT = {"type": ["string", "integer"], "description": "money as a decimal string (\"12.50\"), tokens as an integer"}
+INPUTS = {  # what a custom group's upstream reads besides text (README, "What a deployment reads")
+    "vision": {"type": ["boolean", "null"], "description": (
+        "whether the upstream reads images (image_url parts, Messages image blocks, Responses input_image). "
+        "false: requests with images are refused with AI_MODEL_PARAM_INVALID; null: not declared, sent as is")},
+    "audio_input": {"type": ["boolean", "null"], "description": (
+        "whether the upstream reads input_audio parts; false: refused; null: not declared, sent as is")}}
 PRICE_TEXT = {"type": ["string", "number"], "description": "currency units per 1,000 tokens, e.g. \"0.0008\""}
 
 SCHEMAS = {
@@ -72,13 +78,13 @@ SCHEMAS = {
                        protocol={"enum": ["catalog", "openai", "anthropic"]}, base_url=NULLABLE_STR,
                        has_key={"type": "boolean", "description": "whether a secret is set (never the secret)"},
                        timeouts={"type": ["object", "null"], "description": "seconds; null: the defaults"},
-                       models={"type": "array", "items": _ref("Model")}),
+                       models={"type": "array", "items": _ref("Model")}, **INPUTS),
     "NewGroup": _obj(["name", "base_url", "models"], name=STR, base_url=STR,
                      models={"type": "array", "items": STR}, api_key={"type": "string", "writeOnly": True},
                      protocol={"enum": ["openai", "anthropic"]},
                      check={"type": "boolean", "description": "ask the upstream first (default true)"},
                      timeouts={"type": "object", "description": "seconds: connect, first_byte, idle, total",
-                               "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}),
+                               "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}, **INPUTS),
     "Agent": _obj(["id", "name", "kind"], id=STR, env=STR, name=STR,
                   kind={"enum": ["model", "url"], "description": "model: run by the gateway on its model "
                         "service; url: an AG-UI server it fronts"},
@@ -227,13 +233,15 @@ PATHS = {
                     _ref("ModelGroup"), "201", params=[ENV], body=_ref("NewGroup")),
     },
     "/admin/v1/envs/{env}/groups/{group}": {
-        "put": _op("Change a group: switch it, set its key or timeouts; a custom group's URL and models too "
-                   "(models kept keep their switch). Send at least one field.", _ref("ModelGroup"),
+        "put": _op("Change a group: switch it, set its key or timeouts; a custom group's URL, models (models "
+                   "kept keep their switch) and what its upstream reads (vision, audio_input) too. Send at "
+                   "least one field.", _ref("ModelGroup"),
                    params=[ENV, _param("group")],
                    body=_obj(enabled=BOOL, api_key={"type": "string", "writeOnly": True}, base_url=STR,
                              models={"type": "array", "items": STR},
                              timeouts={"type": ["object", "null"], "description": "null: back to the defaults",
-                                       "additionalProperties": {"type": "number", "exclusiveMinimum": 0}})),
+                                       "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+                             **INPUTS)),
         "delete": _op("Delete a custom group", _obj(name=STR, deleted=BOOL), params=[ENV, _param("group")]),
     },
     "/admin/v1/envs/{env}/groups/{group}/test": {

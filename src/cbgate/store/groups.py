@@ -37,6 +37,8 @@ class GroupRow:
     created_at: float
     updated_at: float
     timeouts: dict[str, float] | None = None  # seconds by name (stored as JSON); None: the adapter's defaults
+    vision: bool | None = None  # the upstream reads image parts; None: not declared (they go up as sent)
+    audio_input: bool | None = None  # the upstream reads input_audio parts; None: not declared
 
 
 def _encode(values: dict) -> dict:

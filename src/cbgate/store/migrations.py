@@ -253,6 +253,13 @@ def _budgets(conn: Connection) -> None:
           UniqueConstraint("env_id", "key_id", "period", name="uq_budgets_scope")).create(conn, checkfirst=True)
 
 
+def _deployment_caps(conn: Connection) -> None:
+    """What a custom group's upstream reads besides text (issue 18). Rows made before stay NULL, not declared:
+    their image and audio parts still go up as sent, as they did."""
+    _add_column(conn, "model_groups", "vision", "BOOLEAN")
+    _add_column(conn, "model_groups", "audio_input", "BOOLEAN")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_core_tables", _v1_core_tables),
     ("0002_usage_ledger", _usage_ledger),
@@ -268,6 +275,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0012_mcp_services", _mcp_services),
     ("0013_agent_mcp", _agent_mcp),
     ("0014_budgets", _budgets),
+    ("0015_deployment_caps", _deployment_caps),
 ]
 
 # Ids these steps were recorded under before they were renumbered (databases made then carry them).

@@ -144,6 +144,9 @@ model_groups = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("timeouts", String(512)),  # JSON {connect, first_byte, idle, total}; NULL: the defaults
+    # what the group's upstream reads besides text (providers/base.py Inputs); NULL: not declared, sent as is
+    Column("vision", Boolean),
+    Column("audio_input", Boolean),
     PrimaryKeyConstraint("env_id", "name"),
 )
 
