@@ -168,3 +168,26 @@ def test_an_mcp_server_that_does_not_answer_refuses_the_run_before_it_starts(age
         assert chat_bodies(fake) == []  # no model call was made
     finally:
         bad.stop()
+
+
+def test_arguments_that_are_not_a_json_object_are_the_models_error_and_reach_no_server(agents, fake, tooled):
+    before = dict(tooled.server.seen)
+    bad = {"id": "call-bad", "type": "function", "function": {"name": "tools__add", "arguments": "{not json"}}
+    fake.script(Reply(content="", tool_calls=[bad, call("call-list", "tools__add", [1, 2])]), Reply(content="oops"))
+    events = agents.run(tooled.agent, ag_ui("Add badly."))
+    results = {e["toolCallId"]: e["content"] for e in events if e["type"] == "TOOL_CALL_RESULT"}
+    assert results == {"call-bad": "error: the arguments must be a JSON object",
+                       "call-list": "error: the arguments must be a JSON object"}
+    assert tooled.server.seen == before and text_of(events) == "oops"
+
+
+def test_a_service_on_the_sse_transport_serves_the_agent_too(agents, fake, tooled):
+    admin, env = agents.gw.admin, agents.gw.env_id
+    admin.mcp.create(env, "legacy-tools", tooled.server.sse_url, transport="sse")
+    agent = admin.agents.create(env, AgentSpec(name="sse-agent", model="up-openai", mcp_services=["legacy-tools"]))
+    agents.gw.wait_for_snapshot()
+    fake.script(Reply(content="", tool_calls=[call("call-sse", "legacy-tools__add", {"a": 5, "b": 6})]),
+                Reply(content="11"))
+    events = agents.run(agent.id, ag_ui("5+6?"))
+    assert next(e for e in events if e["type"] == "TOOL_CALL_RESULT")["content"] == "11"
+    assert text_of(events) == "11"
