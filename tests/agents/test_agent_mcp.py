@@ -14,7 +14,7 @@ from tests.agents.conftest import ag_ui, chat_bodies, text_of, tool_call as call
 from tests.support.bad_mcp_server import start_bad_mcp_server
 from tests.support.fake_upstream import Reply
 from tests.support.ledger import wait_for_records
-from tests.support.sse import read_events
+from tests.support.sse import deltas, read_events
 
 EVENTS = TypeAdapter(Event)
 
@@ -191,3 +191,40 @@ def test_a_service_on_the_sse_transport_serves_the_agent_too(agents, fake, toole
     events = agents.run(agent.id, ag_ui("5+6?"))
     assert next(e for e in events if e["type"] == "TOOL_CALL_RESULT")["content"] == "11"
     assert text_of(events) == "11"
+
+
+def test_the_openai_entry_answers_after_the_tools_without_showing_the_gateways_calls(agents, fake, tooled):
+    fake.script(Reply(content="", tool_calls=[call("call-o", "tools__add", {"a": 7, "b": 8})]), Reply(content="15."))
+    resp = agents.call("POST", "/openai/chat/completions",
+                       json={"model": tooled.agent, "messages": [{"role": "user", "content": "7+8?"}]})
+    answer = resp.json()
+    assert answer["model"] == tooled.agent and answer["choices"][0]["finish_reason"] == "stop"
+    assert answer["choices"][0]["message"]["content"] == "15." and "tool_calls" not in answer["choices"][0]["message"]
+    assert chat_bodies(fake)[-1]["messages"][-1] == {"role": "tool", "tool_call_id": "call-o", "content": "15"}
+    rid = resp.headers["x-request-id"]
+    rounds = wait_for_records(agents.gw.admin.store, agents.gw.env_id, 2,
+                              lambda r: r.surface == "agent" and r.request_id.startswith(rid))
+    assert answer["usage"]["total_tokens"] == sum(r.total_tokens for r in rounds)
+
+
+def test_the_openai_entrys_stream_shows_the_text_and_only_the_clients_tool_calls(agents, fake, tooled):
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    fake.script(Reply(content="Let me add. ", tool_calls=[call("call-s1", "tools__add", {"a": 1, "b": 1})]),
+                Reply(content="Two. Now the weather.", tool_calls=[call("call-w", "get_weather", {"city": "Oslo"}),
+                                                                   call("call-s2", "tools__add", {"a": 2, "b": 2})]))
+    resp = agents.call("POST", f"/bots/{tooled.agent}/openai/chat/completions", stream=True,
+                       json={"messages": [{"role": "user", "content": "go"}], "stream": True, "tools": [weather]})
+    events = read_events(resp)
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert "".join(deltas(chunks)) == "Let me add. Two. Now the weather."
+    calls = [c for chunk in chunks for choice in chunk["choices"] for c in choice["delta"].get("tool_calls") or ()]
+    assert [c.get("id") for c in calls if c.get("id")] == ["call-w"]  # the gateway's two calls stay inside
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0].get("finish_reason")
+            ] == ["tool_calls"]
+    assert len(chat_bodies(fake)) == 2 and tooled.server.seen["add"] >= 2
+    rid = resp.headers["x-request-id"]
+    rounds = wait_for_records(agents.gw.admin.store, agents.gw.env_id, 2,
+                              lambda r: r.surface == "agent" and r.request_id.startswith(rid))
+    usage = [c["usage"] for c in chunks if c.get("usage")][-1]  # the run's: both rounds
+    assert usage["total_tokens"] == sum(r.total_tokens for r in rounds) > 0

@@ -24,7 +24,8 @@ from cbgate.core.metering import Meter, MeteredStream, StreamCut
 from cbgate.core.model_service import ModelService
 from cbgate.errors import AgentRequestLLMError, CloudBaseError
 from cbgate.protocol.agent_request import AgentRun, new_id
-from cbgate.protocol.agent_stream import RoundEnd, chunk_delta
+from cbgate.protocol.agent_openai import run_usage, without_calls
+from cbgate.protocol.agent_stream import RoundEnd, ToolResult, chunk_delta
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.store.agents import AgentRow
 
@@ -150,16 +151,14 @@ class AgentLoop:
                 if not ours:
                     break
                 if n == MAX_ROUNDS:
-                    raise AgentRequestLLMError(f"the agent's model was still calling tools after {MAX_ROUNDS} "
-                                               "rounds; the run stops here")
+                    raise too_many_rounds()
                 yield RoundEnd()
                 results = await self.tools.call_all(ours)
                 for result in results:
                     yield result
                 if len(ours) < len(made):  # it called the client's tools too: the client answers those
                     break
-                said += [{"role": "assistant", "content": calls.text, "tool_calls": made}] + [
-                    {"role": "tool", "tool_call_id": r.call_id, "content": r.content} for r in results]
+                said += next_messages(calls.text, made, results)
             self.outcome = "OK"
         except CloudBaseError as err:
             self.outcome = err.code
@@ -194,25 +193,98 @@ class AgentLoop:
 
 class AgentRuns:
     """Opens the runs of the agents the gateway runs itself: the agent's MCP tools as this key may call them,
-    then the first model round."""
+    then the first model round (a stream, `open`), or the whole run answered at once (`complete`)."""
 
     def __init__(self, service: ModelService, runner: AgentRunner, gateway: McpGateway):
         self.service = service
         self.runner = runner
         self.gateway = gateway
 
-    async def open(self, principal: Principal, agent: AgentRow, run: AgentRun, request_id: str) -> AgentLoop:
+    async def _tools(self, principal: Principal, agent: AgentRow, run: AgentRun, request_id: str) -> RunTools:
         tools = RunTools(self.gateway, principal, request_id)
         try:
             await tools.open(list(agent.mcp_services or ()), {t["function"]["name"] for t in run.tools})
         except BaseException as exc:
             await tools.close()
             if isinstance(exc, CloudBaseError):  # the agent's MCP server failed: a run that failed, counted
-                self.service.metering.metrics.agent_run(principal.env_id, agent.id, exc.code)
+                self._count(principal, agent, exc.code)
             raise
+        return tools
+
+    def _count(self, principal: Principal, agent: AgentRow, outcome: str) -> None:
+        self.service.metering.metrics.agent_run(principal.env_id, agent.id, outcome)
+
+    async def open(self, principal: Principal, agent: AgentRow, run: AgentRun, request_id: str) -> AgentLoop:
+        tools = await self._tools(principal, agent, run, request_id)
         try:
             first = await self.runner.model_request(agent, run, offered=tools.definitions)
         except BaseException:
             await tools.close()
             raise
         return await AgentLoop(self.service, self.runner, tools, principal, agent, run, first, request_id).start()
+
+    async def complete(self, principal: Principal, agent: AgentRow, run: AgentRun, request_id: str) -> dict:
+        """The run as one chat completion (the OpenAI entry without a stream): its rounds as the stream's,
+        the gateway's tool calls left out of the answer, the usage of all rounds."""
+        tools = await self._tools(principal, agent, run, request_id)
+        outcome = CLIENT_CLOSED
+        try:
+            first = await self.runner.model_request(agent, run, stream=False, offered=tools.definitions)
+            answers, said, answered = [], [], set()
+            for n in range(1, MAX_ROUNDS + 1):
+                req = first if n == 1 else self.runner.next_round(first, said)
+                rid = request_id if n == 1 else f"{request_id}-r{n}"
+                answers.append(await self.service.complete(principal, agent.group_name, req, rid, run_ends=False))
+                message = answer_message(answers[-1])
+                made = _calls(message)
+                ours = [c for c in made if tools.serves(c["function"]["name"])]
+                if not ours:
+                    break
+                if n == MAX_ROUNDS:
+                    raise too_many_rounds()
+                results = await tools.call_all(ours)
+                answered |= {c["id"] for c in ours}
+                if len(ours) < len(made):
+                    break
+                said += next_messages(message.get("content") or "", made, results)
+            outcome = "OK"
+            return {**without_calls(answers[-1], answered), "usage": run_usage(answers)}
+        except CloudBaseError as err:
+            outcome = err.code
+            raise
+        except Exception:
+            outcome = "SYS_ERR"
+            raise
+        finally:
+            await tools.close()
+            self._count(principal, agent, outcome)
+
+
+def too_many_rounds() -> AgentRequestLLMError:
+    return AgentRequestLLMError(f"the agent's model was still calling tools after {MAX_ROUNDS} rounds; the run "
+                                "stops here")
+
+
+def next_messages(text: str, made: list[dict], results: list[ToolResult]) -> list[dict]:
+    """What a round adds for the next: the model's turn with its calls, then the results the gateway got."""
+    return [{"role": "assistant", "content": text, "tool_calls": made}] + [
+        {"role": "tool", "tool_call_id": r.call_id, "content": r.content} for r in results]
+
+
+def answer_message(answer: dict) -> dict:
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    return first.get("message") if isinstance(first.get("message"), dict) else {}
+
+
+def _calls(message: dict) -> list[dict]:
+    """The tool calls of a whole answer, each with an id and a function name (as the next round needs them)."""
+    calls = []
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            continue
+        arguments = fn.get("arguments") if isinstance(fn.get("arguments"), str) else ""
+        calls.append({"id": call.get("id") if isinstance(call.get("id"), str) and call["id"] else new_id("call-"),
+                      "type": "function", "function": {"name": fn["name"], "arguments": arguments}})
+    return calls

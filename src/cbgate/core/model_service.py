@@ -103,8 +103,11 @@ class ModelService:
             await self._admit(principal, req, meter)
         meter.admitted()
 
-    async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
+    async def complete(self, principal: Principal, group: str, req: ChatRequest, request_id: str,
+                       run_ends: bool = True) -> dict:
+        """`run_ends=False`: a model round of an agent run that goes on (the run's loop counts the run)."""
         with self._meter(principal, group, req, request_id) as meter:  # records however it ends
+            meter.run_ends = run_ends
             return await self._serve(principal, group, req, request_id, meter, self._answer)
 
     async def generate_images(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:

@@ -23,6 +23,7 @@ from cbgate.http.exchange import Exchange, json_object
 from cbgate.http.model_route import caller
 from cbgate.http.route_table import Route
 from cbgate.http.stream_pump import pump
+from cbgate.protocol.agent_openai import OpenAIRunStream
 from cbgate.protocol.agent_request import AgentRun, new_id
 from cbgate.protocol.agent_stream import PassThroughStream
 from cbgate.protocol.agent_surface import AGENT, bot_fields, bot_json, conversation_json, record_json
@@ -162,13 +163,12 @@ class AgentRoutes:
         req = parse_chat_request({**body, "model": agent.model})
         run = AgentRun("openai", new_id("thread-"), new_id("run-"), req.messages, req.tools or [], model=agent.model)
         self.service.check_group(principal, agent.group_name)
-        call = await self.runner.model_request(agent, run, stream=req.stream)
         ex.cancel_on_disconnect()
         if not req.stream:
-            answer = await self.service.complete(principal, agent.group_name, call, ex.request_id)
+            answer = await self.runs.complete(principal, agent, run, ex.request_id)
             return await ex.reply_json({**answer, "model": agent.id})
-        stream = await self.service.open_stream(principal, agent.group_name, call, ex.request_id)
-        await pump(ex, stream, CHAT.stream(call, ex.request_id), self.deadline)
+        loop = await self.runs.open(principal, agent, run, ex.request_id)
+        await pump(ex, loop, OpenAIRunStream(CHAT.stream(loop.first, ex.request_id)), self.deadline)
 
     # Records and conversations: the gateway's own for its agents, the server's for a fronted one.
     async def records(self, ex: Exchange, params: dict) -> None:
