@@ -162,7 +162,10 @@ def test_what_a_group_reads_round_trips(tmp_path, env):
     cbgate(tmp_path, "group", "set-capabilities", "--env", env, "vl", "--undeclared")
     assert (group_json(tmp_path, env, "vl")["vision"], group_json(tmp_path, env, "vl")["audio_input"]) == (None, None)
     assert groups(tmp_path, env)["vl"][7] == "as sent"
-    assert groups(tmp_path, env)["cloudbase"][7] == "per deployment"
+    listed = groups(tmp_path, env)
+    assert listed["cloudbase"][7] == "per deployment" and listed["deepseek"][7] == "as sent"
+    assert "vision" not in group_json(tmp_path, env, "cloudbase")
+    assert group_json(tmp_path, env, "deepseek")["vision"] is None
 
 
 def test_set_capabilities_says_what_is_missing(tmp_path, env):

@@ -46,7 +46,7 @@ def group_rows(admin, env_id: str) -> list[dict]:
         row = {"name": g.name, "kind": "custom" if g.kind == GroupKind.CUSTOM else "built-in",
                "protocol": g.protocol, "base_url": g.base_url, "status": status, "key": key,
                "models": [{"name": m, "enabled": on and not keyless} for m, on in g.switches]}
-        if g.kind == GroupKind.CUSTOM:  # the catalog's deployments declare theirs in the config file
+        if g.kind != GroupKind.CATALOG:  # the catalog's deployments declare theirs in the config file
             row.update({field: getattr(g.inputs, field) for field, _, _ in INPUT_FLAGS})
         rows.append(row)
     return rows
@@ -55,7 +55,7 @@ def group_rows(admin, env_id: str) -> list[dict]:
 def _reads_cell(row: dict) -> str:
     """What a custom group declared its upstream reads besides text: e.g. `vision,no audio_input`."""
     if "vision" not in row:
-        return "per deployment" if row["kind"] == "built-in" and row["protocol"] == "catalog" else "as sent"
+        return "per deployment"  # the catalog: see the config file
     said = [field if row[field] else f"no {field}" for field, _, _ in INPUT_FLAGS if row[field] is not None]
     return ",".join(said) or "as sent"
 
