@@ -51,14 +51,24 @@ def test_usage_by_agent_and_metrics_count_runs_by_agent_and_outcome(agents, fake
     assert f'cbgate_agent_runs_total{{env="{env}",agent="{two.id}",outcome="OK"}} 1' in text
 
 
-def test_a_run_with_tool_calls_is_a_record_per_model_round_and_per_tool_call_and_one_run(agents, fake, tooled):
-    admin, gw = agents.gw.admin, agents.gw
+def env_with_an_adder(agents, tooled, limits: dict | None = None):
+    """A fresh environment (so its ledger holds only what the test does): a key, and an agent on the fake
+    upstream that may call the test MCP server's tools as service `calc`."""
+    admin = agents.gw.admin
     env = admin.create_env()
     _, key = admin.create_key(env)
     admin.set_model(env, "cloudbase", "up-openai", True)
     admin.mcp.create(env, "calc", tooled.server.url)
     agent = admin.agents.create(env, AgentSpec(name="adder", model="up-openai", mcp_services=["calc"]))
-    gw.wait_for_snapshot()
+    if limits:
+        admin.set_env_limits(env, limits)
+    agents.gw.wait_for_snapshot()
+    return env, key, agent
+
+
+def test_a_run_with_tool_calls_is_a_record_per_model_round_and_per_tool_call_and_one_run(agents, fake, tooled):
+    admin, gw = agents.gw.admin, agents.gw
+    env, key, agent = env_with_an_adder(agents, tooled)
     fake.script(Reply(content="", tool_calls=[tool_call("c1", "calc__add", {"a": 1, "b": 2}),
                                               tool_call("c2", "calc__add", {"a": 3, "b": 4})]),
                 Reply(content="3 and 7."))
@@ -85,13 +95,7 @@ def test_a_run_with_tool_calls_is_a_record_per_model_round_and_per_tool_call_and
 
 def test_every_round_and_tool_call_is_admitted_and_a_refused_round_ends_the_run_counted_once(agents, fake, tooled):
     admin, gw = agents.gw.admin, agents.gw
-    env = admin.create_env()
-    _, key = admin.create_key(env)
-    admin.set_model(env, "cloudbase", "up-openai", True)
-    admin.mcp.create(env, "calc", tooled.server.url)
-    agent = admin.agents.create(env, AgentSpec(name="limited-adder", model="up-openai", mcp_services=["calc"]))
-    admin.set_env_limits(env, {"rpm": 2})  # the first round, the tool call, and no more
-    gw.wait_for_snapshot()
+    env, key, agent = env_with_an_adder(agents, tooled, {"rpm": 2})  # the first round, the tool call, no more
     fake.script(Reply(content="", tool_calls=[tool_call("c1", "calc__add", {"a": 1, "b": 2})]),
                 Reply(content="never said"))
     events = agents.run(agent.id, ag_ui("Add 1+2."), key)
