@@ -169,7 +169,7 @@ def test_console_is_served_from_the_package_with_no_outside_resources(cast):
     index = requests.get(f"{cast.gw.url}/console/", timeout=5)
     assert index.status_code == 200 and "default-src 'self'" in index.headers["content-security-policy"]
     assert not re.search(r"(src|href)=\"(https?:)?//", index.text)
-    for name in ("app.js", "api.js", "pages.js", "keys.js", "usage.js", "prices.js", "groups.js",
+    for name in ("app.js", "api.js", "pages.js", "keys.js", "usage.js", "prices.js", "budgets.js", "groups.js",
                  "playground.js", "agents.js", "mcp.js", "snippets.js", "charts.js", "i18n.js", "style.css", "favicon.svg"):
         resp = requests.get(f"{cast.gw.url}/console/{name}", timeout=5)
         assert resp.status_code == 200 and "http://" not in resp.text.replace("http://www.w3.org", "")

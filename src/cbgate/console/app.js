@@ -2,6 +2,7 @@
 import { api, h, session } from "./api.js";
 import { currentLang, otherLang, setLang, t } from "./i18n.js";
 import { agentsPage } from "./agents.js";
+import { budgetsPage } from "./budgets.js";
 import { modelsPage } from "./groups.js";
 import { keysPage } from "./keys.js";
 import { mcpPage } from "./mcp.js";
@@ -11,7 +12,7 @@ import { pricesPage } from "./prices.js";
 import { usagePage } from "./usage.js";
 
 const PAGES = { envs: envsPage, keys: keysPage, models: modelsPage, mcp: mcpPage, limits: limitsPage,
-  prices: pricesPage, usage: usagePage, playground: playgroundPage, agents: agentsPage };
+  prices: pricesPage, budgets: budgetsPage, usage: usagePage, playground: playgroundPage, agents: agentsPage };
 const main = document.getElementById("main");
 let me = null;
 
