@@ -95,3 +95,20 @@ def test_a_key_held_by_permissions_may_not_lift_them(page, cast):
     page.click("[data-test=save-permissions]")
     expect(page.locator("[data-test=permissions-status] [data-test=notice-error]")).to_contain_text("PERMISSION_DENIED")
     assert api_permissions(cast, key.id)["rpm"] == 100
+
+
+def test_a_key_name_with_markup_is_shown_as_text_on_every_page_that_names_keys(page, cast):
+    gw = cast.gw
+    name = '<img src=x onerror="document.title=1">bold</b>'
+    row, _ = gw.admin.create_key(gw.env_id, name=name)
+    gw.admin.budgets.set_budget(gw.env_id, row.id, "day", tokens=1000)
+    gw.wait_for_snapshot()
+    sign_in(page, gw, cast.operator, "keys")
+    page.click(f"[data-test='permissions-{row.prefix}']")
+    expect(page.locator("[data-test=permissions-form] h2")).to_have_text(f"Permissions of key {row.prefix}… {name}")
+    for where, shown in (("keys", "[data-test=key-table]"), ("usage", "[data-test=usage-key]"),
+                         ("budgets", "[data-test=budgets]")):
+        page.click(f"nav a[data-page={where}]")
+        page.wait_for_selector(f"main[data-page={where}]")
+        expect(page.locator(shown)).to_contain_text(name)
+        assert page.locator("main img").count() == 0 and page.title() != "1"
