@@ -25,7 +25,7 @@ from cbgate.core.model_service import ModelService
 from cbgate.errors import AgentRequestLLMError, CloudBaseError
 from cbgate.protocol.agent_request import AgentRun, new_id
 from cbgate.protocol.agent_openai import run_usage, without_calls
-from cbgate.protocol.agent_stream import RoundEnd, ToolResult, chunk_delta
+from cbgate.protocol.agent_stream import RoundEnd, ToolResult, call_index, chunk_delta, tool_call_deltas
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.store.agents import AgentRow
 
@@ -66,10 +66,10 @@ class RoundCalls:
         if isinstance(delta.get("content"), str):
             self.text += delta["content"]
         added = False
-        for call in delta.get("tool_calls") or ():
+        for call in tool_call_deltas(delta):
             if not isinstance(call, dict):
                 continue
-            index = call.get("index", len(self.calls))
+            index = call_index(call, len(self.calls))
             fn = call.get("function") if isinstance(call.get("function"), dict) else {}
             known = self.calls.get(index)
             if known is None:

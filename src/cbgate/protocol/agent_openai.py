@@ -11,7 +11,7 @@ from __future__ import annotations
 import orjson
 
 from cbgate.errors import CloudBaseError
-from cbgate.protocol.agent_stream import RoundEnd, RunAnswer, ToolResult
+from cbgate.protocol.agent_stream import RoundEnd, RunAnswer, ToolResult, call_index, tool_call_deltas
 from cbgate.protocol.chat_surface import ChatStream
 
 
@@ -96,9 +96,11 @@ class OpenAIRunStream:
             choice = _choice(chunk)
             delta = choice.get("delta") or {}
             calls = []
-            for call in delta.get("tool_calls") or ():
-                index = call.get("index", 0)
-                ids.setdefault(index, call.get("id"))
+            for call in tool_call_deltas(delta):
+                if not isinstance(call, dict):
+                    continue
+                index = call_index(call, len(ids))
+                ids.setdefault(index, call["id"] if isinstance(call.get("id"), str) else None)
                 if ids[index] not in self.answered:
                     calls.append(call)
             has_usage = isinstance(chunk.get("usage"), dict)

@@ -46,7 +46,7 @@ class RunAnswer:
     def note_usage(self, usage: dict) -> None:
         """A round reports its usage (maybe more than once: the last report counts)."""
         before = self.earlier or {}
-        self.usage = {name: int(before.get(name) or 0) + int(usage.get(name) or 0) for name in USAGE_FIELDS}
+        self.usage = {name: before.get(name, 0) + _count(usage.get(name)) for name in USAGE_FIELDS}
 
     def end_round(self) -> None:
         self.earlier = self.usage
@@ -54,6 +54,22 @@ class RunAnswer:
     def answered(self, call_id: str) -> None:
         """The gateway ran this call: nothing is left for the client to do about it."""
         self.tool_calls = [c for c in self.tool_calls if c["id"] != call_id]
+
+
+def _count(value) -> int:
+    """A token count as an upstream reported it; anything but a whole number counts nothing."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 53 else 0
+
+
+def call_index(call: dict, default: int) -> int:
+    """A streamed tool call's index (which call its delta continues); `default` when it has none usable."""
+    index = call.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else default
+
+
+def tool_call_deltas(delta: dict) -> list:
+    calls = delta.get("tool_calls")
+    return calls if isinstance(calls, list) else []
 
 
 def chunk_delta(chunk: dict | bytes) -> tuple[dict, dict | None]:
@@ -65,8 +81,8 @@ def chunk_delta(chunk: dict | bytes) -> tuple[dict, dict | None]:
             return {}, None
     if not isinstance(chunk, dict):
         return {}, None
-    choices = chunk.get("choices") or ()
-    delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
+    choices = chunk.get("choices")
+    delta = choices[0].get("delta") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
     usage = chunk.get("usage") if isinstance(chunk.get("usage"), dict) else None
     return (delta if isinstance(delta, dict) else {}), usage
 
@@ -122,14 +138,14 @@ class AgUiStream:
                 events.append({"type": "TEXT_MESSAGE_START", "messageId": self.message_id, "role": "assistant"})
             events.append({"type": "TEXT_MESSAGE_CONTENT", "messageId": self.message_id, "delta": text})
             self.final.text += text
-        for call in delta.get("tool_calls") or ():
+        for call in tool_call_deltas(delta):
             events += self._tool_call(call)
         return self._events(*events) if events else b""
 
     def _tool_call(self, call: dict) -> list[dict]:
         if not isinstance(call, dict):
             return []
-        index = call.get("index", len(self.calls))
+        index = call_index(call, len(self.calls))
         fn = call.get("function") if isinstance(call.get("function"), dict) else {}
         events = []
         if index not in self.calls:
