@@ -73,7 +73,7 @@ class Wiring:
         self.registry: ProviderRegistry | None = None
         self.limiter: MemoryLimiter | RedisLimiter | None = None
         self.budgets: BudgetGate | None = None
-        self.clock: Callable[[], float] = time.time  # which budget period it is (tests move it)
+        self.clock: Callable[[], float] = time.time  # what time it is for budgets: which period a request is in
         self.metering: Metering | None = None
         self.admin: Admin | None = None
         self.agent_front: AgentFront | None = None  # fronted agents' client (tests shorten its timeouts)
