@@ -6,6 +6,7 @@ import sys
 from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import iso, open_admin
 from cbgate.cli.output import add_json_flag, print_json, print_rows
+from cbgate.core.key_kinds import KeyKind
 from cbgate.core.permissions import LIMIT_FIELDS, KeyPermissions, from_json, parse_mcp_specs
 from cbgate.errors import InvalidParam
 from cbgate.store.groups import GroupKind
@@ -31,7 +32,7 @@ def cmd_env(args) -> None:
 def cmd_key(args) -> None:
     admin = open_admin(args)
     if args.action == "create":
-        kind = "publishable" if args.publishable else "server"
+        kind = KeyKind.PUBLISHABLE if args.publishable else KeyKind.SERVER
         permissions = KeyPermissions(mcp=parse_mcp_specs(args.mcp)) if args.mcp else None
         row, plain = admin.create_key(args.env, kind, args.expires_days, args.name or "", permissions=permissions)
         print(f"created {kind} key {row.id} in {row.env_id}; it is shown only this once:", file=sys.stderr)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cbgate.core.auth import authenticate, bearer_token
+from cbgate.core.key_kinds import Right, require
 from cbgate.core.keys import OPERATOR_PREFIX, SHOWN_PREFIX_LEN, key_digest, new_secret
 from cbgate.core.tenants import TenantSnapshot
 from cbgate.errors import InvalidAccessToken, InvalidParam, PermissionDenied
@@ -56,8 +57,7 @@ def authenticate_admin(snapshot: TenantSnapshot, authorization: str | None, host
             raise InvalidAccessToken("the operator token is not valid")
         return AdminPrincipal(True, None, row.id)
     principal = authenticate(snapshot, authorization, host)  # expiry, revocation and the Host's env
-    if principal.kind != "server":
-        raise PermissionDenied("a publishable key may not use the admin API")
+    require(principal.kind, Right.ADMIN_API)
     row = snapshot.keys.get(key_digest(token))
     return AdminPrincipal(False, principal.env_id, principal.key_id, row.expires_at if row else None)
 

@@ -11,6 +11,7 @@ from cbgate.core.access import new_operator_token, normalise_origins
 from cbgate.core.agent_admin import AgentAdmin
 from cbgate.core.budget_admin import BudgetAdmin
 from cbgate.core.group_admin import GroupAdmin
+from cbgate.core.key_kinds import KeyKind
 from cbgate.core.prices import PriceAdmin
 from cbgate.core.keys import SHOWN_PREFIX_LEN, generate_key, key_digest, new_key_id
 from cbgate.core.mcp_admin import McpAdmin
@@ -77,13 +78,14 @@ class Admin:
         if not stored_envs.env_exists(self.store, env_id):
             raise InvalidEnv(f"environment {env_id!r} does not exist")
 
-    def create_key(self, env_id: str, kind: str = "server", expires_days: float | None = None,
+    def create_key(self, env_id: str, kind: KeyKind | str = KeyKind.SERVER, expires_days: float | None = None,
                    name: str = "", not_after: float | None = None,
                    permissions: KeyPermissions | None = None) -> tuple[KeyRow, str]:
         """Return the stored row and the plain key, which is never stored and cannot be shown again.
         `not_after`: the expiry of the key asking for this one, which the new key may not outlive
         (without `expires_days` it expires with it). `permissions`: its allow-lists (None: the kind's defaults)."""
         self.require_env(env_id)
+        kind = KeyKind.parse(kind)
         check_name(name, "key name")
         if expires_days is not None and (isinstance(expires_days, bool) or not isinstance(expires_days, (int, float))
                                          or not 0 < expires_days <= MAX_KEY_DAYS):

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from cbgate.core.permissions import DEFAULT, KeyPermissions
+from cbgate.core.key_kinds import KeyKind
 from cbgate.core.keys import key_digest
 from cbgate.core.tenants import TenantSnapshot
 from cbgate.protocol.surface import presented_authorization  # noqa: F401  (read through core.auth too)
@@ -19,7 +20,7 @@ HOST_ENV = re.compile(r"\A([A-Za-z0-9][A-Za-z0-9-]*)\.api\.", re.IGNORECASE)
 class Principal:
     env_id: str
     key_id: str
-    kind: str  # "server" | "publishable"
+    kind: KeyKind
     permissions: KeyPermissions = DEFAULT  # the key's allow-lists and own limits, evaluated at dispatch
 
 
@@ -63,4 +64,4 @@ def authenticate(snapshot: TenantSnapshot, authorization: str | None, host: str 
         if host_env not in snapshot.envs:
             raise InvalidEnv(f"unknown environment {host_env}")
         raise PermissionDenied("the API key does not belong to this environment")
-    return Principal(row.env_id, row.id, row.kind, snapshot.permissions.get(row.id, DEFAULT))
+    return Principal(row.env_id, row.id, KeyKind(row.kind), snapshot.permissions.get(row.id, DEFAULT))

@@ -6,7 +6,9 @@ import base64
 import hashlib
 import os
 
-KIND_PREFIXES = {"server": "cbsk_", "publishable": "cbpk_"}
+from cbgate.core.key_kinds import KeyKind
+
+KIND_PREFIXES = {KeyKind.SERVER: "cbsk_", KeyKind.PUBLISHABLE: "cbpk_"}
 OPERATOR_PREFIX = "cbop_"
 SHOWN_PREFIX_LEN = 12
 
@@ -16,7 +18,7 @@ def new_secret(prefix: str) -> str:
     return prefix + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
 
 
-def generate_key(kind: str) -> str:
+def generate_key(kind: KeyKind) -> str:
     return new_secret(KIND_PREFIXES[kind])
 
 

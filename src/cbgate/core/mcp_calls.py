@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from cbgate.core.auth import Principal
+from cbgate.core.key_kinds import limit_scope
 from cbgate.core.metering import CLIENT_CLOSED_STATUS, INTERRUPTED, Metering
 from cbgate.core.permissions import KeyPermissions, require_tool
 from cbgate.errors import CloudBaseError, PermissionDenied, ServiceUnavailable
@@ -54,7 +55,7 @@ class ToolCall:
             require_tool(self.caller.permissions, p.kind, self.caller.service, self.record.model)
             limits = snapshot.limits_for(p.env_id, p.kind)
             if limiter is not None and limits.any:
-                scope = p.env_id if p.kind != "publishable" else p.env_id + "/publishable"
+                scope = limit_scope(p.env_id, p.kind)
                 self.ticket = await limiter.admit(scope, p.env_id, limits, 0)
             self._journal()
         except CloudBaseError as err:

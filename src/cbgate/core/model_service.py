@@ -12,13 +12,14 @@ import orjson
 from cbgate.core.auth import Principal, authenticate
 from cbgate.core.budgets import BudgetGate
 from cbgate.core.inputs import able_deployments
+from cbgate.core.key_kinds import Right, limit_scope, require
 from cbgate.core.permissions import permit_model
 from cbgate.core.metering import Meter, MeteredStream, Metering
 from cbgate.core.prices import PriceBook
 from cbgate.core.resolve import Resolver
 from cbgate.core.tenants import TenantDirectory
 from cbgate.core.tracing import NO_TRACING, Tracing
-from cbgate.errors import ModelNotSupported, ModelRequestFailed, PermissionDenied
+from cbgate.errors import ModelNotSupported, ModelRequestFailed
 from cbgate.limits.base import Limiter, Scope, estimate_cost, key_account
 from cbgate.protocol.chat_request import ChatRequest
 from cbgate.protocol.chunks import Chunk, NativeEvent
@@ -89,7 +90,7 @@ class ModelService:
         key_limits = principal.permissions.limits  # the key's own, checked in the same admission as its env's
         if not limits.any and key_limits is None:
             return
-        scope = principal.env_id if principal.kind != "publishable" else principal.env_id + "/publishable"
+        scope = limit_scope(principal.env_id, principal.kind)
         also = () if key_limits is None else (
             Scope(f"key/{principal.key_id}", key_account(principal.key_id), key_limits, "this API key"),)
         ticket = await self.limiter.admit(scope, principal.env_id, limits,
@@ -113,8 +114,7 @@ class ModelService:
     async def generate_images(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         """An image generation on the deployments that serve one, metered per image."""
         with self._meter(principal, group, req, request_id) as meter:
-            if principal.kind == "publishable":
-                raise PermissionDenied("image generation needs a server API key; publishable keys are for chat")
+            require(principal.kind, Right.GENERATE_IMAGES)
             if not any(p.capabilities.image_generation for p in self._route(principal, group, req)):
                 raise ModelNotSupported(f"model {req.model!r} in group {group!r} does not generate images: only "
                                         f"OpenAI-compatible upstreams do, not the embedded engine or Anthropic upstreams")

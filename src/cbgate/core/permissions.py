@@ -5,9 +5,9 @@ own limits. There is no second field that could grant what this one took away: a
 revoked everywhere (LiteLLM's "effective access = union of both fields" re-granted revoked servers).
 
 Models, per key (issue 21): no list (`models is None`): every model its environment may call; a list of
-`group/model` names: exactly these, on every surface (`permit_model`, the one check, runs on the chat
+`group/model` names: exactly these, on every surface (`permit_model`, the one check, runs on the model
 service's way to any model). Limits: the key's own concurrency, requests per minute and token quota, admitted
-together with its environment's (core/chat.py).
+together with its environment's (core/model_service.py).
 
 MCP, per key:
 - no list (`mcp is None`): a server key may use every MCP service of its environment, a publishable key none;
@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import orjson
 
+from cbgate.core.key_kinds import KeyKind, Right, may
 from cbgate.errors import InvalidParam, PermissionDenied
 from cbgate.limits.base import EnvLimits
 from cbgate.text import MAX_SAFE_INTEGER, text_problem
@@ -171,20 +172,20 @@ def parse_mcp_specs(specs: list[str]) -> dict[str, frozenset[str] | str]:
     return mcp_grants(value) or {}
 
 
-def may_use_service(perms: KeyPermissions, kind: str, service: str) -> bool:
+def may_use_service(perms: KeyPermissions, kind: KeyKind, service: str) -> bool:
     if perms.mcp is None:
-        return kind == "server"
+        return may(kind, Right.MCP_WITHOUT_GRANT)
     return service in perms.mcp
 
 
-def may_call_tool(perms: KeyPermissions, kind: str, service: str, tool: str) -> bool:
+def may_call_tool(perms: KeyPermissions, kind: KeyKind, service: str, tool: str) -> bool:
     """THE decision for an MCP tool: every tools/call, every tools/list entry and every agent's call asks here."""
     if perms.mcp is None:
-        return kind == "server"
+        return may(kind, Right.MCP_WITHOUT_GRANT)
     granted = perms.mcp.get(service)
     return granted is not None and (granted == ALL_TOOLS or tool in granted)
 
 
-def require_tool(perms: KeyPermissions, kind: str, service: str, tool: str) -> None:
+def require_tool(perms: KeyPermissions, kind: KeyKind, service: str, tool: str) -> None:
     if not may_call_tool(perms, kind, service, tool):
         raise PermissionDenied(f"this API key may not call tool {ascii(tool)[1:-1][:128]} of MCP service {service}")

@@ -9,9 +9,10 @@ import logging
 import time
 
 from cbgate.core.auth import Principal
+from cbgate.core.key_kinds import Right, may, require
 from cbgate.core.model_service import ModelService
 from cbgate.core.context import ContextCounter, compact, fit
-from cbgate.errors import InvalidPath, ModelParamInvalid, PermissionDenied
+from cbgate.errors import InvalidPath, ModelParamInvalid
 from cbgate.protocol.responses_render import response_usage
 from cbgate.protocol.responses_request import (
     CompactRequest,
@@ -42,9 +43,7 @@ class ResponsesService:
     def _server_key_only(principal: Principal) -> None:
         """Stored responses are the environment's: a publishable key (shared by every browser) may not read
         or continue them, so it only gets answers that are never stored."""
-        if principal.kind == "publishable":
-            raise PermissionDenied("stored responses need a server API key; publishable keys may create "
-                                   "responses only, which are not stored")
+        require(principal.kind, Right.STORED_RESPONSES)
 
     async def _load(self, principal: Principal, response_id: str) -> StoredResponse | None:
         self._server_key_only(principal)
@@ -66,7 +65,7 @@ class ResponsesService:
                        request_id: str) -> tuple[list[dict], list[dict]]:
         """(system messages, the conversation this turn sends): the previous response's context, this
         request's input, compacted and truncated as asked."""
-        if principal.kind == "publishable":
+        if not may(principal.kind, Right.STORED_RESPONSES):
             req.store = False
         context: list[dict] = []
         if req.previous_response_id:

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from cbgate.core.key_kinds import KeyKind
 from cbgate.core.permissions import DEFAULT as DEFAULT_PERMISSIONS
 from cbgate.core.permissions import KeyPermissions, from_json
 from cbgate.errors import ServiceUnavailable
@@ -59,11 +60,11 @@ class TenantSnapshot:
     def model_enabled(self, env_id: str, group: str, model: str) -> bool | None:
         return self.switches.get((env_id, group), {}).get(model)
 
-    def limits_for(self, env_id: str, kind: str) -> EnvLimits:
+    def limits_for(self, env_id: str, kind: KeyKind) -> EnvLimits:
         found = self.limits.get((env_id, kind))
         if found is not None:
             return found
-        return PUBLISHABLE_OF_DEFAULTS if kind == "publishable" else SERVER_DEFAULTS
+        return SERVER_DEFAULTS if kind is KeyKind.SERVER else PUBLISHABLE_OF_DEFAULTS
 
 
 PUBLISHABLE_OF_DEFAULTS = publishable_limits(SERVER_DEFAULTS)
@@ -73,7 +74,7 @@ def _limits(store: Store) -> dict[tuple[str, str], EnvLimits]:
     found = {}
     for env_id, stored in stored_limits.env_limits(store).items():
         env = resolve_limits(stored)
-        found[(env_id, "server")], found[(env_id, "publishable")] = env, publishable_limits(env)
+        found[(env_id, KeyKind.SERVER)], found[(env_id, KeyKind.PUBLISHABLE)] = env, publishable_limits(env)
     return found
 
 

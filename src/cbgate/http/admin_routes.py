@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, unquote
 
 from cbgate.core.access import AdminPrincipal, authenticate_admin
 from cbgate.core.admin import Admin
+from cbgate.core.key_kinds import KeyKind
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import InvalidParam, InvalidPath, MethodNotAllowed, PermissionDenied
 from cbgate.http.admin_agent_routes import AgentRoutes
@@ -213,9 +214,7 @@ class AdminRoutes:
     async def create_key(self, call: Call):
         self.require_unrestricted(call)
         body = await call.body()
-        kind = body.get("kind", "server")
-        if kind not in ("server", "publishable"):
-            raise InvalidParam("kind must be server or publishable")
+        kind = KeyKind.parse(body.get("kind", KeyKind.SERVER))
         name, days = body.get("name") or "", body.get("expires_days")
         if not isinstance(name, str) or len(name) > 128:
             raise InvalidParam("name must be a string of at most 128 characters")

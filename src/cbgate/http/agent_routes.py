@@ -16,9 +16,10 @@ from cbgate.core.agent_front import AgentFront
 from cbgate.core.agent_loop import AgentRuns
 from cbgate.core.agent_runs import AgentRunner
 from cbgate.core.auth import Principal
+from cbgate.core.key_kinds import Right, may, require
 from cbgate.core.model_service import ModelService
 from cbgate.core.shutdown import ShutdownDeadline
-from cbgate.errors import AgentInvalidParam, AgentNotFound, InvalidPath, MethodNotAllowed, PermissionDenied
+from cbgate.errors import AgentInvalidParam, AgentNotFound, InvalidPath, MethodNotAllowed
 from cbgate.http.exchange import Exchange, json_object
 from cbgate.http.model_route import caller
 from cbgate.http.route_table import Route
@@ -86,12 +87,6 @@ class AgentRoutes:
     def _caller(self, ex: Exchange) -> Principal:
         return caller(ex, self.service, AGENT, None, self.max_body_bytes)
 
-    @staticmethod
-    def _server_key(principal: Principal, what: str) -> None:
-        if principal.kind == "publishable":
-            raise PermissionDenied(f"{what} needs a server API key; a publishable key may only list, read and "
-                                   "run agents")
-
     async def _agent(self, ex: Exchange, agent_id: str):
         principal = self._caller(ex)
         return principal, await self.runner.agent(principal, agent_id)
@@ -106,30 +101,30 @@ class AgentRoutes:
         principal = self._caller(ex)
         offset, limit = _page(_query(ex))
         rows, total = await asyncio.to_thread(self.agents.list, principal.env_id, offset, limit)
-        full = principal.kind != "publishable"
+        full = may(principal.kind, Right.SEE_AGENT_CONFIG)
         await ex.reply_json({"botList": [bot_json(a, full) for a in rows], "total": total})
 
     async def get_bot(self, ex: Exchange, params: dict) -> None:
         principal, agent = await self._agent(ex, params["agent"])
-        await ex.reply_json(bot_json(agent, principal.kind != "publishable"))
+        await ex.reply_json(bot_json(agent, may(principal.kind, Right.SEE_AGENT_CONFIG)))
 
     async def create_bot(self, ex: Exchange, params: dict) -> None:
         principal = self._caller(ex)
-        self._server_key(principal, "creating an agent")
+        require(principal.kind, Right.CHANGE_AGENTS, "creating an agent")
         spec = AgentSpec(**bot_fields(await self._body(ex)))
         agent = await asyncio.to_thread(self.agents.create, principal.env_id, spec)
         await ex.reply_json(bot_json(agent, True))
 
     async def update_bot(self, ex: Exchange, params: dict) -> None:
         principal, agent = await self._agent(ex, params["agent"])
-        self._server_key(principal, "changing an agent")
+        require(principal.kind, Right.CHANGE_AGENTS, "changing an agent")
         spec = AgentSpec(**bot_fields(await self._body(ex)))
         changed = await asyncio.to_thread(self.agents.update, principal.env_id, agent.id, spec)
         await ex.reply_json(bot_json(changed, True))
 
     async def delete_bot(self, ex: Exchange, params: dict) -> None:
         principal, agent = await self._agent(ex, params["agent"])
-        self._server_key(principal, "deleting an agent")
+        require(principal.kind, Right.CHANGE_AGENTS, "deleting an agent")
         await asyncio.to_thread(self.agents.delete, principal.env_id, agent.id)
         await ex.reply_json({"botId": agent.id, "deleted": True})
 

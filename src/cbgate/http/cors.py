@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cbgate.core.access import is_same_origin, origin_allowed
 from cbgate.core.auth import env_from_host, presented_authorization, presented_key
+from cbgate.core.key_kinds import KeyKind, Right, require
 from cbgate.core.tenants import TenantDirectory
 from cbgate.errors import PermissionDenied
 from cbgate.http.exchange import Exchange
@@ -73,6 +74,5 @@ class CorsPolicy:
             return _allow(origin) if self._preflight_allowed(origin, ex.header(b"host")) else []
         if origin_allowed(snapshot, row.env_id, origin):
             return _allow(origin)
-        if row.kind == "publishable":
-            raise PermissionDenied(f"this environment does not allow publishable keys from origin {origin}")
-        return []
+        require(KeyKind(row.kind), Right.ANY_ORIGIN, origin)
+        return []  # a server key: its reply carries no origin headers, so the page cannot read it
