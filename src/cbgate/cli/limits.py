@@ -7,6 +7,8 @@ from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import open_admin
 from cbgate.cli.output import add_json_flag, print_json
 from cbgate.cli.tenants import ENV_HELP
+from cbgate.errors import InvalidParam
+from cbgate.limits.values import limit_from_text
 
 LIMIT_OPTIONS = (("--concurrency", "concurrency", "requests served at once, e.g. 5"),
                  ("--rpm", "rpm", "requests per minute, e.g. 600"),
@@ -15,18 +17,14 @@ LIMIT_OPTIONS = (("--concurrency", "concurrency", "requests served at once, e.g.
 UNSET = object()  # an option not given: that limit stays as it is (argparse would parse a string default)
 
 
-def limit_value(text: str) -> int | None:
-    """N (a whole number >= 1) or `off` (no limit). 0 would refuse every request, which is never what a
-    script meant: switching an environment off is done with its keys or groups, and `off` means no limit."""
-    if text.lower() == "off":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or off, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, or off for no limit, got {text!r}")
-    return value
+def limit_option(name: str, none_means: str = "no limit"):
+    """An option's type: N or `off`, checked by the one rule (limits/values.py) as the command line is read."""
+    def parse(text: str) -> int | None:
+        try:
+            return limit_from_text(name, text, none_means)
+        except InvalidParam as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+    return parse
 
 
 def cmd_limits(args) -> None:
@@ -50,7 +48,7 @@ def register(sub, common) -> None:
                           "cbgate limits set --env team-a --token-quota off"], [common])
     change.add_argument("--env", required=True, help=ENV_HELP)
     for option, name, help_text in LIMIT_OPTIONS:
-        change.add_argument(option, dest=name, type=limit_value, default=UNSET, metavar="N|off",
+        change.add_argument(option, dest=name, type=limit_option(name), default=UNSET, metavar="N|off",
                             help=f"{help_text}; off: no limit")
     add_json_flag(change)
     show = add_command(limits, "show", "show the limits in force (off: no limit)",

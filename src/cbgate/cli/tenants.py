@@ -7,7 +7,7 @@ from cbgate.cli.commands import add_command, add_group
 from cbgate.cli.common import iso, open_admin
 from cbgate.cli.output import add_json_flag, print_json, print_rows
 from cbgate.core.key_kinds import KeyKind
-from cbgate.core.permissions import LIMIT_FIELDS, KeyPermissions, from_json, parse_mcp_specs
+from cbgate.core.permissions import LIMIT_FIELDS, OWN, KeyPermissions, from_json, parse_mcp_specs
 from cbgate.errors import InvalidParam
 from cbgate.store.groups import GroupKind
 from cbgate.text import for_terminal
@@ -162,7 +162,7 @@ def _models_value(text: str) -> list[str] | None:
 
 
 def _register_key_set(key, common) -> None:
-    from cbgate.cli.limits import UNSET, limit_value  # cli.limits imports this module for ENV_HELP
+    from cbgate.cli.limits import UNSET, limit_option  # cli.limits imports this module for ENV_HELP
     change = add_command(key, "set", "a key's model allow-list and its own limits (under its environment's)",
                          ["cbgate key set --env team-a key-0123abcd --models cloudbase/hunyuan-turbos,deepseek/deepseek-chat",
                           "cbgate key set --env team-a key-0123abcd --rpm 60 --concurrency 2 --token-quota 1000000",
@@ -174,7 +174,7 @@ def _register_key_set(key, common) -> None:
     for option, name, help_text in (("--concurrency", "concurrency", "requests at once"),
                                     ("--rpm", "rpm", "requests per minute"),
                                     ("--token-quota", "token_quota", "tokens in all")):
-        change.add_argument(option, dest=name, type=limit_value, default=UNSET, metavar="N|off",
+        change.add_argument(option, dest=name, type=limit_option(name, OWN), default=UNSET, metavar="N|off",
                             help=f"the key's own {help_text}, under its environment's; off: none of its own")
     add_json_flag(change)
 

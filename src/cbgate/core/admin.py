@@ -20,13 +20,14 @@ from cbgate.core.resolve import CATALOG_GROUP
 from cbgate.errors import InvalidEnv, InvalidParam, ModelNotSupported
 from cbgate.limits.base import FIELDS as LIMIT_FIELDS
 from cbgate.limits.base import OFF, resolve_limits
+from cbgate.limits.values import limit_value
 from cbgate.store import access, usage
 from cbgate.store import envs as stored_envs
 from cbgate.store import limits as stored_limits
 from cbgate.store.access import OperatorTokenRow
 from cbgate.store.db import Store, StoreConflict
 from cbgate.store.envs import KeyRow
-from cbgate.text import MAX_SAFE_INTEGER, text_problem
+from cbgate.text import text_problem
 
 ENV_ID = re.compile(r"\A[a-z][a-z0-9-]{2,47}\Z")
 MAX_KEY_DAYS = 36500  # a hundred years: any longer is "never", which is what leaving it out says
@@ -226,10 +227,7 @@ class Admin:
         for name, value in changes.items():
             if name not in LIMIT_FIELDS:
                 raise InvalidParam(f"unknown limit {name!r}; limits are {', '.join(LIMIT_FIELDS)}")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or not 1 <= value <= MAX_SAFE_INTEGER):
-                raise InvalidParam(f"{name} must be a whole number from 1 to {MAX_SAFE_INTEGER}, or off (null) "
-                                   "for no limit; 0 would refuse every request")
+            value = limit_value(name, value)
             stored[name] = OFF if value is None else value
         stored_limits.set_env_limits(self.store, env_id, stored)
         return self.env_limits(env_id)

@@ -7,7 +7,7 @@ revoked everywhere (LiteLLM's "effective access = union of both fields" re-grant
 Models, per key (issue 21): no list (`models is None`): every model its environment may call; a list of
 `group/model` names: exactly these, on every surface (`permit_model`, the one check, runs on the model
 service's way to any model). Limits: the key's own concurrency, requests per minute and token quota, admitted
-together with its environment's (core/model_service.py).
+together with its environment's (core/model_service.py); what a limit may be set to is limits/values.py's.
 
 MCP, per key:
 - no list (`mcp is None`): a server key may use every MCP service of its environment, a publishable key none;
@@ -23,7 +23,8 @@ import orjson
 from cbgate.core.key_kinds import KeyKind, Right, may
 from cbgate.errors import InvalidParam, PermissionDenied
 from cbgate.limits.base import EnvLimits
-from cbgate.text import MAX_SAFE_INTEGER, text_problem
+from cbgate.limits.values import limit_value
+from cbgate.text import text_problem
 
 ALL_TOOLS = "*"
 SERVICE_NAME = re.compile(r"\A[a-z][a-z0-9-]{0,62}\Z")
@@ -32,6 +33,7 @@ MAX_SERVICES = 100
 MAX_TOOLS = 500
 MAX_MODELS = 1000
 LIMIT_FIELDS = ("concurrency", "rpm", "token_quota")
+OWN = "none of its own"  # what a key's limit set to None means
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,7 @@ def from_json(text: str | None) -> KeyPermissions:
     try:
         data = orjson.loads(text)
         return KeyPermissions(mcp=mcp_grants(data.get("mcp")), models=model_grants(data.get("models")),
-                              **{name: _limit(name, data.get(name)) for name in LIMIT_FIELDS})
+                              **{name: limit_value(name, data.get(name), OWN) for name in LIMIT_FIELDS})
     except (orjson.JSONDecodeError, AttributeError, InvalidParam):
         return KeyPermissions(mcp={}, models=frozenset())
 
@@ -103,12 +105,6 @@ def model_grants(value: object) -> frozenset[str] | None:
     return models
 
 
-def _limit(name: str, value: object) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SAFE_INTEGER):
-        raise InvalidParam(f"{name} must be a whole number from 1 to {MAX_SAFE_INTEGER}, or null for none of its own")
-    return value
-
-
 def changed(perms: KeyPermissions, changes: dict) -> KeyPermissions:
     """`perms` with the parts given replaced (each part whole: `mcp`, `models`, a limit); the others stay, so
     changing one part can never hand back what another took away."""
@@ -119,7 +115,7 @@ def changed(perms: KeyPermissions, changes: dict) -> KeyPermissions:
         elif name == "models":
             values["models"] = model_grants(value)
         elif name in LIMIT_FIELDS:
-            values[name] = _limit(name, value)
+            values[name] = limit_value(name, value, OWN)
         else:
             raise InvalidParam(f"unknown permission {name!r}; a key has mcp, models, {', '.join(LIMIT_FIELDS)}")
     return replace(perms, **values)
