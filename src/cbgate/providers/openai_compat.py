@@ -193,7 +193,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
                     if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
                         call.chunks.id = chunk["id"]  # so the usage chunk the model service adds matches
                     self._note_choices(choices, outcome, parts)
-                    # a finishing chunk goes on as a dict: the chat service adds the usage to it
+                    # a finishing chunk goes on as a dict: the model service adds the usage to it
                     if timings is not None or chunk.get("model") != public or _finishes(choices):
                         chunk["model"] = public
                         yield chunk
