@@ -20,6 +20,8 @@ MODEL = "gemma-3-270m"
     ("GET", "/v1/ai/cloudbase/v1/responses/compact", "POST"),
     ("PUT", "/v1/ai/cloudbase/v1/responses/resp_1", "DELETE, GET"),
     ("DELETE", "/v1/ai/cloudbase/responses/resp_1/input_items", "GET"),
+    ("POST", "/v1/aibot/bots/bot-x", "DELETE, GET, PATCH"),
+    ("TRACE", "/v1/aibot/bots/bot-x", "DELETE, GET, PATCH"),  # the agent's own row's, not its {rest*} row's
     ("POST", "/livez", "GET, HEAD"),
     ("POST", "/readyz", "GET, HEAD"),
     ("POST", "/healthz", "GET, HEAD"),

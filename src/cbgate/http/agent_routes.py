@@ -19,7 +19,7 @@ from cbgate.core.auth import Principal
 from cbgate.core.key_kinds import Right, may, require
 from cbgate.core.model_service import ModelService
 from cbgate.core.shutdown import ShutdownDeadline
-from cbgate.errors import AgentInvalidParam, AgentNotFound, InvalidPath, MethodNotAllowed
+from cbgate.errors import AgentInvalidParam, AgentNotFound, InvalidPath
 from cbgate.http.exchange import Exchange, json_object
 from cbgate.http.model_route import caller
 from cbgate.http.route_table import Route
@@ -221,9 +221,7 @@ class AgentRoutes:
 
     # Everything else under a fronted agent.
     async def forward(self, ex: Exchange, params: dict) -> None:
-        rest = params.get("rest") or ()
-        if not rest:
-            raise MethodNotAllowed(ex.scope["method"], ["DELETE", "GET", "PATCH"])
+        rest = params["rest"]  # never empty: the table gives the agent's own path to its own row
         principal, agent = await self._agent(ex, params["agent"])
         if agent.kind != KIND_URL:
             raise InvalidPath(f"no such path: {ex.scope['path']} (agent {agent.id} is run by the gateway, which "

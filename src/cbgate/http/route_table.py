@@ -5,7 +5,8 @@ table below a prefix): `{name}` binds one segment, a final `{name*}` binds the r
 segments, as a tuple). Every plane is rows of one table: the model
 surfaces under `/v1/ai/{group}/...`, and a surface under another prefix (`/v1/aibot/...`,
 `/v1/cloudrun/{service}/...`) is one more row. Of the rows whose pattern fits a path, the most literal
-ones win (so `responses/compact` is not the response `compact`); a method none of them takes is a 405
+ones win (so `responses/compact` is not the response `compact`), and a row that fits it whole wins over one
+whose `{name*}` is left empty; a method none of them takes is a 405
 whose `Allow` lists the methods they do take (RFC 9110). A path no row fits is a 404; below the prefix of a
 row browsers call it carries the CORS headers too, so that a page reads the 404 instead of a CORS failure.
 """
@@ -54,6 +55,12 @@ class Route:
     def literals(self) -> int:
         return sum(1 for s in self.segments if not s.startswith("{"))
 
+    def rank(self, params: dict) -> tuple[int, bool]:
+        """How closely the row fits a path it matched: by its literal segments, then a row that fits the path
+        whole before one whose final `{name*}` bound nothing (`/bots/{agent}` before `/bots/{agent}/{rest*}`)."""
+        last = self.segments[-1]
+        return self.literals, not (last.endswith("*}") and not params[last[1:-2]])
+
     @property
     def prefix(self) -> tuple[str, ...]:
         """The literal segments before the first parameter (`/v1/ai/{group}/...`: v1, ai)."""
@@ -76,8 +83,8 @@ class RouteTable:
         found = [(route, params) for route in self.rows if (params := route.match(parts)) is not None]
         if not found:
             return []
-        most = max(route.literals for route, _ in found)
-        return [(route, params) for route, params in found if route.literals == most]
+        best = max(route.rank(params) for route, params in found)
+        return [(route, params) for route, params in found if route.rank(params) == best]
 
     def _below_browser_rows(self, path: str) -> bool:
         """An unknown path under a prefix browsers call (`/v1/ai/...`): its 404 is for the page to read."""
