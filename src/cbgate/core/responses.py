@@ -33,8 +33,8 @@ AUTO_COMPACT_SHARE = 0.8  # compaction without a threshold starts at this share 
 
 
 class ResponsesService:
-    def __init__(self, chat: ModelService, store, counter: ContextCounter, ttl_seconds: float):
-        self.chat = chat
+    def __init__(self, models: ModelService, store, counter: ContextCounter, ttl_seconds: float):
+        self.models = models  # the model service every Responses turn and summary is a call of
         self.store = store
         self.counter = counter
         self.ttl = ttl_seconds
@@ -76,7 +76,7 @@ class ResponsesService:
             context = previous.context
         system = [{"role": "system", "content": req.instructions}] if req.instructions else []
         conversation = context + items_to_messages(req.input_items)
-        window = self.chat.context_window(principal, group, req.model)
+        window = self.models.context_window(principal, group, req.model)
         if req.compact_threshold is not None:
             threshold = req.compact_threshold or (int(window * AUTO_COMPACT_SHARE) if window else None)
             if threshold and await self.counter.tokens(system + conversation) > threshold:
@@ -87,7 +87,7 @@ class ResponsesService:
 
     def _summarizer(self, principal: Principal, group: str, model: str, request_id: str):
         async def summarize(messages: list[dict], max_tokens: int) -> str:
-            body = await self.chat.complete(principal, group, summary_request(model, messages, max_tokens),
+            body = await self.models.complete(principal, group, summary_request(model, messages, max_tokens),
                                             request_id + "-compact")
             return (body["choices"][0]["message"].get("content") or "").strip()
         return summarize
@@ -126,13 +126,13 @@ class ResponsesService:
         conversation = context + items_to_messages(req.input_items or [])
         if not conversation:
             raise ModelParamInvalid("invalid parameter `input`: there is no conversation to compact")
-        self.chat.context_window(principal, group, req.model)  # the model must be callable here
+        self.models.context_window(principal, group, req.model)  # the model must be callable here
         usage: dict = {}
 
         async def summarize(messages: list[dict], max_tokens: int) -> str:
             if req.instructions:
                 messages = [messages[0], {"role": "system", "content": req.instructions}] + messages[1:]
-            body = await self.chat.complete(principal, group, summary_request(req.model, messages, max_tokens),
+            body = await self.models.complete(principal, group, summary_request(req.model, messages, max_tokens),
                                             request_id)
             usage.update(body.get("usage") or {})
             return (body["choices"][0]["message"].get("content") or "").strip()
