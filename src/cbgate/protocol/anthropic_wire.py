@@ -13,6 +13,7 @@ import orjson
 from cbgate.errors import ModelParamInvalid
 from cbgate.protocol.chat_request import KNOWN_FIELDS
 from cbgate.protocol.chat_response import ChunkFactory, Usage
+from cbgate.protocol.message_text import content_text
 from cbgate.text import token_count
 
 # OpenAI fields with no Messages counterpart: dropped rather than passed on (Anthropic refuses extras).
@@ -27,12 +28,6 @@ TOOL_CHOICES = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": 
 FINISH_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                   "function_call": "tool_use", "content_filter": "refusal"}
 CHAT_TOOL_CHOICES = {"auto": "auto", "none": "none", "any": "required"}
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content or () if isinstance(p, dict) and p.get("type") == "text")
 
 
 def _image(part: dict) -> dict:
@@ -79,13 +74,13 @@ def to_messages(openai_messages: list[dict]) -> tuple[str, list[dict]]:
     for message in openai_messages:
         role, content = message["role"], message.get("content")
         if role in ("system", "developer"):
-            system.append(_text_of(content))
+            system.append(content_text(content))
         elif role == "assistant":
             blocks = _blocks(content) + [_tool_use(c) for c in message.get("tool_calls") or ()]
             _append(messages, "assistant", blocks or [{"type": "text", "text": ""}])
         elif role in ("tool", "function"):
             _append(messages, "user", [{"type": "tool_result", "tool_use_id": message.get("tool_call_id", ""),
-                                        "content": _text_of(content)}])
+                                        "content": content_text(content)}])
         else:
             _append(messages, "user", _blocks(content) or [{"type": "text", "text": ""}])
     return "\n\n".join(s for s in system if s), messages
