@@ -228,3 +228,17 @@ def test_the_openai_entrys_stream_shows_the_text_and_only_the_clients_tool_calls
                               lambda r: r.surface == "agent" and r.request_id.startswith(rid))
     usage = [c["usage"] for c in chunks if c.get("usage")][-1]  # the run's: both rounds
     assert usage["total_tokens"] == sum(r.total_tokens for r in rounds) > 0
+
+
+def test_the_bot_routes_set_and_show_an_agents_mcp_services(agents, tooled):
+    made = agents.call("POST", "/bots", json={"name": "bot-with-tools", "model": "up-openai",
+                                             "mcpServices": ["tools"]})
+    assert made.status_code == 200, made.text
+    bot_id = made.json()["botId"]
+    assert agents.call("GET", f"/bots/{bot_id}").json()["mcpServices"] == ["tools"]
+    assert "mcpServices" not in agents.call("GET", f"/bots/{bot_id}", agents.publishable).json()
+    cleared = agents.call("PATCH", f"/bots/{bot_id}", json={"mcpServices": []})
+    assert cleared.json()["mcpServices"] == []
+    unknown = agents.call("POST", "/bots", json={"name": "bot-unknown", "model": "up-openai", "mcpServices": ["x"]})
+    assert unknown.status_code == 400 and unknown.json()["code"] == "AGENT_INVALID_PARAM"
+    agents.call("DELETE", f"/bots/{bot_id}")

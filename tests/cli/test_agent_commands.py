@@ -81,6 +81,8 @@ def test_an_agent_names_the_mcp_services_whose_tools_it_calls(tmp_path, env):
     made = cbgate(tmp_path, "agent", "create", "--env", env, "calc", "--model", "gemma-3-270m",
                   "--mcp-service", "tools", "--json")
     assert json.loads(made.stdout)["mcp_services"] == ["tools"]
+    row = cbgate(tmp_path, "agent", "list", "--env", env).stdout.splitlines()[1].split("\t")
+    assert row[3] == "cloudbase/gemma-3-270m + MCP tools"
     changed = json.loads(cbgate(tmp_path, "agent", "update", "--env", env, "calc", "--welcome", "Hi",
                                 "--json").stdout)
     assert changed["mcp_services"] == ["tools"]  # what was not given stays

@@ -13,7 +13,10 @@ AGENT_HELP = "the agent's id (agent-...) or name"
 
 
 def _runs_on(view: dict) -> str:
-    return view["url"] if view["kind"] == "url" else f"{view['group']}/{view['model']}"
+    if view["kind"] == "url":
+        return view["url"]
+    tools = f" + MCP {','.join(view['mcp_services'])}" if view["mcp_services"] else ""
+    return f"{view['group']}/{view['model']}{tools}"
 
 
 def _spec(args) -> AgentSpec:
