@@ -83,6 +83,7 @@ def test_a_run_with_tool_calls_is_a_record_per_model_round_and_per_tool_call_and
     assert rounds[1].prompt_tokens > rounds[0].prompt_tokens  # the second round reads the tool results too
     calls = [r for r in rows if r.surface == "mcp"]
     assert sorted((r.group_name, r.model, r.outcome) for r in calls) == [("calc", "add", "ok")] * 2
+    assert all(r.agent_id == agent.id and r.request_id.startswith(rid + "-") for r in calls)  # whose run
     assert len(rows) == 4
 
     by_agent = admin.usage_summary(env, by="agent")

@@ -207,7 +207,7 @@ class AgentRuns:
         self.gateway = gateway
 
     async def _tools(self, principal: Principal, agent: AgentRow, run: AgentRun, request_id: str) -> RunTools:
-        tools = RunTools(self.gateway, principal, request_id)
+        tools = RunTools(self.gateway, principal, request_id, agent.id)
         try:
             await tools.open(list(agent.mcp_services or ()), {t["function"]["name"] for t in run.tools})
         except BaseException as exc:

@@ -33,10 +33,11 @@ CLOSE_SECONDS = 2.0  # a server's session is ended politely, but never held up f
 class RunTools:
     """One run's MCP sessions (service -> session token) and the tools they offer its model."""
 
-    def __init__(self, gateway: McpGateway, principal: Principal, request_id: str):
+    def __init__(self, gateway: McpGateway, principal: Principal, request_id: str, agent_id: str | None = None):
         self.gateway = gateway
         self.principal = principal
         self.request_id = request_id
+        self.agent_id = agent_id  # on the ledger records of its calls
         self.services: list[str] = []  # the agent's
         self.sessions: dict[str, str] = {}  # of the services this key may use
         self.versions: dict[str, str] = {}  # service -> the protocol version its server agreed to
@@ -46,7 +47,7 @@ class RunTools:
 
     def _caller(self, service: str) -> McpCaller:
         """Asked afresh for every message: a grant revoked or a service switched off mid-run applies at once."""
-        return self.gateway.service_caller(self.principal, service, self.request_id)
+        return self.gateway.service_caller(self.principal, service, self.request_id, self.agent_id)
 
     def _headers(self, service: str) -> dict[str, str]:
         headers = {"accept": "application/json", "content-type": "application/json"}

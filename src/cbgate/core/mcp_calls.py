@@ -31,6 +31,7 @@ class McpCaller:
     service: str
     permissions: KeyPermissions
     request_id: str  # the gateway's, of the HTTP request the calls came in
+    agent_id: str | None = None  # the agent whose run makes the calls (the gateway calls for it), if any
 
 
 class ToolCall:
@@ -42,7 +43,7 @@ class ToolCall:
         p = caller.principal
         self.record = UsageRecord(request_id=f"{caller.request_id}-{seq}", env_id=p.env_id, key_id=p.key_id,
                                   group_name=caller.service, model=tool[:128], surface=MCP_SURFACE,
-                                  created_at=time.time())
+                                  created_at=time.time(), agent_id=caller.agent_id)
         self.started = time.monotonic()
         self.ticket = None
         self.done = False
@@ -70,7 +71,7 @@ class ToolCall:
         r = self.record
         try:
             ledger.begin(UsageRecord(r.request_id, r.env_id, r.key_id, r.group_name, r.model, surface=r.surface,
-                                     status=500, code=INTERRUPTED, created_at=r.created_at))
+                                     status=500, code=INTERRUPTED, created_at=r.created_at, agent_id=r.agent_id))
             self.begun = True
         except SpoolUnwritable:
             if not self.metering.answer_unbilled:

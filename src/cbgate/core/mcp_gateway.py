@@ -129,7 +129,8 @@ class McpGateway:
         self.directory.note_key_used(principal.key_id)
         return self.service_caller(principal, service, request_id)
 
-    def service_caller(self, principal: Principal, service: str, request_id: str) -> McpCaller:
+    def service_caller(self, principal: Principal, service: str, request_id: str,
+                       agent_id: str | None = None) -> McpCaller:
         """An authenticated key's way to `service` (an MCP client's, or an agent's run for the key that runs
         it): the service in the key's own environment (404 otherwise), usable by this key (403), switched on.
         Which of its tools may be called is decided per call, in core.permissions."""
@@ -142,7 +143,7 @@ class McpGateway:
             raise PermissionDenied(f"this API key may not use MCP service {service}")
         if not row.enabled:
             raise PermissionDenied(f"MCP service {service} is switched off")
-        return McpCaller(principal, service, permissions, request_id)
+        return McpCaller(principal, service, permissions, request_id, agent_id)
 
     def _row(self, caller: McpCaller):
         row = self.directory.snapshot.mcp_services.get((caller.principal.env_id, caller.service))

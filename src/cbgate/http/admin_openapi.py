@@ -142,7 +142,8 @@ SCHEMAS = {
         status=INT, code=NULLABLE_STR, latency_ms=NUM, ttft_ms=NULLABLE_NUM, disconnected=BOOL, created_at=NUM,
         surface={"enum": ["chat", "messages", "responses", "images", "mcp", "agent"]}, cache_creation_tokens=INT,
         outcome={"type": ["string", "null"], "description": "how an MCP tool call ended (surface mcp only)"},
-        agent_id={"type": ["string", "null"], "description": "the agent a run was for (surface agent only)"},
+        agent_id={"type": ["string", "null"], "description": "the agent a run was for (surface agent), or whose "
+                  "run called the tool (surface mcp)"},
         cache_read_tokens=INT, images=INT, cost_micros=INT,
         currency={"type": "string", "description": "empty: the model had no price"}, content={"type": ["string", "null"],
                  "description": "JSON {messages, answer}; null unless the operator turned content logging on"}),

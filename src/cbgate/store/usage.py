@@ -51,7 +51,7 @@ class UsageRecord:
     cache_read_tokens: int = 0  # of prompt_tokens: read from it
     images: int = 0  # images generated
     outcome: str | None = None  # an MCP tool call's end (ok, error, refused, timeout, ...); None elsewhere
-    agent_id: str | None = None  # the agent a run was for (surface "agent")
+    agent_id: str | None = None  # the agent a run was for (surface "agent"), or whose run called the tool ("mcp")
     cost_micros: int = 0  # in micro-units of `currency`, from `price` (cbgate.pricing's rule)
     currency: str = ""  # "": the model had no price when the request started
     price: dict | None = None  # PriceTable.as_dict() in force when it started: a replayed record is priced by it
