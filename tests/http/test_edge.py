@@ -1,5 +1,5 @@
 """The one edge: 404 and 405 decided in one table (every 405 says what the path takes), errors of the
-Responses surface in the client's own field names, and every refusal counted once."""
+Responses and Messages surfaces in the client's own field names, and every refusal counted once."""
 from __future__ import annotations
 
 import pytest
@@ -64,6 +64,24 @@ def test_responses_errors_name_the_fields_the_client_sent(surfaces, body, named)
     assert r.status_code == 400, r.text
     message = r.json()["message"]
     assert f"`{named}`" in message and "messages" not in message
+
+
+@pytest.mark.parametrize("body,named", [
+    ({"stop_sequences": ["a", "b", "c", "d", "e"]}, "stop_sequences"),
+    ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t\x00"}]}]},
+     "messages[0].content[0].tool_use_id"),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "c1", "name": "x" * 300, "input": {}}]}]}, "messages[1].content[0].name"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "see"},
+                                                {"type": "image", "source": {"type": "url", "url": ""}}]}]},
+     "messages[0].content[1].source.url"),
+])
+def test_messages_errors_name_the_fields_the_client_sent(surfaces, body, named):
+    r = requests.post(surfaces.base() + "/v1/messages", headers={"x-api-key": surfaces.gw.key}, timeout=30,
+                      json={"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}], **body})
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert f"`{named}`" in message and "tool_call" not in message and "image_url" not in message
 
 
 def _rejected(surfaces, code: str) -> int:

@@ -12,7 +12,7 @@ import orjson
 from cbgate.errors import CloudBaseError, ModelParamInvalid, ModelParamRequired, error_body
 from cbgate.protocol.anthropic_wire import FINISH_REASONS, to_chat_body, usage_as_messages
 from cbgate.protocol import sse
-from cbgate.protocol.chat_request import ChatRequest, parse_chat_request
+from cbgate.protocol.chat_request import MAX_STOPS, ChatRequest, check_name, parse_chat_request
 from cbgate.protocol.chunks import NativeEvent
 from cbgate.protocol.surface import Surface
 
@@ -28,6 +28,23 @@ def _invalid(name: str, why: str) -> ModelParamInvalid:
     return ModelParamInvalid(f"invalid parameter `{name}`: {why}")
 
 
+def _check_names(block: dict, names: tuple[str, ...], where: str) -> None:
+    """Ids and names as the canonical request bounds them, named as the client sent them."""
+    for name in names:
+        if block.get(name) is not None:
+            check_name(block[name], f"{where}.{name}")
+
+
+def _check_image(source: Any, where: str) -> None:
+    if not isinstance(source, dict):
+        raise _invalid(where, "must be an object")
+    if source.get("type") == "base64":
+        if not isinstance(source.get("data"), str) or not source["data"]:
+            raise _invalid(f"{where}.data", "must carry the image's base64 data")
+    elif not isinstance(source.get("url"), str) or not source["url"]:
+        raise _invalid(f"{where}.url", "must carry a url")
+
+
 def _check_blocks(where: str, content: Any) -> None:
     if isinstance(content, str):
         return
@@ -38,12 +55,16 @@ def _check_blocks(where: str, content: Any) -> None:
             raise _invalid(f"{where}[{j}]", "must be a content block with a known type")
         if block["type"] == "text" and not isinstance(block.get("text"), str):
             raise _invalid(f"{where}[{j}].text", "must be a string")
-        if block["type"] == "tool_use" and not isinstance(block.get("input", {}), dict):
-            raise _invalid(f"{where}[{j}].input", "must be an object")
-        if block["type"] == "image" and not isinstance(block.get("source"), dict):
-            raise _invalid(f"{where}[{j}].source", "must be an object")
-        if block["type"] == "tool_result" and block.get("content") is not None:
-            _check_blocks(f"{where}[{j}].content", block["content"])  # the translation joins its text
+        if block["type"] == "tool_use":
+            if not isinstance(block.get("input", {}), dict):
+                raise _invalid(f"{where}[{j}].input", "must be an object")
+            _check_names(block, ("id", "name"), f"{where}[{j}]")
+        if block["type"] == "image":
+            _check_image(block.get("source"), f"{where}[{j}].source")
+        if block["type"] == "tool_result":
+            _check_names(block, ("tool_use_id",), f"{where}[{j}]")
+            if block.get("content") is not None:
+                _check_blocks(f"{where}[{j}].content", block["content"])  # the translation joins its text
         if block["type"] == "thinking":
             for name in ("thinking", "signature"):
                 if block.get(name) is not None and not isinstance(block[name], str):
@@ -71,6 +92,9 @@ def _check(body: dict) -> None:
                        ("stop_sequences", list)):
         if body.get(name) is not None and not isinstance(body[name], kind):
             raise _invalid(name, f"must be {'a list' if kind is list else 'an object'}")
+    stops = body.get("stop_sequences")
+    if stops is not None and (len(stops) > MAX_STOPS or not all(isinstance(x, str) and x for x in stops)):
+        raise _invalid("stop_sequences", f"must be a list of up to {MAX_STOPS} non-empty strings")
     if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in body.get("tools") or ()):
         raise _invalid("tools", "each tool needs a name")
     top_k = body.get("top_k")
@@ -80,7 +104,8 @@ def _check(body: dict) -> None:
 
 def parse_messages_request(body: dict) -> ChatRequest:
     """Validate a Messages body (Anthropic's field names in every message) into the canonical request,
-    which keeps the body itself for Anthropic upstreams (cache_control, thinking, ...)."""
+    which keeps the body itself for Anthropic upstreams (cache_control, thinking, ...). `_check` checks every
+    field the canonical request bounds, so that no error names a chat field the client never sent."""
     _check(body)
     req = parse_chat_request(to_chat_body(body))
     req.anthropic_body = body

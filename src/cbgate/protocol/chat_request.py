@@ -18,6 +18,7 @@ MAX_TOOL_CALLS = 256
 MAX_NAME_LENGTH = 256  # model names, tool call ids, function names
 MAX_OUTPUT_TOKENS = 2 ** 31 - 1
 MAX_CHOICES = 128
+MAX_STOPS = 4  # stop sequences: what OpenAI-compatible servers take
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
@@ -162,9 +163,9 @@ def _check_stop(value: Any) -> list[str]:
         return []
     if isinstance(value, str):
         return [value] if value else []
-    if isinstance(value, list) and len(value) <= 4 and all(isinstance(s, str) and s for s in value):
+    if isinstance(value, list) and len(value) <= MAX_STOPS and all(isinstance(s, str) and s for s in value):
         return value
-    raise _invalid("stop", "must be a string or a list of up to 4 non-empty strings")
+    raise _invalid("stop", f"must be a string or a list of up to {MAX_STOPS} non-empty strings")
 
 
 def _check_tools(body: dict) -> list[dict] | None:
