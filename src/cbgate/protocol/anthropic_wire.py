@@ -256,12 +256,6 @@ class StreamTranslator:
 
 # The way back: a Messages request as an OpenAI chat body (the inbound Messages surface).
 
-def _text_blocks(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(b.get("text", "") for b in content or () if isinstance(b, dict) and b.get("type") == "text")
-
-
 def _image_part(block: dict) -> dict:
     source = block.get("source") or {}
     if source.get("type") == "base64":
@@ -278,7 +272,7 @@ def _user_turn(blocks: list[dict]) -> list[dict]:
         kind = block.get("type")
         if kind == "tool_result":
             tools.append({"role": "tool", "tool_call_id": block.get("tool_use_id", ""),
-                          "content": _text_blocks(block.get("content"))})
+                          "content": content_text(block.get("content"))})
         elif kind == "text":
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image":
@@ -310,7 +304,7 @@ def _assistant_turn(blocks: list[dict]) -> dict:
 
 
 def from_messages(system: Any, messages: list[dict]) -> list[dict]:
-    out = [{"role": "system", "content": _text_blocks(system)}] if system else []
+    out = [{"role": "system", "content": content_text(system)}] if system else []
     for message in messages:
         content = message["content"]
         if isinstance(content, str):
