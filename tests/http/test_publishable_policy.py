@@ -4,11 +4,15 @@ changes and an agent's configuration, an MCP service it was not granted and the 
 it, and a server key of the same environment is allowed each of them."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import requests
 
 from cbgate.core.agent_admin import AgentSpec
+from cbgate.core.keys import key_digest, new_secret
 from cbgate.core.permissions import KeyPermissions, parse_mcp_specs
+from cbgate.store import envs as stored_envs
 
 SHOP = "https://shop.example.com"
 MODEL = "up-openai"
@@ -108,3 +112,16 @@ def test_a_publishable_key_reaches_an_mcp_service_its_allow_list_names(env):
 def test_a_key_of_another_kind_cannot_be_made(env):
     made = env.call("POST", f"/admin/v1/envs/{env.id}/keys", env.server, json={"kind": "root"})
     assert made.status_code == 400 and "server or publishable" in made.json()["message"]
+
+
+def test_a_stored_kind_this_version_does_not_know_gets_the_fewest_rights(env):
+    """A row written by something else (a newer version, a hand edit) fails closed, never a 500."""
+    admin = env.gw.admin
+    row, _ = admin.create_key(env.id, "publishable")
+    plain = new_secret("cbxk_")
+    stored_envs.insert_key(admin.store, replace(row, id="key-unknownkind", digest=key_digest(plain),
+                                                prefix=plain[:12], kind="root"))
+    env.gw.wait_for_snapshot()
+    assert env.call("GET", f"/admin/v1/envs/{env.id}/keys", plain).status_code == 403
+    chat = env.call("POST", "/v1/ai/cloudbase/chat/completions", plain, json={"model": MODEL, "messages": HELLO})
+    assert chat.status_code == 200, chat.text

@@ -64,4 +64,4 @@ def authenticate(snapshot: TenantSnapshot, authorization: str | None, host: str 
         if host_env not in snapshot.envs:
             raise InvalidEnv(f"unknown environment {host_env}")
         raise PermissionDenied("the API key does not belong to this environment")
-    return Principal(row.env_id, row.id, KeyKind(row.kind), snapshot.permissions.get(row.id, DEFAULT))
+    return Principal(row.env_id, row.id, KeyKind.stored(row.kind), snapshot.permissions.get(row.id, DEFAULT))

@@ -31,6 +31,15 @@ class KeyKind(StrEnum):
             raise InvalidParam(f"kind must be {' or '.join(cls)}") from None
 
 
+    @classmethod
+    def stored(cls, value: str) -> KeyKind:
+        """A key row's kind; one this version does not know gets the fewest rights (fail closed, not a 500)."""
+        return _STORED.get(value, cls.PUBLISHABLE)
+
+
+_STORED = {kind.value: kind for kind in KeyKind}
+
+
 class Right(Enum):
     """What a server key may do and a publishable key may not; the value is the refusal's reason (`{}`: what
     was asked, given to `require`)."""

@@ -74,5 +74,5 @@ class CorsPolicy:
             return _allow(origin) if self._preflight_allowed(origin, ex.header(b"host")) else []
         if origin_allowed(snapshot, row.env_id, origin):
             return _allow(origin)
-        require(KeyKind(row.kind), Right.ANY_ORIGIN, origin)
+        require(KeyKind.stored(row.kind), Right.ANY_ORIGIN, origin)
         return []  # a server key: its reply carries no origin headers, so the page cannot read it
