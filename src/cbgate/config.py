@@ -88,8 +88,8 @@ MODEL_KEYS = frozenset({"name", "default", "deployments", "price"})
 # What a deployment reads besides text (providers/base.py Inputs): an embedded model reads neither unless declared.
 INPUT_KEYS = ("vision", "audio_input")
 DEPLOYMENT_KEYS = {
-    "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens",
-                        "parallel", "batch", "cache_ram_mib", "chat_template", "args",  # the engine's options
+    "local": frozenset({"kind", "name", "source", "n_ctx", "n_threads", "n_threads_batch", "temperature", "top_p",
+                        "max_tokens", "parallel", "batch", "cache_ram_mib", "chat_template", "args",  # the engine's options
                         *INPUT_KEYS}),  # true for a model that reads them (a GGUF with its mmproj in `args`)
     "openai": frozenset({"kind", "name", "base_url", "api_key_env", "model", "timeouts", "context_window",
                          *INPUT_KEYS}),  # unset on an upstream: parts go up as sent; false: refused

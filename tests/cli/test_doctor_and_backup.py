@@ -8,8 +8,10 @@ import sqlite3
 import threading
 
 from cbgate.cli.backup import copy_database
+from cbgate.providers.local.threads import Calibration
 from tests.cli.test_cli_contract import run
 from tests.support.catalog import write_catalog
+from tests.support.fake_engine import assemble
 from tests.support.gateway import free_port
 
 
@@ -29,8 +31,34 @@ def test_a_healthy_data_dir_passes(tmp_path, capsys):
     assert code == 0, found
     assert {name: f["status"] for name, f in found.items()} == {
         "data dir": "ok", "config": "ok", "database": "ok", "migrations": "ok", "model smollm2-135m-instruct": "ok",
-        "model gemma-3-270m": "ok", "port": "ok", "redis": "ok"}
+        "model gemma-3-270m": "ok", "threads smollm2-135m-instruct": "ok", "threads gemma-3-270m": "ok", "port": "ok",
+        "redis": "ok"}
     assert "applied" in found["migrations"]["detail"]
+
+
+def test_the_engine_threads_are_shown_as_the_next_start_takes_them(tmp_path, capsys, monkeypatch):
+    data = made(capsys, tmp_path)
+    monkeypatch.setenv("CBGATE_ENGINE_CACHE", str(tmp_path / "engine-cache"))
+    build = tmp_path / "build"
+    build.mkdir()
+    for name in ("llama-server", "llama-batched-bench"):
+        (build / name).write_text("#!/bin/sh\nexit 1\n")
+        (build / name).chmod(0o700)
+    monkeypatch.setenv("CBGATE_LLAMA_SERVER", str(build / "llama-server"))
+
+    def threads() -> str:
+        return doctor(capsys, data)[1]["threads gemma-3-270m"]["detail"]
+
+    write_catalog(data, [], engine={"n_threads": 2, "n_threads_batch": 3})
+    assert threads().startswith("--threads 2 --threads-batch 3 (set in the catalog")
+    write_catalog(data, [], engine={"parallel": 4})
+    assert "not measured yet" in threads()
+    cache = Calibration(build / "llama-server", assemble(), 4, {"CBGATE_ENGINE_CACHE": str(tmp_path / "engine-cache")})
+    cache.cache_file().parent.mkdir(parents=True)
+    cache.cache_file().write_text(json.dumps({"threads": 1, "threads_batch": 2, "how": "measured at noon"}))
+    assert threads() == "--threads 1 --threads-batch 2 (measured at noon)"
+    (build / "llama-batched-bench").unlink()
+    assert "fixed rule, all cores but one: no llama-batched-bench" in threads()
 
 
 def test_problems_are_named_with_their_fix(tmp_path, capsys, monkeypatch):

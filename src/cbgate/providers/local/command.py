@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cbgate.providers.local.gguf_meta import GGUFError, read_strings
+from cbgate.providers.local.threads import fixed_rule
 
 BINARY_ENV = "CBGATE_LLAMA_SERVER"
 # llama-server reads its API key from here (common/arg.cpp): a command line is anyone's to read with ps,
@@ -31,13 +32,6 @@ ENGINE_ENV_PREFIXES = ("LC_", "LLAMA_", "GGML_", "OMP_", "CBGATE_ENGINE_")
 
 def engine_environment(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k in ENGINE_ENV_NAMES or k.startswith(ENGINE_ENV_PREFIXES)}
-
-
-def default_threads() -> int:
-    """One core is left to the gateway: llama.cpp's threads wait for each other at every step, so when
-    the gateway (or anything else) takes one of them away the whole step stalls. On 2 shared cores, one
-    thread decoded steadily while two swung between faster and several times slower (bench/engine.py)."""
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def find_llama_server(env: dict[str, str]) -> Path:
@@ -80,7 +74,9 @@ class EngineOptions:
     parallel: int = 8  # sequences decoded together (llama-server slots)
     batch: int = 256  # prompt tokens per step: a long prompt is prefilled in chunks between decode steps
     cache_ram_mib: int = 512  # prompts kept for reuse beyond the slots' own (llama-server's default is 8 GiB)
-    threads: int | None = None
+    threads: int | None = None  # decoding one sequence; None until chosen (threads.py), then the rule
+    threads_batch: int | None = None  # a batch of tokens: a prompt, or several sequences decoding together
+    threads_how: str = ""  # why these threads (threads.ThreadChoice.how)
     chat_template: str | None = None
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # the gateway's environment, handed to the child
@@ -92,6 +88,7 @@ class EngineOptions:
                        n_ctx=int(options.get("n_ctx", 4096)), parallel=int(options.get("parallel", 8)),
                        batch=int(options.get("batch", 256)), cache_ram_mib=int(options.get("cache_ram_mib", 512)),
                        threads=int(options["n_threads"]) if options.get("n_threads") else None,
+                       threads_batch=int(options["n_threads_batch"]) if options.get("n_threads_batch") else None,
                        chat_template=chat_template_for(model, options.get("chat_template")),
                        extra_args=tuple(str(a) for a in options.get("args", ())),
                        env=tuple(engine_environment(env).items()))
@@ -103,12 +100,13 @@ class EngineOptions:
         return {**dict(self.env), API_KEY_ENV: api_key}
 
     def argv(self, port: int) -> list[str]:
-        threads = self.threads or default_threads()
+        threads = self.threads or fixed_rule(os.cpu_count() or 1)[0]
+        threads_batch = self.threads_batch or threads
         args = [str(self.binary), "--model", str(self.model), "--host", "127.0.0.1", "--port", str(port),
                 "--alias", self.model.stem,
                 "--ctx-size", str(self.n_ctx * self.parallel), "--parallel", str(self.parallel),
                 "--cont-batching", "--batch-size", str(self.batch), "--ubatch-size", str(self.batch),
-                "--threads", str(threads), "--threads-batch", str(threads),
+                "--threads", str(threads), "--threads-batch", str(threads_batch),
                 "--threads-http", str(self.parallel + 4),  # each open stream holds an HTTP thread
                 "--no-webui", "--metrics", "--cache-prompt", "--cache-ram", str(self.cache_ram_mib)]
         if self.chat_template:  # a built-in template's name: the classic formatter, not Jinja, reads it

@@ -77,10 +77,14 @@ class EngineSupervisor:
             raise
         message = (f"embedded engine ready: {self.name} (llama-server pid {child.proc.pid} on 127.0.0.1:{child.port}) "
                    f"evaluated {tokens} tokens")
+        threads = (f"embedded engine {self.name} threads: {child.options.threads} decoding one sequence, "
+                   f"{child.options.threads_batch} for a batch ({child.options.threads_how or 'fixed rule'})")
         if announce:
             _say(message)
+            _say(threads)
         else:
             log.info(message)
+            log.info(threads)
         self._up.set()
 
     async def _watch(self) -> None:
