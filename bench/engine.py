@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""The embedded engine's benchmark, in one run on the embedded model (Gemma 3 270M Q4_K_M):
+"""The embedded engine's benchmark, in one run on the embedded default model (SmolLM2-135M-Instruct Q4_1;
+`--model gemma` for Gemma 3 270M Q4_K_M):
 
-- aggregate completion tokens/s through the gateway (`cbgate serve`) with 1, 4 and 8 concurrent streams;
-- the engine alone: the same llama-server command line, called directly, at the same concurrency;
+- aggregate completion tokens/s through the gateway (`cbgate serve`, a catalog of that one model) with 1, 4
+  and 8 concurrent streams, the engine's threads as the gateway chose them (measured once and cached);
+- the engine alone: the same llama-server command line (the same threads), called directly, at the same
+  concurrency;
 - raw llama.cpp batched decode of 1, 4 and 8 sequences with all cores (`llama-batched-bench` from the same
   build, `-t`/`-tb` = the machine's cores): what the hardware gives, whatever the engine's own setting;
 - TTFT p50/p99 at 4 concurrent streams, and TTFT of a conversation's 10th turn against its 1st.
 
 Every answer is 64 tokens (`max_tokens` 64, `ignore_eos`). Prints a table with the issue's targets and
-writes bench/results/engine-latest.md. Run: `.venv/bin/python bench/engine.py` (about 3 minutes on 2 quiet cores).
+writes bench/results/engine-latest.md with the load average before and after. Run:
+`.venv/bin/python bench/engine.py [--model gemma]` (about 3 minutes on 2 quiet cores).
 """
 from __future__ import annotations
 
@@ -30,11 +34,17 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
+from cbgate.config import DEFAULT_MODEL, DEFAULT_MODEL_SOURCE, GEMMA_MODEL, GEMMA_MODEL_SOURCE  # noqa: E402
+from cbgate.providers.local.source import resolve_model_file  # noqa: E402
+from cbgate.providers.local.threads import CALIBRATE_ENV  # noqa: E402
+from tests.support.catalog import write_catalog  # noqa: E402
 from tests.support.gateway import make_admin, start_serve  # noqa: E402
-from cbgate.providers.local.command import default_threads  # noqa: E402
-from tests.support.real_engine import RealEngine, real_model  # noqa: E402
+from tests.support.real_engine import RealEngine  # noqa: E402
 
 MAX_TOKENS = 64
+# --model: (catalog name, source, what the report calls it)
+MODELS = {"smollm2": (DEFAULT_MODEL, DEFAULT_MODEL_SOURCE, "SmolLM2-135M-Instruct Q4_1"),
+          "gemma": (GEMMA_MODEL, GEMMA_MODEL_SOURCE, "Gemma 3 270M Q4_K_M")}
 LEVELS = (1, 4, 8)
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 
@@ -78,8 +88,11 @@ def client() -> aiohttp.ClientSession:
                                  timeout=aiohttp.ClientTimeout(total=300))
 
 
+MODEL = DEFAULT_MODEL  # set from --model
+
+
 def body(prompt: str, messages: list[dict] | None = None) -> dict:
-    return {"model": "gemma-3-270m", "messages": messages or [{"role": "user", "content": prompt}],
+    return {"model": MODEL, "messages": messages or [{"role": "user", "content": prompt}],
             "max_tokens": MAX_TOKENS, "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
 
 
@@ -112,10 +125,10 @@ async def turns(url: str, headers: dict, count: int = 10) -> list[float]:
     return ttfts
 
 
-def batched_decode(threads: int, sequences: int) -> float:
+def batched_decode(model: Path, threads: int, sequences: int) -> float:
     """Raw llama.cpp: decode tokens/s of `sequences` decoding together (llama-batched-bench, same build)."""
     binary = Path(sys.prefix) / "bin" / "llama-batched-bench"
-    out = subprocess.run([str(binary), "-m", str(real_model()), "-c", "8192", "-b", "256", "-ub", "256",
+    out = subprocess.run([str(binary), "-m", str(model), "-c", "8192", "-b", "256", "-ub", "256",
                           "-npp", "32", "-ntg", str(MAX_TOKENS), "-npl", str(sequences),
                           "-t", str(threads), "-tb", str(threads)], capture_output=True, text=True, timeout=600)
     for line in out.stdout.splitlines():
@@ -130,13 +143,18 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def report(gateway: dict[int, Level], alone: dict[int, Level], raw: dict[int, float], first: float, tenth: float,
-           load: str) -> str:
+           model: str, threads: str, loads: tuple[str, str]) -> str:
     g = {n: gateway[n].rate for n in LEVELS}
     ttft1, ttft4 = statistics.median(gateway[1].ttfts), statistics.median(gateway[4].ttfts)
-    lines = [f"# Embedded engine: Gemma 3 270M Q4_K_M, {os.cpu_count()} cores, "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load {load}", "",
-             f"Engine threads: {default_threads()} (the gateway's default); raw batched decode: {os.cpu_count()} threads.", "",
+    lines = [f"# Embedded engine: {model}, {os.cpu_count()} cores, "
+             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load {loads[0]} at the start, {loads[1]} at the end",
+             "", f"Command: `.venv/bin/python {' '.join(['bench/engine.py', *sys.argv[1:]])}`. Engine (through the "
+             f"gateway and alone): {threads}. Raw batched decode: {os.cpu_count()} threads for both.", "",
              "| streams | through the gateway | engine alone | raw batched decode, all cores | gateway / alone "
              "| gateway / raw |",
              "|---:|---:|---:|---:|---:|---:|"]
@@ -157,24 +175,33 @@ def report(gateway: dict[int, Level], alone: dict[int, Level], raw: dict[int, fl
     return "\n".join(lines) + "\n"
 
 
-async def run(rounds: int) -> tuple[dict[int, Level], dict[int, Level], dict[int, float], float, float]:
+async def run(rounds: int, name: str, source: str) -> tuple[dict[int, Level], dict[int, Level], dict[int, float],
+                                                            float, float, str]:
     """Both servers up at once, and at each concurrency the three measured back to back, so that the
     shared machine's load weighs on the three alike."""
     scratch = Path(tempfile.mkdtemp(prefix="cbgate-bench-engine-"))
     data_dir = scratch / "data"
+    model = resolve_model_file(source, scratch / "models")
+    write_catalog(data_dir, [{"name": name, "default": True,
+                              "deployments": [{"kind": "local", "source": source, "name": f"bench-{name}"}]}],
+                  include_embedded=False)
     admin = make_admin(data_dir, {"CBGATE_DATA_DIR": str(data_dir)})
     env_id = admin.create_env()
     _, key = admin.create_key(env_id)
     admin.set_env_limits(env_id, {"concurrency": None})  # 8 streams: over an environment's default of 5
     admin.store.close()
-    served = start_serve(data_dir, {"CBGATE_LOG_LEVEL": "warning"})
-    engine = RealEngine(scratch / "engine.log", parallel=8)
+    served = start_serve(data_dir, {"CBGATE_LOG_LEVEL": "warning"}, timeout=300)  # it may measure threads first
+    if os.environ.get(CALIBRATE_ENV, "").strip().lower() == "again":
+        os.environ[CALIBRATE_ENV] = "auto"  # measured again by the gateway just now: the engine alone takes that
+    engine = RealEngine(scratch / "engine.log", parallel=8, model=model, tune=True)  # the gateway's threads
+    threads = f"--threads {engine.options.threads} --threads-batch {engine.options.threads_batch} " \
+              f"({engine.options.threads_how})"
     gateway, alone, raw = {}, {}, {}
     try:
         url, headers = served.url + "/v1/ai/cloudbase/chat/completions", {"Authorization": f"Bearer {key}"}
         for n in LEVELS:
             answers = rounds if n > 1 else rounds + 2
-            raw[n] = batched_decode(os.cpu_count() or 1, n)
+            raw[n] = batched_decode(model, os.cpu_count() or 1, n)
             alone[n] = await measure(engine.url + "/v1/chat/completions", engine.headers, n, answers)
             gateway[n] = await measure(url, headers, n, answers)
             print(f"{n} streams: gateway {gateway[n].rate:.1f}, alone {alone[n].rate:.1f}, raw {raw[n]:.1f} tok/s",
@@ -184,16 +211,20 @@ async def run(rounds: int) -> tuple[dict[int, Level], dict[int, Level], dict[int
         engine.stop()
         served.proc.terminate()
         served.proc.wait(30)
-    return gateway, alone, raw, ttfts[0], ttfts[-1]
+    return gateway, alone, raw, ttfts[0], ttfts[-1], threads
 
 
 def main() -> None:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="smollm2", help="the embedded model to measure")
     parser.add_argument("--rounds", type=int, default=2, help="answers per stream at each concurrency")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "engine-latest.md"), help="file, or -")
     args = parser.parse_args()
-    gateway, alone, raw, first, tenth = asyncio.run(run(args.rounds))
-    text = report(gateway, alone, raw, first, tenth, " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    MODEL, source, title = MODELS[args.model]
+    before = load_average()
+    gateway, alone, raw, first, tenth, threads = asyncio.run(run(args.rounds, MODEL, source))
+    text = report(gateway, alone, raw, first, tenth, title, threads, (before, load_average()))
     print(text)
     if args.out != "-":
         Path(args.out).write_text(text)

