@@ -89,6 +89,8 @@ def client() -> aiohttp.ClientSession:
 
 
 MODEL = DEFAULT_MODEL  # set from --model
+COMMAND = " ".join(([f"{CALIBRATE_ENV}={os.environ[CALIBRATE_ENV]}"] if os.environ.get(CALIBRATE_ENV) else [])
+                   + [".venv/bin/python", "bench/engine.py", *sys.argv[1:]])  # as run, before the run changes the env
 
 
 def body(prompt: str, messages: list[dict] | None = None) -> dict:
@@ -153,7 +155,7 @@ def report(gateway: dict[int, Level], alone: dict[int, Level], raw: dict[int, fl
     ttft1, ttft4 = statistics.median(gateway[1].ttfts), statistics.median(gateway[4].ttfts)
     lines = [f"# Embedded engine: {model}, {os.cpu_count()} cores, "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load {loads[0]} at the start, {loads[1]} at the end",
-             "", f"Command: `.venv/bin/python {' '.join(['bench/engine.py', *sys.argv[1:]])}`. Engine (through the "
+             "", f"Command: `{COMMAND}`. Engine (through the "
              f"gateway and alone): {threads}. Raw batched decode: {os.cpu_count()} threads for both.", "",
              "| streams | through the gateway | engine alone | raw batched decode, all cores | gateway / alone "
              "| gateway / raw |",
