@@ -1,5 +1,6 @@
 """The engine's threads are chosen from measurement: which pair the timings pick, when a measurement is made
 again, that the operator's setting wins, and what happens when nothing can be measured."""
+import asyncio
 import os
 import stat
 import subprocess
@@ -7,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from cbgate.config import load_settings
 from cbgate.providers.local import threads
 from cbgate.providers.local.command import EngineOptions
-from cbgate.providers.local.threads import (Calibration, candidates, choose, measure, parse_decode_rates,
-                                            tuned)
-from tests.support.fake_engine import assemble
+from cbgate.providers.local.threads import Calibration, candidates, choose, measure, parse_decode_rates, tuned
+from cbgate.providers.registry import ProviderRegistry
+from tests.support.catalog import write_catalog
+from tests.support.fake_engine import FakeEngine, assemble
 
 TABLE = """
 |    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |
@@ -190,3 +193,20 @@ def test_a_failing_bench_or_calibration_off_falls_back_to_the_rule(tmp_path, mon
     assert (failed.threads, failed.threads_batch) == (1, 1) and "the measurement failed" in failed.threads_how
     off = tuned(opts, {**env, threads.CALIBRATE_ENV: "off"})
     assert "CBGATE_ENGINE_CALIBRATE=off" in off.threads_how
+
+
+def test_the_start_says_which_threads_the_engine_runs_and_why(tmp_path, capsys):
+    engine = FakeEngine(tmp_path / "fake")  # a llama-server with no llama-batched-bench beside it
+    write_catalog(tmp_path / "data", [])
+    registry = ProviderRegistry(load_settings(str(tmp_path / "data"), {**os.environ, **engine.env}))
+    registry.build()
+
+    async def start_and_stop():
+        await registry.start()
+        await registry.close()
+
+    asyncio.run(start_and_stop())
+    rule = threads.fixed_rule(os.cpu_count() or 1)[0]
+    said = capsys.readouterr().err
+    assert f"threads: {rule} decoding one sequence, {rule} for a batch (fixed rule, all cores but one: no " \
+           "llama-batched-bench beside" in said
