@@ -6,7 +6,7 @@ model: on 2 quiet cores two threads beat one, on 2 shared cores one thread is st
 each other at every step, so a thread the machine takes away stalls them all). So the pair is measured: once
 per machine kind (CPU model and count), model file (its SHA-256) and engine build, `llama-batched-bench` of
 the same build times each candidate pair decoding 1 and 4 sequences, in rounds, within 30 s, and the pair
-with the best decode at both wins. The result is cached in `$CBGATE_ENGINE_CACHE/calibration/`.
+whose slowest round decodes best at both wins. The result is cached in `$CBGATE_ENGINE_CACHE/calibration/`.
 
 An operator's `n_threads` / `n_threads_batch` always win. `CBGATE_ENGINE_CALIBRATE=again` measures again at
 the next start; `off` uses the fixed rule (all cores but one, both equal), as does a build without
@@ -73,24 +73,27 @@ def candidates(cpus: int) -> list[Pair]:
 def choose(rates: dict[Pair, dict[int, list[float]]], margin: float = MARGIN) -> tuple[Pair, str] | None:
     """The pair with the best decode, from measured tokens/s ({pair: {sequences: [tokens/s per round]}}).
 
-    Each pair scores the geometric mean, over the levels, of its median rate against the best median at that
-    level (1.0: best at every level). A pair with more threads must beat one with fewer by `margin`. Only pairs
-    measured at every level count; None when there is none."""
+    A pair is as good as its slowest round: threads that stall when the machine takes a core away (several
+    times slower) lose to fewer threads that slow down gently, on a machine whose load comes and goes; on a
+    quiet one every round is alike. Each pair scores the geometric mean, over the levels, of that rate against
+    the best at the level (1.0: best at every level). A pair with more threads must beat one with fewer by
+    `margin`. Only pairs measured at every level count; None when there is none."""
     levels = sorted({n for by_level in rates.values() for n in by_level})
-    medians = {pair: {n: statistics.median(by_level[n]) for n in levels}
+    slowest = {pair: {n: min(by_level[n]) for n in levels}
                for pair, by_level in rates.items() if all(by_level.get(n) for n in levels)}
-    if not medians:
+    if not slowest:
         return None
-    best = {n: max(m[n] for m in medians.values()) or 1.0 for n in levels}
+    best = {n: max(m[n] for m in slowest.values()) or 1.0 for n in levels}
     score = {pair: statistics.geometric_mean([max(m[n], 1e-9) / best[n] for n in levels])
-             for pair, m in medians.items()}
+             for pair, m in slowest.items()}
     chosen = None
-    for pair in sorted(medians, key=lambda p: (p[0] + p[1], p)):  # fewest threads first
+    for pair in sorted(slowest, key=lambda p: (p[0] + p[1], p)):  # fewest threads first
         if chosen is None or score[pair] > score[chosen] * (1 + margin):
             chosen = pair
-    figures = ", ".join(f"{t}/{tb}: " + " ".join(f"{medians[(t, tb)][n]:.0f}" for n in levels)
-                        for t, tb in sorted(medians))
-    return chosen, f"tokens/s at {'/'.join(map(str, levels))} sequences, threads/batch threads {figures}"
+    figures = ", ".join(f"{t}/{tb}: " + " ".join(f"{slowest[(t, tb)][n]:.0f}" for n in levels)
+                        for t, tb in sorted(slowest))
+    return chosen, (f"slowest round's tokens/s at {'/'.join(map(str, levels))} sequences, threads/batch threads "
+                    f"{figures}")
 
 
 def bench_binary(server: Path) -> Path | None:
@@ -283,11 +286,39 @@ def known(options, env: dict[str, str]) -> ThreadChoice | None:
 
 def tuned(options, env: dict[str, str], say: Callable[[str], None] = lambda message: None):
     """`options` (an EngineOptions) with its thread pair chosen: the operator's, the measured one, or the rule."""
-    choice = known(options, env)
-    if choice is None:
-        try:
+    try:
+        choice = known(options, env)
+        if choice is None:
             choice = Calibration(options.binary, options.model, options.parallel, env).run(
                 say, again=_mode(env) == "again")
-        except (OSError, RuntimeError) as exc:
-            choice = fallback(cpu_count(), f"the measurement failed: {exc}")
+    except (OSError, RuntimeError) as exc:
+        choice = fallback(cpu_count(), f"the measurement failed: {exc}")
     return replace(options, threads=choice.threads, threads_batch=choice.threads_batch, threads_how=choice.how)
+
+
+def main() -> int:
+    """`python -m cbgate.providers.local.threads`: measure (or read) the threads of the default catalog's embedded
+    models, as scripts/setup does after building the engine, so the first `cbgate serve` need not."""
+    import sys
+
+    from cbgate.config import default_catalog
+    from cbgate.providers.local.command import EngineOptions, EngineSetupError
+    from cbgate.providers.local.source import ModelSourceError, resolve_model_file
+
+    env = dict(os.environ)
+    for model in default_catalog():
+        for deployment in model.deployments:
+            try:
+                path = resolve_model_file(deployment.options["source"], Path.cwd() / "models")
+                options = tuned(EngineOptions.from_deployment(path, deployment.options, env), env,
+                                say=lambda message: print(f"     {message}", file=sys.stderr, flush=True))
+            except (ModelSourceError, EngineSetupError) as exc:  # setup goes on: `cbgate serve` says it again
+                print(f"cbgate: {model.name}: threads not measured: {exc}", file=sys.stderr)
+                continue
+            print(f"     {model.name}: --threads {options.threads} --threads-batch {options.threads_batch} "
+                  f"({options.threads_how})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
