@@ -5,8 +5,9 @@
 Each line times the calls one chat request makes for that feature, in a loop on a running event loop, with
 the same objects the gateway builds (a real key in a real store, the in-process limiter with every limit
 set, the spool on disk). The upstream lines POST the benchmark's fixed completion to nginx (bench/run.py's
-fake upstream) one request at a time: the gateway's pooled aiohttp session, and, for scale, a bare
-asyncio stream that writes the request and reads the known reply length. The figures are loop time, not
+fake upstream) one request at a time: the gateway's own pooled HTTP/1.1 client, aiohttp's pooled session
+(the client before), and, for scale, a bare asyncio stream that writes the request and reads the known
+reply length; the three take turns in five rounds, and each line is its median round. The figures are loop time, not
 CPU of background threads (the ledger drain and the access log writer), which are given per record.
 
 Every figure is CPU time (time.thread_time: the loop's own thread; process time for the drain), not wall
@@ -138,21 +139,33 @@ def access_log(n: int) -> list[tuple[str, float]]:
 
 
 async def upstream(n: int, port: int) -> list[tuple[str, float]]:
+    """The gateway's client, aiohttp's pooled session (the client before issue 17) and a bare stream, the
+    same POST to nginx one at a time; the three take turns for a few rounds and each line is its median."""
+    import aiohttp
     from configs import completion_body, upstream_url, MODEL_JSON, request_body
     url = upstream_url(port, MODEL_JSON) + "/chat/completions"
     body = request_body("fake-upstream", False)
+    headers = {"Authorization": "Bearer sk-x", "Content-Type": "application/json"}
     client = UpstreamClient(EgressPolicy())
     await client.start()
-    endpoint = Endpoint("bench", url, {"Authorization": "Bearer sk-x", "Content-Type": "application/json"},
-                        "sk-x", guarded=False)
+    endpoint = Endpoint("bench", url, headers, "sk-x", guarded=False)
 
     async def pooled(i):
         response, _ = await client.open(endpoint, body, Timeouts())
         await response.read()
         response.release()
-    await atimed(200, pooled)
-    rows = [("upstream POST, aiohttp pooled session (the gateway's client)", await atimed(n // 4, pooled))]
-    await client.close()
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256, limit_per_host=0),
+                                    timeout=aiohttp.ClientTimeout(total=None), trust_env=False,
+                                    skip_auto_headers=("User-Agent",))
+    connect = aiohttp.ClientTimeout(sock_connect=10)
+
+    async def with_aiohttp(i):
+        async with asyncio.timeout(60):
+            response = await session.post(url, data=body, headers=headers, allow_redirects=False, timeout=connect)
+        await response.read()
+        response.release()
+
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     expected = len(completion_body())
     request = (f"POST /json/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-x\r\n"
@@ -162,10 +175,20 @@ async def upstream(n: int, port: int) -> list[tuple[str, float]]:
         writer.write(request)
         await reader.readuntil(b"\r\n\r\n")
         await reader.readexactly(expected)
-    await atimed(200, bare)
-    rows.append(("  upstream POST, bare asyncio stream, same connection reused (floor)", await atimed(n // 4, bare)))
+
+    calls = {"upstream POST, the gateway's HTTP/1.1 client, pooled (http1_pool)": pooled,
+             "  upstream POST, aiohttp pooled session (the client before)": with_aiohttp,
+             "  upstream POST, bare asyncio stream, same connection reused (floor)": bare}
+    figures: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        await atimed(200, call)
+    for _ in range(5):
+        for name, call in calls.items():
+            figures[name].append(await atimed(max(n // 20, 50), call))
+    await client.close()
+    await session.close()
     writer.close()
-    return rows
+    return [(name, sorted(values)[len(values) // 2]) for name, values in figures.items()]
 
 
 def main() -> None:
