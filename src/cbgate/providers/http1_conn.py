@@ -66,6 +66,7 @@ class Connection(asyncio.Protocol):
         self.parser: httptools.HttpResponseParser | None = None
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.framed = False  # a Content-Length or Transfer-Encoding header came
         self.head_done = False
         self.done = False
         self.keep_alive = False
@@ -187,17 +188,18 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.raw_headers.append((name, value))
+        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
             self.raw_headers = []
+            self.framed = False
             return
         self.status = status
         self.keep_alive = self.parser.should_keep_alive()
-        names = {name.lower() for name, _ in self.raw_headers}
-        self.until_close = (b"content-length" not in names and b"transfer-encoding" not in names
-                            and status not in (204, 304))
+        self.until_close = not self.framed and status not in (204, 304)
         self.head_done = True
         self._wake()
 
@@ -225,20 +227,35 @@ class Response:
     """An answer whose head has arrived. Read its body with `read()` or `next_chunk()`, then `release()`
     (back to the pool when complete) or `close()` (the connection goes); both may be called again."""
 
-    __slots__ = ("status", "headers", "content_type", "_conn", "_release", "_decoder")
+    __slots__ = ("status", "content_type", "_raw", "_headers", "_conn", "_release", "_decoder")
 
     def __init__(self, conn: Connection, release: Callable[[Connection, bool], None]):
         self._conn: Connection | None = conn
         self._release = release
         self.status = conn.status
-        headers: dict[str, str] = {}
-        for name, value in conn.raw_headers:
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        self.headers = headers  # lower-case names; repeated headers joined with ", "
-        self.content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-        self._decoder = _decoder(headers.get("content-encoding"))
+        self._raw = conn.raw_headers
+        self._headers: dict[str, str] | None = None
+        content_type = encoding = None
+        for name, value in self._raw:  # the two the body's reading needs; the rest only on demand
+            if len(name) == 12 and name.lower() == b"content-type":
+                content_type = value
+            elif len(name) == 16 and name.lower() == b"content-encoding":
+                encoding = value.decode("latin-1")
+        self.content_type = (content_type.partition(b";")[0].strip().lower().decode("latin-1")
+                             if content_type else "")
+        self._decoder = _decoder(encoding) if encoding else None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-case names; repeated headers joined with ", "."""
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for name, value in self._raw:
+                key = name.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            self._headers = headers
+        return self._headers
 
     async def next_chunk(self, deadline: float | None = None, what: str = "sent nothing in time") -> bytes:
         """The next body bytes (decoded); b"" at the end."""
