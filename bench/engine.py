@@ -89,8 +89,9 @@ def client() -> aiohttp.ClientSession:
 
 
 MODEL = DEFAULT_MODEL  # set from --model
-COMMAND = " ".join(([f"{CALIBRATE_ENV}={os.environ[CALIBRATE_ENV]}"] if os.environ.get(CALIBRATE_ENV) else [])
-                   + [".venv/bin/python", "bench/engine.py", *sys.argv[1:]])  # as run, before the run changes the env
+# the command as run, its settings included, taken before the run changes the environment
+SET = [f"{name}={os.environ[name]}" for name in (CALIBRATE_ENV, "CBGATE_ENGINE_CACHE") if os.environ.get(name)]
+COMMAND = " ".join(SET + [".venv/bin/python", "bench/engine.py", *sys.argv[1:]])
 
 
 def body(prompt: str, messages: list[dict] | None = None) -> dict:
