@@ -216,3 +216,22 @@ def test_https_upstreams_are_verified(tmp_path):
         assert len(server.heads) == 2 and server.connections == 1  # one TLS connection, reused
     finally:
         server.stop()
+
+
+def test_an_upstream_closing_kept_alive_connections_silently_costs_no_request(raw):
+    """The upstream closes each connection after its answer without saying so (no Connection: close): a
+    pooled connection found closed, whether before the request or as it is sent, is never a failed call."""
+    raw.default = http_reply(close=True)
+
+    async def run():
+        client = UpstreamClient(EgressPolicy.parse(None))  # the default retry policy, as model calls have
+        await client.start()
+        adapter = OpenAICompatAdapter("raw", base_url=raw.url, api_key="k", client=client,
+                                      estimator=TokenEstimator(), timeouts=QUICK)
+        try:
+            return [(await adapter.complete(call())).body for _ in range(5)]
+        finally:
+            await client.close()
+    answers = asyncio.run(run())
+    assert [a["choices"][0]["message"]["content"] for a in answers] == ["ok"] * 5
+    assert len(raw.heads) >= 5 and raw.connections == len(raw.heads)
