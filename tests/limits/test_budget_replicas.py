@@ -1,19 +1,14 @@
 """A key's money budget on three `cbgate serve` replicas sharing PostgreSQL and Redis, under 30 concurrent
 clients: together they spend no more than the budget plus one request's worst case (each replica alone would
 have let the key spend the budget three times), and every client ends with the budget's 429."""
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from cbgate.limits.base import estimate_cost
-from tests.support.catalog import write_catalog
-from tests.support.gateway import free_port, make_admin, start_serve
 from tests.support.ledger import wait_for_records
-from tests.support.postgres import create_database, drop_database
-from tests.support.redis_server import delete_prefix, require_redis, unique_prefix
+from tests.support.replicas import shared_replicas
 from tests.support.wait import wait_until
 
 MODEL = "priced-gpt"
@@ -26,37 +21,14 @@ MESSAGES = [{"role": "user", "content": "spend a little"}]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    redis_url = require_redis()
-    database = create_database()
-    prefix = unique_prefix()
-    port = free_port()
-    upstream = subprocess.Popen([sys.executable, "-m", "tests.support.fake_upstream", "--port", str(port),
-                                 "--events", str(EVENTS), "--delay-ms", "5"], stdout=subprocess.PIPE, text=True)
-    assert "listening" in upstream.stdout.readline()
-    data_dir = tmp_path_factory.mktemp("budget-replicas") / "data"
-    write_catalog(data_dir, [{"name": MODEL, "price": PRICE, "deployments": [{
-        "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": "UPSTREAM_SECRET",
-        "name": "fake-openai"}]}], include_embedded=False)
-    env = {"CBGATE_DATABASE_URL": database, "CBGATE_REDIS_URL": redis_url, "CBGATE_REDIS_PREFIX": prefix,
-           "UPSTREAM_SECRET": "sk-upstream"}
-    admin = make_admin(data_dir, {"CBGATE_DATA_DIR": str(data_dir), **env})
-    env_id = admin.create_env("team-budget")
-    admin.set_env_limits(env_id, {"concurrency": CLIENTS + 5})
-    row, key = admin.create_key(env_id)
-    admin.budgets.set_budget(env_id, row.id, "month", amount="0.005")
-    _, operator = admin.create_operator_token("tests")
-    replicas = [start_serve(data_dir, env) for _ in range(3)]
-    try:
-        yield admin, env_id, row.id, key, replicas, operator
-    finally:
-        for r in replicas:
-            r.proc.kill()
-            r.proc.wait(10)
-        upstream.terminate()
-        upstream.wait(10)
-        admin.store.close()
-        drop_database(database)
-        delete_prefix(prefix)
+    with shared_replicas(tmp_path_factory.mktemp("budget-replicas") / "data", MODEL, EVENTS, 5, PRICE) as shared:
+        admin = shared.admin
+        env_id = admin.create_env("team-budget")
+        admin.set_env_limits(env_id, {"concurrency": CLIENTS + 5})
+        row, key = admin.create_key(env_id)
+        admin.budgets.set_budget(env_id, row.id, "month", amount="0.005")
+        _, operator = admin.create_operator_token("tests")
+        yield admin, env_id, row.id, key, shared.start(3), operator
 
 
 def client(url: str, key: str) -> list[int]:

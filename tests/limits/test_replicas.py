@@ -2,8 +2,6 @@
 admit more than the environment's concurrency or requests per minute, overspend its token quota by at
 most one reservation, and a replica killed with `kill -9` gives its slots back within seconds."""
 import signal
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,10 +9,8 @@ import pytest
 import requests
 
 from cbgate.limits.base import estimate_cost
-from tests.support.catalog import write_catalog
-from tests.support.gateway import free_port, make_admin, start_serve
-from tests.support.postgres import create_database, drop_database
-from tests.support.redis_server import delete_prefix, require_redis, unique_prefix
+from tests.support.gateway import start_serve
+from tests.support.replicas import shared_replicas
 from tests.support.wait import elapsed_until, wait_until
 
 MODEL = "fake-gpt"
@@ -23,36 +19,12 @@ EVENTS, DELAY_MS = 30, 100  # each streamed answer takes ~3 s
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    redis_url = require_redis()
-    database = create_database()
-    prefix = unique_prefix()
-    port = free_port()
-    upstream = subprocess.Popen([sys.executable, "-m", "tests.support.fake_upstream", "--port", str(port),
-                                 "--events", str(EVENTS), "--delay-ms", str(DELAY_MS)], stdout=subprocess.PIPE,
-                                text=True)
-    assert "listening" in upstream.stdout.readline()
-    data_dir = tmp_path_factory.mktemp("replicas") / "data"
-    write_catalog(data_dir, [{"name": MODEL, "deployments": [{
-        "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": "UPSTREAM_SECRET",
-        "name": "fake-openai"}]}], include_embedded=False)
-    env = {"CBGATE_DATABASE_URL": database, "CBGATE_REDIS_URL": redis_url, "CBGATE_REDIS_PREFIX": prefix,
-           "UPSTREAM_SECRET": "sk-upstream"}
-    admin = make_admin(data_dir, {"CBGATE_DATA_DIR": str(data_dir), **env})
-    env_id = admin.create_env("team-replicas")
-    _, key = admin.create_key(env_id)
-    _, operator = admin.create_operator_token("tests")  # reads each replica's /metrics
-    replicas = [start_serve(data_dir, env) for _ in range(3)]
-    try:
-        yield admin, env_id, key, replicas, (data_dir, env, operator)
-    finally:
-        for r in replicas:
-            r.proc.kill()
-            r.proc.wait(10)
-        upstream.terminate()
-        upstream.wait(10)
-        admin.store.close()
-        drop_database(database)
-        delete_prefix(prefix)
+    with shared_replicas(tmp_path_factory.mktemp("replicas") / "data", MODEL, EVENTS, DELAY_MS) as shared:
+        admin = shared.admin
+        env_id = admin.create_env("team-replicas")
+        _, key = admin.create_key(env_id)
+        _, operator = admin.create_operator_token("tests")  # reads each replica's /metrics
+        yield admin, env_id, key, shared.start(3), (shared.data_dir, shared.env, operator)
 
 
 def chat(url: str, key: str, text: str = "hello", stream: bool = True, max_tokens: int | None = None):
