@@ -13,7 +13,7 @@ import orjson
 import pytest
 import uvicorn
 
-from cbgate.http.server_protocol import HeaderTimeoutProtocol, header_timeout
+from cbgate.http.server_protocol import GatewayProtocol, header_timeout
 from tests.support.gateway import free_port
 from tests.support.wait import wait_until
 
@@ -31,7 +31,7 @@ async def hello(scope, receive, send):
 def server(monkeypatch):
     monkeypatch.setenv("CBGATE_HEADER_TIMEOUT", "0.5")
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(hello, host="127.0.0.1", port=port, http=HeaderTimeoutProtocol,
+    server = uvicorn.Server(uvicorn.Config(hello, host="127.0.0.1", port=port, http=GatewayProtocol,
                                            lifespan="off", log_level="warning"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()

@@ -18,6 +18,7 @@ import uvicorn
 from cbgate.config import load_settings
 from cbgate.core.admin import Admin
 from cbgate.http.app import App
+from cbgate.http.server_protocol import GatewayProtocol
 from cbgate.store.db import Store
 from tests.support.catalog import write_catalog
 from tests.support.fake_engine import FakeEngine
@@ -90,7 +91,8 @@ def start_in_thread(data_dir: Path, env: dict[str, str] | None = None, overrides
     port = free_port()
     app = App(settings, overrides or {})
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", http="httptools", lifespan="on"))
+                                           log_level="warning", http=GatewayProtocol, lifespan="on",
+                                           proxy_headers=False))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

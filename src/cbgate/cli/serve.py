@@ -10,7 +10,7 @@ from cbgate.cli.common import open_admin
 from cbgate.config import ConfigError, Settings
 from cbgate.core.admin import Admin
 from cbgate.core.metrics_share import prepare_metrics_dir
-from cbgate.http.server_protocol import HeaderTimeoutProtocol, header_timeout
+from cbgate.http.server_protocol import GatewayProtocol, header_timeout
 from cbgate.logs import FORMATS, setup_logging, uvicorn_log_config
 from cbgate.providers.local.command import EngineOptions
 from cbgate.providers.local.source import resolve_model_file
@@ -105,7 +105,7 @@ def cmd_serve(args) -> None:
     if args.workers > 1:  # each worker publishes its counts there, so any of them answers /metrics for all
         os.environ["CBGATE_METRICS_DIR"] = str(prepare_metrics_dir(admin.settings.data_dir, os.getpid()))
     uvicorn.run("cbgate.http.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, loop="auto", http=HeaderTimeoutProtocol, access_log=False,
+                workers=args.workers, loop="auto", http=GatewayProtocol, access_log=False, proxy_headers=False,
                 log_config=uvicorn_log_config(args.log_format),
                 log_level=os.environ.get("CBGATE_LOG_LEVEL", "info").lower(),
                 # streams are cut (with an error event) before this; the app's watchdog ends the rest

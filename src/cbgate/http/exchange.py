@@ -69,7 +69,11 @@ class Exchange:
         """Once the body is read, cancel this request's task the moment the client disconnects, so
         the engine or upstream stops at once and the slot is released."""
         task = asyncio.current_task()
-        self.body_done = True  # what is left of the body is the watcher's to read
+        self.body_done = True  # what is left of the body is the watcher's to read (or dropped)
+        watch = self.scope.get("cbgate.on_disconnect")
+        if watch is not None:  # the gateway's server protocol calls back: no task reading receive()
+            watch(task.cancel)
+            return
 
         async def watch():
             while (await self.receive())["type"] != "http.disconnect":
