@@ -113,6 +113,9 @@ class App:
     async def http(self, scope, receive, send) -> None:
         ex = Exchange(scope, receive, send)
         self.records[ex.request_id] = None
+        if self.tracing.tracer is None:  # off (the default): no span's name and attributes to make
+            self._access_log(ex, await self.answer(ex))
+            return
         with self.tracing.span(f"{scope['method']} {printable(scope['path'], 100)}",
                                {"http.request.method": scope["method"], "url.path": printable(scope["path"]),
                                 "cbgate.request_id": ex.request_id}) as span:

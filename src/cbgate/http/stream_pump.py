@@ -44,6 +44,8 @@ async def pump(ex: Exchange, source: Source, render: StreamRender, deadline: Shu
     finished = False
     try:
         # in the try: the stream is closed (and metered) come what may
+        await asyncio.sleep(0)  # one turn for the pump to frame what has already arrived: the server
+        # protocol joins one turn's writes, so the head leaves in the same write as the first events
         await ex.start(200, sse.SSE_HEADERS + list(headers))
         async for events in chunks.batches():
             await ex.send({"type": "http.response.body", "body": head + events if head else events,
