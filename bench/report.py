@@ -61,7 +61,8 @@ def base_table(cells) -> list[str]:
     if not keys:
         return []
     lines = ["| mode | clients | head req/s | base req/s | head/base (median) | head/base per round "
-             "| head p50 ms | base p50 ms |", "|---|---:|---:|---:|---:|---|---:|---:|"]
+             "| head p50 ms | base p50 ms | CPU µs/request, head | base | base/head CPU, per round |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"]
     for mode, clients in keys:
         head, base = at.get((mode, clients, "cbgate")), at[(mode, clients, "base")]
         if head is None:
@@ -69,9 +70,15 @@ def base_table(cells) -> list[str]:
         heads = [c.result["rps"] for c in cells if (c.mode, c.clients, c.target) == (mode, clients, "cbgate")]
         bases = [c.result["rps"] for c in cells if (c.mode, c.clients, c.target) == (mode, clients, "base")]
         rounds = ", ".join(f"{h / b:.2f}" for h, b in zip(heads, bases))
+        cpu = [[c.result.get("cpu_us") for c in cells if (c.mode, c.clients, c.target) == (mode, clients, who)]
+               for who in ("cbgate", "base")]
+        cpu_rounds = ", ".join(f"{b / h:.2f}" for h, b in zip(*cpu) if h and b) or "-"
+        medians = [sorted(x for x in xs if x)[(len([x for x in xs if x]) - 1) // 2] if any(xs) else None
+                   for xs in cpu]
+        cpu_cols = " | ".join(f"{m:.0f}" if m else "-" for m in medians)
         lines.append(f"| {MODE_NAMES[mode]} | {clients} | {head.result['rps']:.0f} | {base.result['rps']:.0f} | "
                      f"{head.result['rps'] / base.result['rps']:.2f}x | {rounds} | {_ms(head.result['p50_us'])} | "
-                     f"{_ms(base.result['p50_us'])} |")
+                     f"{_ms(base.result['p50_us'])} | {cpu_cols} | {cpu_rounds} |")
     return lines
 
 
@@ -113,6 +120,10 @@ def render(cells, header: list[str], rps_targets: dict[str, int]) -> str:
     against_base = base_table(cells)
     if against_base:
         parts += ["", "### Today's head against the older commit (same run, same mock)", ""] + against_base
+        parts += ["", "CPU µs/request: the serving process's user and kernel time over the cell (every thread), "
+                      "divided by the requests wrk completed. base/head says how many requests one core serves "
+                      "for head for each one it serves for base; it moves far less with the machine's load than "
+                      "req/s, which also depends on what the other processes leave the gateway."]
     checks = target_checks(cells, rps_targets)
     if checks:
         parts += ["", "### Targets (issue 17)", ""] + checks

@@ -40,6 +40,7 @@ class Target:
     urls: dict[str, str]  # mode (json|sse) -> URL to POST
     key: str = ""
     note: str = ""  # what the report should say about how it was set up
+    pid: int | None = None  # the serving process, whose CPU time each cell reads (None: not read)
     models: dict[str, str] = field(default_factory=lambda: {"json": configs.MODEL_JSON, "sse": configs.MODEL_SSE})
 
 
@@ -159,7 +160,7 @@ def start_cbgate(procs: Processes, port: int, upstream_port: int, server_env: di
                        "--workers", str(workers)], env=base.env(server_env) if base else server_env)
     wait_ready(procs, name, f"http://127.0.0.1:{port}/healthz", 60)
     url = f"http://127.0.0.1:{port}/v1/ai/cloudbase/chat/completions"
-    return Target(name, {"json": url, "sse": url}, key, note)
+    return Target(name, {"json": url, "sse": url}, key, note, pid=procs.pid(name))
 
 
 def start_litellm(procs: Processes, port: int, upstream_port: int, server_env: dict) -> Target:
@@ -201,6 +202,12 @@ def check_once(target: Target, mode: str) -> None:
         sys.exit(f"{target.name} {mode}: unexpected reply: {body[:500]!r}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far, user and kernel, every thread (/proc/PID/stat's utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -227,11 +234,16 @@ def measure(targets: list[Target], clients: list[int], modes: list[str], seconds
                 if warmup:
                     run_wrk(target, mode, n, warmup)
                 load = load_average()
+                cpu = cpu_seconds(target.pid) if target.pid else None
                 result = run_wrk(target, mode, n, seconds)
+                if cpu is not None:  # what a request costs the server's process, kernel time included: far
+                    # steadier than req/s on a shared machine, where the other sessions take the cores
+                    result["cpu_us"] = (cpu_seconds(target.pid) - cpu) * 1e6 / max(1, result["requests"])
                 cells.append(Cell(mode, n, target.name, result, load))
                 print(f"  {mode:4} c={n:<3} {target.name:8} {result['rps']:9.0f} req/s  p50 "
                       f"{result['p50_us'] / 1000:7.2f} ms  p99 {result['p99_us'] / 1000:7.2f} ms  "
-                      f"bad {result['bad'] + result['socket_errors']}  load {load}", flush=True)
+                      f"bad {result['bad'] + result['socket_errors']}  cpu/req "
+                      f"{result.get('cpu_us', 0):6.0f} us  load {load}", flush=True)
     return cells
 
 
