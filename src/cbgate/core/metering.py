@@ -80,7 +80,7 @@ def _client_left(error: BaseException | None) -> bool:
 class Meter:
     __slots__ = ("metering", "record", "req", "routed", "answered", "usage", "outcome", "started", "done",
                  "finishers", "answer", "unrecorded", "cut", "streamed", "journalled", "journalled_at",
-                 "generated", "price", "run_ends")
+                 "generated", "price", "run_ends", "streams")
 
     def __init__(self, metering: Metering, principal: Principal, group: str, req: ChatRequest,
                  request_id: str, price: PriceTable | None = None):
@@ -108,6 +108,10 @@ class Meter:
         self.journalled_at = self.started
         # an agent run's record counts the run in /metrics, unless the run goes on (its loop counts it then)
         self.run_ends = True
+        # whether the answer may go out as a stream, journalling progress: only then can a crash bill the
+        # prompt (spool.replay_records bills an open entry's prompt only with tokens streamed), so only then
+        # does the open entry need the prompt counted (cl100k: ~7 us a message)
+        self.streams = req.stream
 
     def generated_before_failure(self, usage: Usage) -> None:
         """The deployment failed after generating these tokens (the engine died under a non-streamed
@@ -143,10 +147,11 @@ class Meter:
         """Journal the request before anything is served; refuse it (503) if that cannot be promised,
         unless the operator chose answering over billing."""
         r = self.record
+        prompt = self.metering.prompt_tokens(self.req.messages) if self.streams else 0
         try:
             self.metering.ledger.begin(UsageRecord(
                 r.request_id, r.env_id, r.key_id, r.group_name, r.model, deployment, r.stream,
-                prompt_tokens=self.metering.prompt_tokens(self.req.messages), estimated=True, status=500,
+                prompt_tokens=prompt, estimated=True, status=500,
                 code=INTERRUPTED, created_at=r.created_at, surface=r.surface, agent_id=r.agent_id, currency=r.currency,
                 price=r.price))
         except SpoolUnwritable:

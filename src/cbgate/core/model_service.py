@@ -109,11 +109,13 @@ class ModelService:
         """`run_ends=False`: a model round of an agent run that goes on (the run's loop counts the run)."""
         with self._meter(principal, group, req, request_id) as meter:  # records however it ends
             meter.run_ends = run_ends
+            meter.streams = False
             return await self._serve(principal, group, req, request_id, meter, self._answer)
 
     async def generate_images(self, principal: Principal, group: str, req: ChatRequest, request_id: str) -> dict:
         """An image generation on the deployments that serve one, metered per image."""
         with self._meter(principal, group, req, request_id) as meter:
+            meter.streams = False
             require(principal.kind, Right.GENERATE_IMAGES)
             if not any(p.capabilities.image_generation for p in self._route(principal, group, req)):
                 raise ModelNotSupported(f"model {req.model!r} in group {group!r} does not generate images: only "
@@ -125,6 +127,7 @@ class ModelService:
         """Start the stream and wait for its first chunk, so any failure up to here is a JSON error.
         The stream returned records the request when it is closed (ended, failed or dropped)."""
         meter = self._meter(principal, group, req, request_id)
+        meter.streams = True
         try:
             return await self._serve(principal, group, req, request_id, meter, self._start_stream)
         except BaseException as exc:
