@@ -27,10 +27,8 @@ def text_problem(value: object, max_length: int) -> str | None:
         return "must be a string"
     if len(value) > max_length:
         return f"must be at most {max_length} characters"
-    if value.isascii():
-        if any(c < " " or c == "\x7f" for c in value):
-            return "may not contain control characters"
-        return None
+    if value.isascii():  # an ASCII string is printable exactly when it holds no control character (C0, DEL)
+        return None if value.isprintable() else "may not contain control characters"
     if any(_bad_char(c) for c in value):
         return "may not contain control, format or separator characters"
     return None

@@ -57,8 +57,14 @@ class ChatRequest:
         return self._has_part("input_audio")
 
     def _has_part(self, kind: str) -> bool:
-        return any(isinstance(m.get("content"), list) and any(
-            p.get("type") == kind for p in m["content"]) for m in self.messages)
+        # plain loops: asked twice a request (core/inputs.py), and most messages' content is a string
+        for message in self.messages:
+            content = message.get("content")
+            if isinstance(content, list):
+                for part in content:
+                    if part.get("type") == kind:
+                        return True
+        return False
 
 
 def _invalid(name: str, why: str) -> ModelParamInvalid:
