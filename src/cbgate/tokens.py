@@ -35,5 +35,11 @@ def prompt_tokens(messages: list[dict], count_text: Callable[[str], int] = rough
                   non_text_allowance: int = 0) -> int:
     """The prompt's tokens: each message's text as `count_text` counts it, the format's overhead, and
     `non_text_allowance` for each image or other non-text part."""
-    return REPLY_PRIMER + sum(MESSAGE_OVERHEAD + count_text(message_text(m))
-                              + non_text_allowance * non_text_parts(m) for m in messages)
+    total = REPLY_PRIMER
+    for m in messages:  # every request, once or twice: a loop, and a message of plain text needs no flattening
+        content = m.get("content")
+        if type(content) is str and not m.get("tool_calls"):
+            total += MESSAGE_OVERHEAD + count_text(content)  # what message_text(m) is then
+        else:
+            total += MESSAGE_OVERHEAD + count_text(message_text(m)) + non_text_allowance * non_text_parts(m)
+    return total
