@@ -57,6 +57,9 @@ class MemoryLimiter:
         self.scopes: dict[str, _Scope] = {}
         self.quota_used: dict[str, int] = {}  # quota account (env, or key:<id>) -> tokens used or reserved
         self.quota = QuotaBook(usage_source, self._raise_counters, reconcile_interval)
+        # scope name -> its Scope under the limits last seen: a frozen dataclass made once per snapshot's limits,
+        # not per request (the limits object is the snapshot's, so `is` tells a change)
+        self._env_scopes: dict[str, Scope] = {}
         self._reconciler: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -73,7 +76,10 @@ class MemoryLimiter:
 
     async def admit(self, scope_name: str, env_id: str, limits: EnvLimits, cost: int,
                     also: tuple[Scope, ...] = ()) -> MemoryTicket:
-        scopes = (Scope(scope_name, env_id, limits), *also)
+        scope = self._env_scopes.get(scope_name)
+        if scope is None or scope.limits is not limits or scope.account != env_id:  # new, or a new snapshot's
+            scope = self._env_scopes[scope_name] = Scope(scope_name, env_id, limits)
+        scopes = (scope, *also) if also else (scope,)
         for s in scopes:
             if self.quota.seen.get(s.account) != s.limits.token_quota:
                 try:
