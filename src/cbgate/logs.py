@@ -19,9 +19,14 @@ TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 class JsonFormatter(logging.Formatter):
     """One JSON object a line; an access line carries its fields (status, code, model, ...) as keys."""
 
+    _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text (one tuple: thread-safe)
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                 + f".{int(record.msecs):03d}Z", "level": record.levelname.lower(), "logger": record.name, "pid": record.process,
+        second = self._second
+        if second[0] != int(record.created):  # a strftime per second, not per line
+            second = self._second = (int(record.created),
+                                     time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)))
+        entry = {"time": second[1] + f".{int(record.msecs):03d}Z", "level": record.levelname.lower(), "logger": record.name, "pid": record.process,
                  "message": record.getMessage()}
         entry.update(getattr(record, "fields", None) or {})
         if record.exc_info:
@@ -80,7 +85,13 @@ def access_line(status: int, code: str | None, request_id: str, latency_ms: floa
                        completion_tokens, env))
 
 
-def _access_record(log: logging.Logger, entry: tuple) -> logging.LogRecord:
+ACCESS_MESSAGE = "%s %s%s%s latency=%.1fms request=%s"
+
+
+def _access_record(log: logging.Logger, entry: tuple, template: dict | None = None) -> logging.LogRecord:
+    """The access line's log record. With `template` (a record's attributes from `_record_template`), the
+    record is that copy with this line's own message, arguments, fields and time: what `makeRecord` would
+    give, without its per-record look-ups of the thread, the process and the source file."""
     created, status, code, request_id, latency_ms, method, path, model, prompt, completion, env = entry
     path, model = printable(path), printable(model)  # client strings: no line breaks or escapes in a log line
     fields = {"status": status, "code": code or "OK", "method": method, "path": path, "env": env,
@@ -88,11 +99,28 @@ def _access_record(log: logging.Logger, entry: tuple) -> logging.LogRecord:
               "latency_ms": round(latency_ms, 1), "request_id": request_id}
     where = f" {method} {path}" if method else ""
     what = f" model={model} tokens={prompt}+{completion}" if model else ""
-    record = log.makeRecord(ACCESS, logging.INFO, __file__, 0, "%s %s%s%s latency=%.1fms request=%s",
-                            (status, code or "OK", where, what, latency_ms, request_id), None,
-                            extra={"fields": fields})
+    args = (status, code or "OK", where, what, latency_ms, request_id)
+    if template is None:
+        record = log.makeRecord(ACCESS, logging.INFO, __file__, 0, ACCESS_MESSAGE, args, None,
+                                extra={"fields": fields})
+    else:
+        record = _new_record(logging.LogRecord)
+        record.__dict__.update(template)
+        record.args, record.fields = args, fields
     record.created, record.msecs = created, (created % 1) * 1000  # when the request ended, not when written
     return record
+
+
+_new_record = object.__new__
+
+
+def _record_template(log: logging.Logger) -> dict | None:
+    """The attributes every access record of one flush shares (made now, on the writing thread), or None
+    where the records are made differently (another record factory or Logger class): each is then made by
+    `makeRecord` itself."""
+    if logging.getLogRecordFactory() is not logging.LogRecord or type(log).makeRecord is not logging.Logger.makeRecord:
+        return None
+    return vars(log.makeRecord(ACCESS, logging.INFO, __file__, 0, ACCESS_MESSAGE, (), None, extra={"fields": None}))
 
 
 class AccessWriter:
@@ -145,9 +173,10 @@ class AccessWriter:
         with self._writing:
             log = logging.getLogger(ACCESS)
             while self._queued:
+                template = _record_template(log)
                 batch = []
                 while self._queued and len(batch) < 1000:
-                    batch.append(_access_record(log, self._queued.popleft()))
+                    batch.append(_access_record(log, self._queued.popleft(), template))
                 _emit(log, batch)
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
@@ -156,11 +185,15 @@ class AccessWriter:
 
 def _emit(log: logging.Logger, records: list[logging.LogRecord]) -> None:
     """What `log.handle` does for each record, with one write per plain stream handler for the batch."""
-    records = [r for r in records if log.filter(r)]
+    if log.filters:
+        records = [r for r in records if log.filter(r)]
     logger: logging.Logger | None = log
     while logger is not None:
         for handler in logger.handlers:
-            passing = [r for r in records if r.levelno >= handler.level and handler.filter(r)]
+            if handler.filters:
+                passing = [r for r in records if r.levelno >= handler.level and handler.filter(r)]
+            else:
+                passing = [r for r in records if r.levelno >= handler.level]
             if type(handler) in (logging.StreamHandler, logging.FileHandler) and passing:
                 try:
                     text = "".join(handler.format(r) + handler.terminator for r in passing)
