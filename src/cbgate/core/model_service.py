@@ -240,7 +240,10 @@ def _finishing(chunk: Chunk) -> bool:
         if b"finish_reason" not in chunk:
             return False
         chunk = orjson.loads(chunk)
-    return any(isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ())
+    for c in chunk.get("choices") or ():  # a loop, not any(generator): asked of every chunk
+        if isinstance(c, dict) and c.get("finish_reason"):
+            return True
+    return False
 
 
 def _has_text(chunk: Chunk) -> bool:

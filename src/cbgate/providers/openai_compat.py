@@ -42,8 +42,25 @@ def reported_usage(body: dict) -> Usage | None:
     return Usage(prompt, token_count(usage.get("completion_tokens") or 0), cache_read_tokens=min(cached, prompt))
 
 
+_STRING_OR_NONE = frozenset({"role", "reasoning_content", "refusal", "content"})  # content may be a list too
+
+
 def _check_part(part: Any, where: str) -> None:
     """A choice's message or delta, held to OpenAI's shape as we hold a client's request."""
+    if type(part) is dict:  # every event's delta: one pass over its few keys when each is a string or null
+        for key, value in part.items():
+            if key in _STRING_OR_NONE:
+                if value is None or type(value) is str:
+                    continue
+            elif value is None or key != "tool_calls":
+                continue
+            break  # a list, a number, tool calls...: the full check below, in its order
+        else:
+            return
+    _check_part_fully(part, where)
+
+
+def _check_part_fully(part: Any, where: str) -> None:
     if not isinstance(part, dict):
         raise ValueError(f"{where} must be an object")
     for key in ("role", "reasoning_content", "refusal"):
@@ -223,4 +240,7 @@ class OpenAICompatAdapter(UpstreamAdapter):
 
 
 def _finishes(choices: list[dict]) -> bool:
-    return any(choice.get("finish_reason") for choice in choices)
+    for choice in choices:  # a loop, not any(generator): asked of every event
+        if choice.get("finish_reason"):
+            return True
+    return False
