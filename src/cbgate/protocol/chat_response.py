@@ -31,16 +31,26 @@ def new_completion_id() -> str:
     return "chatcmpl-" + os.urandom(12).hex()
 
 
-@dataclass(slots=True)
 class ChunkFactory:
-    """Stamps id, created and model on every chunk of one response."""
-    model: str
-    id: str = ""
-    created: int = 0
+    """Stamps id, created and model on every chunk of one response. The id is made when first asked for:
+    an upstream's non-streamed answer keeps its own, and a stream takes the upstream's (a random id and its
+    system call for every request, unused)."""
+    __slots__ = ("model", "_id", "created")
 
-    def __post_init__(self):
-        self.id = self.id or new_completion_id()
-        self.created = self.created or int(time.time())
+    def __init__(self, model: str, id: str = "", created: int = 0):
+        self.model = model
+        self._id = id
+        self.created = created or int(time.time())
+
+    @property
+    def id(self) -> str:
+        if not self._id:
+            self._id = new_completion_id()
+        return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
 
     def chunk(self, delta: dict, finish_reason: str | None = None) -> dict:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
