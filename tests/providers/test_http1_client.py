@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from cbgate.errors import ModelRequestFailed
+from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
 from cbgate.protocol.chat_request import parse_chat_request
 from cbgate.protocol.chat_response import ChunkFactory
 from cbgate.providers.base import ModelCall, StreamOutcome
@@ -235,3 +235,26 @@ def test_an_upstream_closing_kept_alive_connections_silently_costs_no_request(ra
     answers = asyncio.run(run())
     assert [a["choices"][0]["message"]["content"] for a in answers] == ["ok"] * 5
     assert len(raw.heads) >= 5 and raw.connections == len(raw.heads)
+
+
+async def _complete_within(url: str, timeouts: Timeouts) -> float:
+    client = UpstreamClient(EgressPolicy.parse(None), RetryPolicy(attempts=1))
+    await client.start()
+    adapter = OpenAICompatAdapter("raw", base_url=url, api_key="k", client=client, estimator=TokenEstimator(),
+                                  timeouts=timeouts)
+    started = asyncio.get_running_loop().time()
+    try:
+        await adapter.complete(call())
+    finally:
+        await client.close()
+    return asyncio.get_running_loop().time() - started
+
+
+@pytest.mark.parametrize("status", ["200 OK", "503 Service Unavailable"])
+def test_the_total_timeout_ends_a_body_that_stalls_after_its_head(raw, status):
+    """The head came in time, the body never ends: the call's total time bounds the body's reading too (a refusal's
+    error text as well), and says so as the 504 of a call that ran out of time."""
+    raw.default = RawReply(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                           .encode() + b'{"choices"')
+    with pytest.raises(ModelRequestTimeout, match=r"^upstream raw did not answer within 0\.5s$"):
+        asyncio.run(_complete_within(raw.url, Timeouts(connect=2, first_byte=2, idle=2, total=0.5)))

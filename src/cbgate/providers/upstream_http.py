@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import random
 import ssl
@@ -25,7 +26,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
-from cbgate.providers.http1_conn import HTTPClientError, Response
+from cbgate.providers.http1_conn import HTTPClientError, ReadTimeout, Response
 from cbgate.providers.http1_pool import Pool, Target, prepare, request_bytes
 from cbgate.providers.netguard import EgressPolicy, GuardedConnector
 from cbgate.providers.upstream_errors import CLIENT_ERRORS, retryable, upstream_failure
@@ -152,24 +153,28 @@ class UpstreamClient:
         return target
 
     async def send(self, endpoint: Endpoint, body: bytes | None, timeouts: Timeouts,
-                   method: str = "POST") -> Response:
-        """One try: the answer once its head has arrived within the first-byte timeout, any status.
-        Raises the client's own exceptions (map them with `upstream_failure`)."""
+                   method: str = "POST", within: Within | None = None) -> Response:
+        """One try: the answer once its head has arrived within the first-byte timeout (or by `within`'s
+        deadline, when that comes first), any status. Raises the client's own exceptions (map them with
+        `upstream_failure`)."""
         pool = self._pools.get(endpoint.guarded)
         if pool is None:
             raise ModelRequestFailed("the upstream client is not started")
         target = self._target(endpoint, method)
-        deadline = pool.loop.time() + timeouts.first_byte
-        return await pool.send(target, request_bytes(target, body), deadline, timeouts.connect,
-                               f"sent no answer within {timeouts.first_byte:g}s")
+        deadline, what = pool.loop.time() + timeouts.first_byte, _no_answer(timeouts.first_byte)
+        if within is not None and within[0] < deadline:
+            deadline, what = within
+        return await pool.send(target, request_bytes(target, body), deadline, timeouts.connect, what)
 
     async def open(self, endpoint: Endpoint, body: bytes, timeouts: Timeouts,
-                   deadline: float | None = None) -> tuple[Response, float]:
+                   deadline: float | None = None, within: Within | None = None) -> tuple[Response, float]:
         """POST `body` and return a 200 response whose headers have arrived (the caller releases it),
         with the loop time its successful try began (first-byte deadlines count from there).
 
         Retries 429/5xx and connect failures with backoff while nothing has reached the client; every
         other failure, and the last retryable one, raises ModelRequestFailed or ModelRequestTimeout.
+        `within`: every wait ends by its loop-time deadline, as a ReadTimeout saying its text (a non-streaming
+        call's total timeout).
         """
         loop = asyncio.get_running_loop()
         attempt = 0
@@ -177,7 +182,7 @@ class UpstreamClient:
             attempt += 1
             started = loop.time()
             try:
-                response = await self.send(endpoint, body, timeouts)
+                response = await self.send(endpoint, body, timeouts, within=within)
             except CLIENT_ERRORS as exc:
                 failure = upstream_failure(endpoint, exc)
                 if not retryable(exc):
@@ -186,18 +191,24 @@ class UpstreamClient:
             else:
                 if response.status == 200:
                     return response, started
-                failure, wait = await self._refusal(endpoint, response, attempt)
+                failure, wait = await self._refusal(endpoint, response, attempt, within)
             if wait is None or attempt >= self.retry.attempts or (
                     deadline is not None and time.monotonic() + wait >= deadline):
                 raise failure
             log.warning("%s; retrying in %.2fs", failure.message, wait)
             await asyncio.sleep(wait)
 
-    async def _refusal(self, endpoint: Endpoint, response: Response,
-                       attempt: int) -> tuple[ModelRequestFailed, float | None]:
+    async def _refusal(self, endpoint: Endpoint, response: Response, attempt: int,
+                       within: Within | None = None) -> tuple[ModelRequestFailed, float | None]:
         """The error for a non-200 answer, and how long to wait before retrying (None: do not retry)."""
+        limit = asyncio.get_running_loop().time() + 5.0
+        bound = within is not None and within[0] < limit  # the call's own deadline comes first
         try:
-            raw = await response.read(asyncio.get_running_loop().time() + 5.0)
+            raw = await (response.read(*within) if bound else response.read(limit))
+        except ReadTimeout as exc:
+            if bound:  # the call ran out of time reading it: a timeout, as any other wait of the call
+                raise upstream_failure(endpoint, exc) from None
+            raw = b""
         except HTTPClientError:
             raw = b""
         finally:
@@ -217,6 +228,14 @@ class UpstreamClient:
 
     def _backoff(self, attempt: int) -> float:
         return self.retry.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
+
+
+Within = tuple[float, str]  # a deadline (loop time) every wait of a call ends by, and what its timeout says
+
+
+@functools.lru_cache(maxsize=64)
+def _no_answer(first_byte: float) -> str:
+    return f"sent no answer within {first_byte:g}s"  # formatted once per timeout value, not per request
 
 
 def parse_retry_after(value: str | None) -> float | None:
