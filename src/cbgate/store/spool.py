@@ -140,7 +140,7 @@ class Spool:
     def append(self, kind: str, record) -> None:
         """One line per entry; `record` is a dataclass or dict (orjson writes both natively, fast).
         Raises SpoolUnwritable when the entry did not land whole; the spool is then as it was."""
-        line = orjson.dumps({"k": kind, "r": record}) + b"\n"
+        line = orjson.dumps({"k": kind, "r": record}, option=orjson.OPT_APPEND_NEWLINE)  # no copy to add it
         if self.size + len(line) > self.max_bytes:
             raise SpoolUnwritable(errno.ENOSPC, f"the ledger spool holds its cap of {self.max_bytes} bytes")
         if self.torn:
