@@ -60,6 +60,11 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.key: tuple = ()
+        # One timer per connection, kept armed across waits and exchanges (see _wait): making and cancelling a
+        # timer for every wait cost ~2.4 us under uvloop.
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0  # the loop time the timer fires at
+        self.wait_until: float | None = None  # the deadline of the wait under way (None: none, or no deadline)
         self._reset()
 
     def _reset(self) -> None:
@@ -115,15 +120,35 @@ class Connection(asyncio.Protocol):
             await self._wait(deadline, what)
 
     async def _wait(self, deadline: float | None, what: str) -> None:
+        """Wait for the parser to say something, until the loop time `deadline`. The connection's timer is only
+        made (or moved) when it would fire after the deadline; one that fires early, for an earlier wait's
+        deadline, sets itself again for this one (`_on_timer`), so a wait ends at its deadline all the same."""
         waiter = self.waiter = self.loop.create_future()
-        timer = None if deadline is None else self.loop.call_at(deadline, _expire, waiter)
+        self.wait_until = deadline
+        if deadline is not None and (self.timer is None or self.timer_at > deadline):
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_at, self.timer = deadline, self.loop.call_at(deadline, self._on_timer)
         try:
             if not await waiter:
                 raise ReadTimeout(what)
         finally:
-            self.waiter = None
-            if timer is not None:
-                timer.cancel()
+            self.waiter = self.wait_until = None
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        until, waiter = self.wait_until, self.waiter
+        if until is None or waiter is None or waiter.done():
+            return  # no wait with a deadline now: the next one sets the timer again
+        if self.timer_at >= until:  # set for this wait's deadline: it has come
+            waiter.set_result(False)
+        else:  # set for an earlier wait's deadline
+            self.timer_at, self.timer = until, self.loop.call_at(until, self._on_timer)
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -133,6 +158,7 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self._stop_timer()
             if self.transport is not None:
                 self.transport.close()
             self.on_lost(self)
@@ -160,6 +186,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         was_closed = self.closed
         self.closed = True
+        self._stop_timer()
         if self.parser is not None and not self.done and self.error is None:
             if not self.head_done:
                 self.error = (ConnectionClosed("the upstream closed the connection") if not self.got_bytes
@@ -216,11 +243,6 @@ class Connection(asyncio.Protocol):
             return
         self.done = True
         self._wake()
-
-
-def _expire(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
 
 
 class Response:
