@@ -237,7 +237,7 @@ def _finishing(chunk: Chunk) -> bool:
     if isinstance(chunk, NativeEvent):
         return False
     if isinstance(chunk, bytes):
-        if b"finish_reason" not in chunk:
+        if chunk.find(b"finish_reason") < 0:  # not `in`: see providers/upstream_sse.py
             return False
         chunk = orjson.loads(chunk)
     for c in chunk.get("choices") or ():  # a loop, not any(generator): asked of every chunk

@@ -12,8 +12,12 @@ from cbgate.providers.upstream_http import Endpoint
 Event = tuple[bytes | None, bytes]  # (event name or None, data payload)
 
 
+# `bytes.find(x) < 0` rather than `x not in bytes`: CPython's `in` first tries the operand as an integer (a
+# byte value) and makes and drops a TypeError for every other operand: ~70 ns, several times an event.
+
+
 def _parse_block(block: bytes) -> Event | None:
-    if block.startswith(b"data: ") and b"\n" not in block:
+    if block.startswith(b"data: ") and block.find(b"\n") < 0:
         return None, block[6:]  # the usual one-line event, without the general parse
     name, data = None, []
     for line in block.split(b"\n"):
@@ -47,10 +51,10 @@ async def read_events(response: Response, endpoint: Endpoint, first_byte_at: flo
                     yield [event]
             return
         deadline, what = loop.time() + idle, quiet
-        if b"\r" in data:
+        if data.find(b"\r") >= 0:
             data = data.replace(b"\r\n", b"\n")
         pending += data
-        if b"\n\n" not in pending:
+        if pending.find(b"\n\n") < 0:
             continue
         *blocks, pending = pending.split(b"\n\n")
         events = [e for e in map(_parse_block, blocks) if e is not None]
