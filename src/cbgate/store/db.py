@@ -8,6 +8,7 @@ see that something changed with one cheap query and reload its snapshot.
 from __future__ import annotations
 
 import os
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -73,6 +74,9 @@ class Store:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            # sqlite3 stores a bool as the integer 1 or 0 either way; without an adapter it first looks for one
+            # (an AttributeError made and dropped per bool bound: three per ledger row, in the drain thread)
+            sqlite3.register_adapter(bool, int)
 
     def migrate(self) -> list[str]:
         with self.engine.begin() as conn:
