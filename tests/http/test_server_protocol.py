@@ -10,7 +10,10 @@ import time
 
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from cbgate.http.request_cycle import BAD_NAME, BAD_VALUE, headers_invalid
 from cbgate.http.server_protocol import GatewayProtocol
 from tests.support.gateway import free_port
 from tests.support.wait import wait_until
@@ -255,3 +258,10 @@ def test_a_header_with_a_line_break_is_refused_and_a_crash_is_a_500(port):
     with connect(port) as sock:
         sock.sendall(b"GET /crash HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(65536).startswith(b"HTTP/1.1 500")
+
+
+@given(st.lists(st.tuples(st.binary(max_size=6), st.binary(max_size=6)), max_size=4))
+@settings(max_examples=3000, deadline=None)
+def test_the_joined_header_check_refuses_exactly_what_a_check_of_each_header_refuses(headers):
+    each = any(BAD_NAME.search(name) or BAD_VALUE.search(value) for name, value in headers)
+    assert headers_invalid(headers) == bool(each)

@@ -20,7 +20,7 @@ class CoalescedChunks:
         self.finished = False
         self._ready = asyncio.Event()  # set by the pump: something to send, or the end
         self._room = asyncio.Event()  # set by the writer: the pump may pull again
-        self._pump = asyncio.create_task(self._pull())
+        self._pump = asyncio.create_task(self._pull(), name="cbgate-stream-pump")
 
     async def _pull(self) -> None:
         try:

@@ -30,6 +30,13 @@ BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # no line breaks or contro
 DISCONNECT = {"type": "http.disconnect"}
 
 
+def headers_invalid(headers: list) -> bool:
+    """Whether a name is not a token or a value holds a line break or a control: every name, and every
+    value, checked in one search each, joined by a byte their rule allows."""
+    return bool(BAD_NAME.search(b"a".join([name for name, _ in headers]))
+                or BAD_VALUE.search(b"\t".join([value for _, value in headers])))
+
+
 def _status_line(status: int) -> bytes:
     try:
         phrase = http.HTTPStatus(status).phrase.encode()
@@ -166,14 +173,13 @@ class RequestCycle:
             self._body(message.get("body", b""), message.get("more_body", False))
 
     def _start(self, status: int, headers) -> None:
-        parts = [STATUS_LINES[status], self.conn.default_head()]
+        headers = list(headers)
+        if headers_invalid(headers):
+            raise RuntimeError("Invalid HTTP header name or value.")
+        lines = []
         length = None
         close = False
         for name, value in headers:
-            if BAD_NAME.search(name):
-                raise RuntimeError("Invalid HTTP header name.")
-            if BAD_VALUE.search(value):
-                raise RuntimeError("Invalid HTTP header value.")
             name = name.lower()
             if name == b"content-length" and length is None:
                 length = int(value)
@@ -182,7 +188,8 @@ class RequestCycle:
             elif name == b"connection" and b"close" in [t.strip().lower() for t in value.split(b",")]:
                 self.keep_alive = False
                 close = True
-            parts += (name, b": ", value, b"\r\n")
+            lines += (name, b": ", value, b"\r\n")
+        parts = [STATUS_LINES[status], self.conn.default_head(), b"".join(lines)]
         if not self.keep_alive and not close:
             parts.append(b"connection: close\r\n")
         self.no_body = self.scope["method"] == "HEAD" or status in (204, 304)

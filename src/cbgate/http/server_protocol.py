@@ -213,7 +213,8 @@ class GatewayProtocol(asyncio.Protocol):
     def _begin(self, cycle: RequestCycle) -> None:
         self.active = cycle
         self.deadline = None
-        task = self.loop.create_task(cycle.run(self.app))
+        task = self.loop.create_task(cycle.run(self.app), name="cbgate-request")  # a name given is not
+        # formatted per task ("Task-123"), which Python 3.11 does for every unnamed one
         tasks = self.server_state.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
