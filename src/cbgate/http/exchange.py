@@ -70,9 +70,9 @@ class Exchange:
         the engine or upstream stops at once and the slot is released."""
         task = asyncio.current_task()
         self.body_done = True  # what is left of the body is the watcher's to read (or dropped)
-        watch = self.scope.get("cbgate.on_disconnect")
-        if watch is not None:  # the gateway's server protocol calls back: no task reading receive()
-            watch(task.cancel)
+        on_disconnect = self.scope.get("cbgate.on_disconnect")
+        if on_disconnect is not None:  # the gateway's server protocol calls back: no task reading receive()
+            on_disconnect(task.cancel)
             return
 
         async def watch():
