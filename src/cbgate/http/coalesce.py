@@ -23,14 +23,18 @@ class CoalescedChunks:
         self._pump = asyncio.create_task(self._pull(), name="cbgate-stream-pump")
 
     async def _pull(self) -> None:
+        frame, ready = self.frame, self._ready
         try:
             async for chunk in self.chunks:
-                framed = self.frame(chunk)
+                framed = frame(chunk)
                 if not framed:  # a chunk that renders no event (a surface's bookkeeping) costs no write
                     continue
-                self.pending.append(framed)
-                self._ready.set()
-                if len(self.pending) >= MAX_PENDING:
+                pending = self.pending  # the writer swaps in a new list as it takes the batch
+                pending.append(framed)
+                # the writer clears `_ready` only as it empties `pending`: set, it stays set until then
+                if len(pending) == 1:
+                    ready.set()
+                if len(pending) >= MAX_PENDING:
                     self._room.clear()
                     await self._room.wait()
         except BaseException as exc:  # handed to the writer, after the events that came before it
