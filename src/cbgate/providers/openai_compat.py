@@ -209,9 +209,9 @@ class OpenAICompatAdapter(UpstreamAdapter):
                         continue  # the usage chunk: the model service sends the client its own, once
                     if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
                         call.chunks.id = chunk["id"]  # so the usage chunk the model service adds matches
-                    self._note_choices(choices, outcome, parts)
+                    finishes = self._note_choices(choices, outcome, parts)
                     # a finishing chunk goes on as a dict: the model service adds the usage to it
-                    if timings is not None or chunk.get("model") != public or _finishes(choices):
+                    if timings is not None or chunk.get("model") != public or finishes:
                         chunk["model"] = public
                         yield chunk
                     else:
@@ -229,7 +229,10 @@ class OpenAICompatAdapter(UpstreamAdapter):
             outcome.usage = usage or counted or self.estimator.usage_now(call.request.messages, parts)
 
     @staticmethod
-    def _note_choices(choices: list[dict], outcome: StreamOutcome, parts: list[str]) -> None:
+    def _note_choices(choices: list[dict], outcome: StreamOutcome, parts: list[str]) -> bool:
+        """Note the choices' text and finish reasons; True when one of them finishes (the same pass:
+        a second loop over the choices for that cost an extra call and lookups every event)."""
+        finishes = False
         for choice in choices:
             delta = choice.get("delta")
             if delta and _delta_text(delta, parts) and outcome.first_token_at is None:
@@ -237,10 +240,5 @@ class OpenAICompatAdapter(UpstreamAdapter):
             finish = choice.get("finish_reason")
             if finish:
                 outcome.finish_reason = finish
-
-
-def _finishes(choices: list[dict]) -> bool:
-    for choice in choices:  # a loop, not any(generator): asked of every event
-        if choice.get("finish_reason"):
-            return True
-    return False
+                finishes = True
+        return finishes
