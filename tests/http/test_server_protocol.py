@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 
 import pytest
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 
 from cbgate.http.request_cycle import BAD_NAME, BAD_VALUE, headers_invalid
 from cbgate.http.server_protocol import GatewayProtocol
-from tests.support.gateway import free_port
+from tests.support.asgi_server import serve_asgi
 from tests.support.wait import wait_until
 
 SEEN: dict = {}
@@ -57,16 +56,8 @@ async def app(scope, receive, send):
 
 @pytest.fixture(scope="module")
 def port():
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=GatewayProtocol, lifespan="off",
-                            log_level="critical", timeout_keep_alive=1, proxy_headers=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, "the server to start")
-    yield port
-    server.should_exit = True
-    thread.join(30)
+    with serve_asgi(app, log_level="critical", timeout_keep_alive=1) as port:
+        yield port
 
 
 def read_response(sock: socket.socket, buffer: bytearray) -> tuple[bytes, bytes]:

@@ -2,19 +2,16 @@
 a client still sending a body too large reads the 413 instead of a connection reset (issue 11)."""
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import orjson
 import pytest
-import uvicorn
 
-from cbgate.http.server_protocol import GatewayProtocol, header_timeout
-from tests.support.gateway import free_port
+from cbgate.http.server_protocol import header_timeout
+from tests.support.asgi_server import serve_asgi
 from tests.support.wait import wait_until
 
 
@@ -30,15 +27,8 @@ async def hello(scope, receive, send):
 @pytest.fixture
 def server(monkeypatch):
     monkeypatch.setenv("CBGATE_HEADER_TIMEOUT", "0.5")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(hello, host="127.0.0.1", port=port, http=GatewayProtocol,
-                                           lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, "the server to start")
-    yield port
-    server.should_exit = True
-    thread.join(30)
+    with serve_asgi(hello) as port:
+        yield port
 
 
 def closed_by_server(sock: socket.socket) -> bool:
