@@ -91,6 +91,9 @@ class AnthropicAdapter(UpstreamAdapter):
             if translator.usage() is None:
                 await self.estimator.load()
         finally:
+            # closed here, not left to the garbage collector: an async generator dropped unfinished costs a
+            # task and a thread-safe wake of the loop (its finalizer hook) per stream
+            await batches.aclose()
             response.close()
             outcome.finish_reason = translator.finish_reason
             outcome.usage = translator.usage() or self.estimator.usage_now(call.request.messages, translator.parts)

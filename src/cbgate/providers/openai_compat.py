@@ -224,6 +224,9 @@ class OpenAICompatAdapter(UpstreamAdapter):
             if usage is None:
                 await self.estimator.load()
         finally:
+            # closed here, not left to the garbage collector: an async generator dropped unfinished costs a
+            # task and a thread-safe wake of the loop (its finalizer hook) per stream
+            await batches.aclose()
             response.close()  # a no-op after finish_response; otherwise stops the upstream at once
             # billed even when the stream broke off or the client left: what was produced so far
             outcome.usage = usage or counted or self.estimator.usage_now(call.request.messages, parts)
