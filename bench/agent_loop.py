@@ -24,7 +24,7 @@ class StubStream:
 
     async def __aiter__(self):
         for _ in range(self.chunks):
-            yield CHUNK
+            yield [CHUNK]  # a model stream yields batches: here, one chunk each
 
     async def aclose(self) -> None:
         pass

@@ -29,7 +29,7 @@ def test_a_stream_whose_client_left_before_its_first_event_finishes_the_meter_on
     finished = []
 
     async def model_chunks():
-        yield {"choices": [{"index": 0, "delta": {"content": "hi"}}]}
+        yield [{"choices": [{"index": 0, "delta": {"content": "hi"}}]}]  # a model stream yields batches
 
     async def main():
         meter = Metering().start(PRINCIPAL, "cloudbase", REQUEST, "req-1")

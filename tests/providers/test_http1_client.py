@@ -21,9 +21,9 @@ from cbgate.providers.upstream_http import RetryPolicy, Timeouts, UpstreamClient
 from tests.support.raw_upstream import OK_JSON, RawReply, RawUpstream, http_reply
 
 QUICK = Timeouts(connect=2, first_byte=2, idle=2, total=5)
-SSE = b"".join(b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"t%d "},"finish_reason":null}]}\n\n' % i
-               for i in range(3)) + \
-    b'data: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+SSE_WORDS = b"".join(b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"t%d "},"finish_reason":null}]}\n\n'
+                    % i for i in range(3))
+SSE = SSE_WORDS + b'data: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ async def _ask(url: str, stream: bool, times: int, keepalive: float | None, api_
     try:
         for _ in range(times):
             if stream:
-                answers.append([chunk async for chunk in adapter.stream(call(), StreamOutcome())])
+                answers.append([chunk async for batch in adapter.stream(call(), StreamOutcome()) for chunk in batch])
             else:
                 answers.append((await adapter.complete(call())).body)
     finally:
@@ -258,3 +258,36 @@ def test_the_total_timeout_ends_a_body_that_stalls_after_its_head(raw, status):
                            .encode() + b'{"choices"')
     with pytest.raises(ModelRequestTimeout, match=r"^upstream raw did not answer within 0\.5s$"):
         asyncio.run(_complete_within(raw.url, Timeouts(connect=2, first_byte=2, idle=2, total=0.5)))
+
+
+async def _batches(url: str) -> tuple[list, BaseException | None]:
+    """The adapter's stream as it yields it (a batch per read), and the failure that ended it, if any."""
+    client = UpstreamClient(EgressPolicy.parse(None), RetryPolicy(attempts=1), keepalive=30.0)
+    await client.start()
+    adapter = OpenAICompatAdapter("raw", base_url=url, api_key="k", client=client, estimator=TokenEstimator(),
+                                  timeouts=QUICK)
+    batches = []
+    try:
+        async for batch in adapter.stream(call(), StreamOutcome()):
+            batches.append(batch)
+    except ModelRequestFailed as exc:
+        return batches, exc
+    finally:
+        await client.close()
+    return batches, None
+
+
+def test_the_events_of_one_read_come_as_one_batch(raw):
+    raw.script(RawReply(SSE_HEAD + b"Content-Length: %d\r\n\r\n" % len(SSE) + SSE))  # one write, one read
+    batches, failure = asyncio.run(_batches(raw.url))
+    assert failure is None
+    assert [len(b) for b in batches] == [4]  # three words and the finishing chunk: one step down the pipeline
+    assert contents(batches[0]) == "t0 t1 t2 "
+
+
+def test_a_broken_event_ends_the_stream_after_the_events_of_its_read_before_it(raw):
+    body = SSE_WORDS + b"data: {broken\n\n"
+    raw.script(RawReply(SSE_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body))
+    batches, failure = asyncio.run(_batches(raw.url))
+    assert contents([chunk for batch in batches for chunk in batch]) == "t0 t1 t2 "  # they still go out
+    assert isinstance(failure, ModelRequestFailed) and "malformed stream event" in failure.message

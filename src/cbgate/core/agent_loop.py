@@ -86,10 +86,6 @@ class RoundCalls:
         return chunk
 
 
-def _as_is(chunk):
-    return chunk
-
-
 def _with_delta(chunk, delta: dict) -> dict:
     chunk = orjson.loads(chunk) if isinstance(chunk, bytes) else chunk
     return {**chunk, "choices": [{**chunk["choices"][0], "delta": delta}, *chunk["choices"][1:]]}
@@ -147,10 +143,13 @@ class AgentLoop:
                 if n > 1:
                     await self._open(self.runner.next_round(self.first, said), n)
                 calls = RoundCalls()
-                # with no MCP service no call can be the gateway's: the chunks go as they came, unread
-                note = calls.note if self.tools.services else _as_is
-                async for chunk in self.stream:
-                    yield note(chunk)
+                # with no MCP service no call can be the gateway's: the batches go as they came, unread
+                if self.tools.services:
+                    async for batch in self.stream:
+                        yield [calls.note(chunk) for chunk in batch]
+                else:
+                    async for batch in self.stream:
+                        yield batch
                 await self._end_round()
                 made = list(calls.calls.values())
                 ours = [c for c in made if self.tools.serves(c["function"]["name"])]

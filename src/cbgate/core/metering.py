@@ -160,9 +160,9 @@ class Meter:
             self.unrecorded = True
             raise ServiceUnavailable("the gateway cannot record usage right now; try again shortly") from None
 
-    def note_streamed(self) -> None:
-        """One more chunk went out; journal the progress now and then, so a crash bills it."""
-        self.streamed += 1
+    def note_streamed(self, chunks: int = 1) -> None:
+        """More chunks went out; journal the progress now and then, so a crash bills it."""
+        self.streamed += chunks
         ledger = self.metering.ledger
         if ledger is None:
             return
@@ -265,9 +265,9 @@ class Metering:
 
 
 class MeteredStream:
-    """The chunks of a stream whose first chunk arrived (its 200 is out), metered however it ends."""
+    """The batches of chunks of a stream whose first batch arrived (its 200 is out), metered however it ends."""
 
-    def __init__(self, chunks: AsyncIterator, meter: Meter, also_close: AsyncIterator | None = None):
+    def __init__(self, chunks: AsyncIterator[list[Chunk]], meter: Meter, also_close: AsyncIterator | None = None):
         self.chunks = chunks
         self.also_close = also_close  # the provider's stream, in case `chunks` was never started
         self.meter = meter
@@ -277,13 +277,15 @@ class MeteredStream:
     def __aiter__(self) -> MeteredStream:
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> list[Chunk]:
         try:
-            chunk = await self.chunks.__anext__()
-            self.meter.note_streamed()
-            if self.meter.answer is not None:
-                self.meter.note_chunk(chunk)
-            return chunk
+            batch = await self.chunks.__anext__()
+            meter = self.meter
+            meter.note_streamed(len(batch))
+            if meter.answer is not None:
+                for chunk in batch:
+                    meter.note_chunk(chunk)
+            return batch
         except StopAsyncIteration:
             raise
         except BaseException as exc:

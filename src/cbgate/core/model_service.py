@@ -1,6 +1,7 @@
 """The model service, which every surface's model call goes through (chat, Messages, Responses, images):
 authenticate, resolve, admit, call a deployment (falling back to the next on upstream failure before the
-first byte), and hand back a body or an async stream of canonical chunks, metered however it ends."""
+first byte), and hand back a body or an async stream of canonical chunks (in batches, one per upstream
+read), metered however it ends."""
 from __future__ import annotations
 
 import logging
@@ -123,8 +124,8 @@ class ModelService:
             return await self._serve(principal, group, req, request_id, meter, self._images)
 
     async def open_stream(self, principal: Principal, group: str, req: ChatRequest,
-                          request_id: str) -> AsyncIterator[dict | bytes]:
-        """Start the stream and wait for its first chunk, so any failure up to here is a JSON error.
+                          request_id: str) -> MeteredStream:
+        """Start the stream and wait for its first batch of chunks, so any failure up to here is a JSON error.
         The stream returned records the request when it is closed (ended, failed or dropped)."""
         meter = self._meter(principal, group, req, request_id)
         meter.streams = True
@@ -187,43 +188,46 @@ class ModelService:
     async def _start_stream(self, provider: Provider, call: ModelCall, meter: Meter) -> MeteredStream:
         outcome = StreamOutcome()
         meter.outcome = outcome
-        chunks = provider.stream(call, outcome)
+        batches = provider.stream(call, outcome)
         try:
-            first = await anext(chunks)
+            first = await anext(batches)
         except StopAsyncIteration:
             raise ModelRequestFailed(f"{provider.name} returned an empty stream") from None
         except BaseException:
-            await chunks.aclose()
+            await batches.aclose()
             raise
-        return MeteredStream(self._rest(first, chunks, call, outcome), meter, also_close=chunks)
+        return MeteredStream(self._rest(first, batches, call, outcome), meter, also_close=batches)
 
-    async def _rest(self, first, chunks, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
+    async def _rest(self, first: list[Chunk], batches: AsyncIterator[list[Chunk]], call: ModelCall,
+                    outcome: StreamOutcome) -> AsyncIterator[list[Chunk]]:
         # The chunk that carries finish_reason waits for the end of the stream and leaves with the usage,
         # as CloudBase's vendors send it: @cloudbase/ai reads usage from the chunks and never asks for it.
-        held: list[dict | bytes] = []
+        # A batch goes on untouched until the adapter noted a finish (providers/base.py): only then are its
+        # chunks looked at, one by one.
+        held: list[Chunk] = []
         last_text = call.request.usage_on_last_text
         lag = None  # with last_text: the latest chunk with text, sent once the next one is seen
         try:
-            chunk = first
-            while chunk is not None:
-                if held or _finishing(chunk):
-                    held.append(chunk)
-                elif last_text and _has_text(chunk):
-                    if lag is not None:
-                        yield lag
-                    lag = chunk
-                else:
-                    yield chunk
-                chunk = await anext(chunks, None)
+            batch = first
+            while batch is not None:
+                if held or outcome.finish_reason is not None:
+                    cut = 0 if held else _first_finishing(batch)
+                    held += batch[cut:]
+                    batch = batch[:cut]
+                if last_text and batch:
+                    batch, lag = _lag_text(batch, lag)
+                if batch:
+                    yield batch
+                batch = await anext(batches, None)
         finally:
-            await chunks.aclose()
-        if lag is not None:
-            yield _with_usage(lag, outcome)
+            await batches.aclose()
+        tail = [] if lag is None else [_with_usage(lag, outcome)]
         last = max((i for i, chunk in enumerate(held) if _finishing(chunk)), default=None)
-        for i, chunk in enumerate(held):
-            yield _with_usage(chunk, outcome) if i == last else chunk
+        tail += [_with_usage(chunk, outcome) if i == last else chunk for i, chunk in enumerate(held)]
         if call.request.include_usage:
-            yield call.chunks.usage_chunk(outcome.usage)
+            tail.append(call.chunks.usage_chunk(outcome.usage))
+        if tail:
+            yield tail
 
 
 def _default_max(providers: list[Provider]) -> int | None:
@@ -244,6 +248,27 @@ def _finishing(chunk: Chunk) -> bool:
         if isinstance(c, dict) and c.get("finish_reason"):
             return True
     return False
+
+
+def _first_finishing(batch: list[Chunk]) -> int:
+    """Where the batch's first finishing chunk is (its length when none is: a native event finished)."""
+    for i, chunk in enumerate(batch):
+        if _finishing(chunk):
+            return i
+    return len(batch)
+
+
+def _lag_text(batch: list[Chunk], lag: Chunk | None) -> tuple[list[Chunk], Chunk | None]:
+    """With usage on the last chunk with text: each chunk with text waits until the next one is seen."""
+    out = []
+    for chunk in batch:
+        if _has_text(chunk):
+            if lag is not None:
+                out.append(lag)
+            lag = chunk
+        else:
+            out.append(chunk)
+    return out, lag
 
 
 def _has_text(chunk: Chunk) -> bool:

@@ -61,28 +61,17 @@ class AnthropicAdapter(UpstreamAdapter):
             completion["usage"] = usage.as_dict()
         return Completion(completion, usage, native=body if call.request.anthropic_body is not None else None)
 
-    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | NativeEvent]:
+    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[list[dict | NativeEvent]]:
         response, batches = await self._open_stream(self._payload(call, stream=True))
         translator = anthropic_wire.StreamTranslator(call.chunks)
         native = call.request.anthropic_body is not None  # a Messages client: its events pass through
         try:
             async for events in batches:
-                for name, data in events:
-                    event = self.decode_event(data)
-                    if name == b"error" or event.get("type") == "error":
-                        raise self.failure_from(event)
-                    try:
-                        chunk = translator.feed(event)
-                    except UNREADABLE as exc:
-                        raise self.unreadable(exc) from None
-                    if chunk is not None:
-                        delta = chunk["choices"][0]["delta"]
-                        if outcome.first_token_at is None and delta and "role" not in delta:
-                            outcome.mark_token()
-                        if not native:
-                            yield chunk
-                    if native:
-                        yield NativeEvent("anthropic", event)
+                out, failure = self._batch(events, translator, native, outcome)
+                if out:
+                    yield out  # before the failure: what came before it in the same read goes out as it would alone
+                if failure is not None:
+                    raise failure
                 if translator.finished:
                     break
             if not translator.finished and translator.finish_reason is None:
@@ -97,3 +86,32 @@ class AnthropicAdapter(UpstreamAdapter):
             response.close()
             outcome.finish_reason = translator.finish_reason
             outcome.usage = translator.usage() or self.estimator.usage_now(call.request.messages, translator.parts)
+
+    def _batch(self, events: list, translator: anthropic_wire.StreamTranslator, native: bool,
+               outcome: StreamOutcome) -> tuple[list[dict | NativeEvent], ModelRequestFailed | None]:
+        """The chunks (or, for a Messages client, its own events) from one read's events, and the failure that
+        ended them there, if one did. The finish reason is noted before the batch goes on: the model service
+        holds a finishing chunk back by it."""
+        out: list[dict | NativeEvent] = []
+        try:
+            for name, data in events:
+                event = self.decode_event(data)
+                if name == b"error" or event.get("type") == "error":
+                    return out, self.failure_from(event)
+                try:
+                    chunk = translator.feed(event)
+                except UNREADABLE as exc:
+                    return out, self.unreadable(exc)
+                if chunk is not None:
+                    delta = chunk["choices"][0]["delta"]
+                    if outcome.first_token_at is None and delta and "role" not in delta:
+                        outcome.mark_token()
+                    if not native:
+                        out.append(chunk)
+                if native:
+                    out.append(NativeEvent("anthropic", event))
+        except ModelRequestFailed as exc:  # a malformed event
+            return out, exc
+        finally:
+            outcome.finish_reason = translator.finish_reason
+        return out, None

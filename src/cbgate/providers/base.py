@@ -1,9 +1,12 @@
 """The contract every provider adapter keeps.
 
-`complete(call)` returns one finished answer; `stream(call, outcome)` yields chunks (`protocol/chunks.py`:
-OpenAI chunks as dicts or ready JSON bytes, or the client's own protocol's events) and fills `outcome` as it goes, so the caller can meter usage
-however the stream ends. Adapters never emit usage chunks themselves: the model service does, once.
-Failures are raised as errors of `cbgate.errors`.
+`complete(call)` returns one finished answer; `stream(call, outcome)` yields batches: non-empty lists of
+chunks (`protocol/chunks.py`: OpenAI chunks as dicts or ready JSON bytes, or the client's own protocol's
+events), one batch for what one network read brought, so the events of a read cost the pipeline one step, not
+one each. It fills `outcome` as it goes, so the caller can meter usage however the stream ends; its
+`finish_reason` is set before the batch holding the finishing chunk is yielded (the model service holds that
+chunk back by it, to send it with the usage). Adapters never emit usage chunks themselves: the model service
+does, once. Failures are raised as errors of `cbgate.errors`, after the batch of what came before them.
 """
 from __future__ import annotations
 
@@ -70,6 +73,6 @@ class Provider(Protocol):
 
     async def complete(self, call: ModelCall) -> Completion: ...
 
-    def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[Chunk]: ...
+    def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[list[Chunk]]: ...
 
     async def close(self) -> None: ...

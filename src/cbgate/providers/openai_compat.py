@@ -124,6 +124,21 @@ def _delta_text(delta: dict, parts: list[str]) -> bool:
     return found
 
 
+def _note_choices(choices: list[dict], outcome: StreamOutcome, parts: list[str]) -> bool:
+    """Note the choices' text and finish reasons; True when one of them finishes (the same pass:
+    a second loop over the choices for that cost an extra call and lookups every event)."""
+    finishes = False
+    for choice in choices:
+        delta = choice.get("delta")
+        if delta and _delta_text(delta, parts) and outcome.first_token_at is None:
+            outcome.mark_token()
+        finish = choice.get("finish_reason")
+        if finish:
+            outcome.finish_reason = finish
+            finishes = True
+    return finishes
+
+
 class OpenAICompatAdapter(UpstreamAdapter):
     capabilities = Capabilities(image_generation=True)
 
@@ -181,47 +196,22 @@ class OpenAICompatAdapter(UpstreamAdapter):
             raise ModelRequestFailed(f"upstream {self.name} reported usage that is not a count") from None
         return Completion(answer, counted)
 
-    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
+    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[list[dict | bytes]]:
         response, batches = await self._open_stream(self._payload(call, stream=True))
-        public = call.chunks.model
-        parts: list[str] = []
-        usage: Usage | None = None
-        counted: Usage | None = None  # llama.cpp's running counts, when it sends them
-        done = False
+        read = _StreamRead(self, call, outcome)
         try:
             async for events in batches:
-                for name, data in events:
-                    if data == b"[DONE]":
-                        done = True
-                        break
-                    chunk = self.decode_event(data)
-                    if name == b"error" or chunk.get("error"):
-                        raise self.failure_from(chunk)
-                    try:
-                        usage = reported_usage(chunk) or usage
-                        choices = check_choices(chunk.get("choices") or [], "delta")
-                    except UNREADABLE as exc:
-                        raise self.unreadable(exc) from None
-                    timings = chunk.pop("timings", None)
-                    if timings is not None:
-                        counted = counted_usage(timings) or counted
-                    if not choices:
-                        continue  # the usage chunk: the model service sends the client its own, once
-                    if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
-                        call.chunks.id = chunk["id"]  # so the usage chunk the model service adds matches
-                    finishes = self._note_choices(choices, outcome, parts)
-                    # a finishing chunk goes on as a dict: the model service adds the usage to it
-                    if timings is not None or chunk.get("model") != public or finishes:
-                        chunk["model"] = public
-                        yield chunk
-                    else:
-                        yield data
-                if done:
+                out, failure = read.batch(events)
+                if out:
+                    yield out  # before the failure: what came before it in the same read goes out as it would alone
+                if failure is not None:
+                    raise failure
+                if read.done:
                     break
-            if not done and outcome.finish_reason is None:
+            if not read.done and outcome.finish_reason is None:
                 raise ModelRequestFailed(f"upstream {self.name} ended the stream before it finished")
             await self.finish_response(response)
-            if usage is None:
+            if read.usage is None:
                 await self.estimator.load()
         finally:
             # closed here, not left to the garbage collector: an async generator dropped unfinished costs a
@@ -229,19 +219,55 @@ class OpenAICompatAdapter(UpstreamAdapter):
             await batches.aclose()
             response.close()  # a no-op after finish_response; otherwise stops the upstream at once
             # billed even when the stream broke off or the client left: what was produced so far
-            outcome.usage = usage or counted or self.estimator.usage_now(call.request.messages, parts)
+            outcome.usage = read.usage or read.counted or self.estimator.usage_now(call.request.messages, read.parts)
 
-    @staticmethod
-    def _note_choices(choices: list[dict], outcome: StreamOutcome, parts: list[str]) -> bool:
-        """Note the choices' text and finish reasons; True when one of them finishes (the same pass:
-        a second loop over the choices for that cost an extra call and lookups every event)."""
-        finishes = False
-        for choice in choices:
-            delta = choice.get("delta")
-            if delta and _delta_text(delta, parts) and outcome.first_token_at is None:
-                outcome.mark_token()
-            finish = choice.get("finish_reason")
-            if finish:
-                outcome.finish_reason = finish
-                finishes = True
-        return finishes
+
+class _StreamRead:
+    """One stream's reading state: each network read's events become one batch of chunks in a single pass
+    (decoded once, checked, noted), so a read's events cost no generator step each."""
+    __slots__ = ("adapter", "call", "outcome", "public", "parts", "usage", "counted", "done")
+
+    def __init__(self, adapter: OpenAICompatAdapter, call: ModelCall, outcome: StreamOutcome):
+        self.adapter = adapter
+        self.call = call
+        self.outcome = outcome
+        self.public = call.chunks.model
+        self.parts: list[str] = []
+        self.usage: Usage | None = None
+        self.counted: Usage | None = None  # llama.cpp's running counts, when it sends them
+        self.done = False
+
+    def batch(self, events: list) -> tuple[list[dict | bytes], ModelRequestFailed | None]:
+        """The chunks for the client from one read's events, and the failure that ended it there, if one did."""
+        adapter, outcome, public, parts = self.adapter, self.outcome, self.public, self.parts
+        out: list[dict | bytes] = []
+        for name, data in events:
+            if data == b"[DONE]":
+                self.done = True
+                break
+            try:
+                chunk = adapter.decode_event(data)
+            except ModelRequestFailed as exc:
+                return out, exc
+            if name == b"error" or chunk.get("error"):
+                return out, adapter.failure_from(chunk)
+            try:
+                self.usage = reported_usage(chunk) or self.usage
+                choices = check_choices(chunk.get("choices") or [], "delta")
+            except UNREADABLE as exc:
+                return out, adapter.unreadable(exc)
+            timings = chunk.pop("timings", None)
+            if timings is not None:
+                self.counted = counted_usage(timings) or self.counted
+            if not choices:
+                continue  # the usage chunk: the model service sends the client its own, once
+            if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
+                self.call.chunks.id = chunk["id"]  # so the usage chunk the model service adds matches
+            finishes = _note_choices(choices, outcome, parts)
+            # a finishing chunk goes on as a dict: the model service adds the usage to it
+            if timings is not None or chunk.get("model") != public or finishes:
+                chunk["model"] = public
+                out.append(chunk)
+            else:
+                out.append(data)
+        return out, None

@@ -98,7 +98,7 @@ class EngineProvider:
             self._adapter = (child, adapter)
         return self._adapter[1]
 
-    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[dict | bytes]:
+    async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[list[dict | bytes]]:
         engine_call = self._engine_call(call)
         async with self.queue.slot(call.tenant):
             try:
@@ -109,11 +109,11 @@ class EngineProvider:
                     child = await self._running()
                     produced = False
                     try:
-                        async for chunk in self._adapter_for(child).stream(engine_call, outcome):
+                        async for batch in self._adapter_for(child).stream(engine_call, outcome):
                             if not produced:
                                 produced = True
-                                _empty_content_not_null(chunk)
-                            yield chunk
+                                _empty_content_not_null(batch[0])
+                            yield batch
                         return
                     except ModelRequestFailed as exc:
                         if not _may_have_died(child, exc) or not await self.supervisor.lost(child):
@@ -134,13 +134,14 @@ class EngineProvider:
         outcome = StreamOutcome()
         parts: list[str] = []
         try:
-            async for chunk in self.stream(call, outcome):
-                if isinstance(chunk, bytes):
-                    chunk = orjson.loads(chunk)
-                for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        parts.append(content)
+            async for batch in self.stream(call, outcome):
+                for chunk in batch:
+                    if isinstance(chunk, bytes):
+                        chunk = orjson.loads(chunk)
+                    for choice in chunk.get("choices") or ():
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            parts.append(content)
         except ModelRequestFailed as exc:
             if exc.usage is None and outcome.usage.completion_tokens:
                 raise ModelRequestFailed(exc.message, upstream_status=exc.upstream_status, usage=outcome.usage) from None
