@@ -32,8 +32,8 @@ def main() -> None:
     total, incl, self_ = 0, collections.Counter(), collections.Counter()
     threads = collections.Counter()
     for line in open(args.raw):
-        if not line.strip():
-            continue
+        if not line.strip() or not line.rstrip().rpartition(" ")[2].isdigit():
+            continue  # blank, or a piece of a frame name that ran over a line break (a source line py-spy quoted)
         stack, n = frames(line)
         if args.match and not any(args.match in f for f in stack):
             continue
