@@ -124,19 +124,56 @@ def _delta_text(delta: dict, parts: list[str]) -> bool:
     return found
 
 
-def _note_choices(choices: list[dict], outcome: StreamOutcome, parts: list[str]) -> bool:
-    """Note the choices' text and finish reasons; True when one of them finishes (the same pass:
-    a second loop over the choices for that cost an extra call and lookups every event)."""
+_TEXT_KEYS = frozenset({"content", "reasoning_content"})  # a delta's text an estimate counts, besides tool calls
+
+
+def note_stream_choices(choices: Any, outcome: StreamOutcome, parts: list[str]) -> bool:
+    """A stream chunk's `choices`, checked as `check_choices(choices, "delta")` checks them and noted in the same
+    pass: the text an estimate would count, the first token's time, finish reasons. True when one of them
+    finishes. Raises ValueError for the upstream's garbage. (One pass: asked of every event, and checking, then
+    noting, cost a second loop over the choices and the keys of each delta.)"""
+    if not isinstance(choices, list):
+        raise ValueError("choices must be a list")
     finishes = False
     for choice in choices:
+        if not isinstance(choice, dict):
+            raise ValueError("each choice must be an object")
         delta = choice.get("delta")
-        if delta and _delta_text(delta, parts) and outcome.first_token_at is None:
+        if (delta is not None or "delta" in choice) and _read_delta(delta, parts) and outcome.first_token_at is None:
             outcome.mark_token()
         finish = choice.get("finish_reason")
-        if finish:
-            outcome.finish_reason = finish
-            finishes = True
+        if finish is not None:
+            if not isinstance(finish, str):
+                raise ValueError("choices[].finish_reason must be a string")
+            if finish:
+                outcome.finish_reason = finish
+                finishes = True
     return finishes
+
+
+def _read_delta(delta: Any, parts: list[str]) -> bool:
+    """A delta checked as `_check_part` checks it, its text collected in the same pass over its keys; True when
+    it carries generated output."""
+    if type(delta) is dict:  # every event's delta: one pass when each value is a string or null
+        kept = len(parts)
+        found = False
+        for key, value in delta.items():
+            if key in _STRING_OR_NONE:
+                if value is None:
+                    continue
+                if type(value) is str:
+                    if value and key in _TEXT_KEYS:
+                        parts.append(value)
+                        found = True
+                    continue
+            elif value is None or key != "tool_calls":
+                continue
+            del parts[kept:]  # a list, a number, tool calls...: the full check and collection below
+            break
+        else:
+            return found
+    _check_part_fully(delta, "choices[].delta")
+    return bool(delta) and _delta_text(delta, parts)
 
 
 class OpenAICompatAdapter(UpstreamAdapter):
@@ -251,19 +288,20 @@ class _StreamRead:
                 return out, exc
             if name == b"error" or chunk.get("error"):
                 return out, adapter.failure_from(chunk)
-            try:
-                self.usage = reported_usage(chunk) or self.usage
-                choices = check_choices(chunk.get("choices") or [], "delta")
-            except UNREADABLE as exc:
-                return out, adapter.unreadable(exc)
             timings = chunk.pop("timings", None)
             if timings is not None:
                 self.counted = counted_usage(timings) or self.counted
-            if not choices:
-                continue  # the usage chunk: the model service sends the client its own, once
-            if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
-                self.call.chunks.id = chunk["id"]  # so the usage chunk the model service adds matches
-            finishes = _note_choices(choices, outcome, parts)
+            choices = chunk.get("choices")
+            try:
+                if chunk.get("usage") is not None:
+                    self.usage = reported_usage(chunk) or self.usage
+                if not choices:
+                    continue  # the usage chunk: the model service sends the client its own, once
+                if outcome.first_token_at is None and isinstance(chunk.get("id"), str):
+                    self.call.chunks.id = chunk["id"]  # so the usage chunk the model service adds matches
+                finishes = note_stream_choices(choices, outcome, parts)
+            except UNREADABLE as exc:
+                return out, adapter.unreadable(exc)
             # a finishing chunk goes on as a dict: the model service adds the usage to it
             if timings is not None or chunk.get("model") != public or finishes:
                 chunk["model"] = public
