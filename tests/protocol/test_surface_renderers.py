@@ -3,6 +3,7 @@ indices, and what each closes with (pure functions, no gateway)."""
 from __future__ import annotations
 
 from cbgate.errors import ModelRequestFailed
+from cbgate.protocol import sse
 from cbgate.protocol.anthropic_messages import MessageStreamRenderer, parse_messages_request, render_message
 from cbgate.protocol.chat_response import ChunkFactory, Usage
 from cbgate.protocol.responses_render import ResponseStreamRenderer
@@ -85,3 +86,9 @@ def test_a_replayed_assistant_turn_with_thinking_and_a_tool_call():
         {"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}]}
     assert req.messages[2:] == [{"role": "tool", "tool_call_id": "t1", "content": "ok"},
                                 {"role": "user", "content": "and?"}]
+
+
+def test_a_chat_batch_frames_as_its_events_one_by_one():
+    batch = [STREAM[0], b'{"choices":[]}', STREAM[2]]
+    assert sse.events(batch) == b"".join(sse.event(chunk) for chunk in batch)
+    assert sse.events([b"{}"]) == b"data: {}\n\n" and sse.events([]) == b""

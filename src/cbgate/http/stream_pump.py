@@ -41,13 +41,14 @@ async def pump(ex: Exchange, source: Source, render: StreamRender, deadline: Shu
     # pump task with a queue (issue 17's profile) cost more per stream than it saved.
     head = render.start()  # before the first feed: a render numbers its events from here
     feed = render.feed
+    feed_batch = getattr(render, "feed_batch", None) or (lambda batch: b"".join([feed(item) for item in batch]))
     untrack = deadline.track(source.meter)
     finished = False
     try:
         # in the try: the stream is closed (and metered) come what may
         await ex.start(200, sse.SSE_HEADERS + list(headers))
         async for item in source:
-            events = b"".join([feed(chunk) for chunk in item]) if type(item) is list else feed(item)
+            events = feed_batch(item) if type(item) is list else feed(item)
             if head:
                 events, head = head + events, b""
             if events:  # a chunk that renders no event (a surface's bookkeeping) costs no write

@@ -19,6 +19,7 @@ class ChatStream:
         return b""
 
     feed = staticmethod(sse.event)  # (chunk) -> its `data:` event; called per event, so no method around it
+    feed_batch = staticmethod(sse.events)  # a model stream's batch, framed at once
 
     def finish(self) -> bytes:
         return sse.DONE

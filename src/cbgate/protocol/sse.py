@@ -18,6 +18,13 @@ def event(chunk: dict | bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
+def events(chunks: list[dict | bytes]) -> bytes:
+    """A batch of chunks' `data:` events in one join (an event's own framing costs two concatenations)."""
+    if not chunks:
+        return b""
+    return b"data: " + b"\n\ndata: ".join([c if isinstance(c, bytes) else orjson.dumps(c) for c in chunks]) + b"\n\n"
+
+
 def error_event(err: CloudBaseError, request_id: str) -> bytes:
     """A failure after the first byte: the CloudBase error body as the last event, and no [DONE]."""
     return event(error_body(err, request_id))

@@ -30,7 +30,8 @@ class StreamRender(Protocol):
     """One stream's wire format. The pump feeds it what the stream yields (canonical chunks for the
     model surfaces; any surface's own typed events, such as AG-UI's) and writes the framed bytes it
     returns; b"" writes nothing. `start` goes out before the first item, then exactly one of `finish`
-    (the stream ended) or `failure` (it broke after its 200: the error travels inside the stream)."""
+    (the stream ended) or `failure` (it broke after its 200: the error travels inside the stream). A render
+    may also have `feed_batch(items) -> bytes`, which the pump then uses for a batch instead of a `feed` each."""
 
     def start(self) -> bytes: ...
 
