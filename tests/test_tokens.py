@@ -36,3 +36,13 @@ def test_a_crash_record_counts_the_prompt_as_billing_does():
     recorded, billed = asyncio.run(both())
     assert recorded == billed
     assert Metering().prompt_tokens(HELLO) == prompt_tokens(HELLO)  # no encoding at all: the rough rule
+
+
+def test_the_fast_count_is_the_encodings_own_count():
+    import bpe_openai
+    estimator = TokenEstimator()
+    asyncio.run(estimator.load())
+    encoding = bpe_openai.get_encoding("cl100k_base")
+    texts = ["hello there, how are you today?", "héllo 世界 🙂\n\n  x\t", "a" * 5000, "\ud800 a lone surrogate",
+             '{"city": "Shenzhen"}', "   ", "word " * 300]
+    assert [estimator._count(t) for t in texts] == [len(encoding.encode_ordinary(t)) for t in texts]
