@@ -108,6 +108,8 @@ class AnthropicAdapter(UpstreamAdapter):
                         outcome.mark_token()
                     if not native:
                         out.append(chunk)
+                        if outcome.finishing is None and chunk["choices"][0].get("finish_reason"):
+                            outcome.finishing = chunk
                 if native:
                     out.append(NativeEvent("anthropic", event))
         except ModelRequestFailed as exc:  # a malformed event

@@ -39,6 +39,9 @@ class StreamOutcome:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     first_token_at: float | None = None
+    # the first chunk that finished, as the adapter yielded it, when the adapter says which (the model service
+    # finds it by identity instead of reading every chunk of its batch)
+    finishing: object | None = None
 
     def mark_token(self) -> None:
         if self.first_token_at is None:

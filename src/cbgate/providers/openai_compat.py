@@ -306,6 +306,8 @@ class _StreamRead:
             if timings is not None or chunk.get("model") != public or finishes:
                 chunk["model"] = public
                 out.append(chunk)
+                if finishes and outcome.finishing is None:
+                    outcome.finishing = chunk
             else:
                 out.append(data)
         return out, None
