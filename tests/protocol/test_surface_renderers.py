@@ -92,3 +92,26 @@ def test_a_chat_batch_frames_as_its_events_one_by_one():
     batch = [STREAM[0], b'{"choices":[]}', STREAM[2]]
     assert sse.events(batch) == b"".join(sse.event(chunk) for chunk in batch)
     assert sse.events([b"{}"]) == b"data: {}\n\n" and sse.events([]) == b""
+
+
+def test_named_events_frame_as_each_event_alone():
+    events = [("response.created", {"a": 1}), ("ping", {}), ("response.created", {"b": [2]})]
+    assert sse.named_events(events) == b"".join(sse.named_event(name, data) for name, data in events)
+
+
+def test_a_responses_batch_renders_as_its_chunks_one_by_one(monkeypatch):
+    import itertools
+
+    import cbgate.protocol.responses_render as render
+    req = parse_responses_request({"model": "m", "input": "hi", "stream": True})
+
+    def rendered(feed_all) -> bytes:
+        ids = itertools.count()  # each side numbers its ids from 0: the same ids for the same items
+        monkeypatch.setattr(render, "new_id", lambda prefix: f"{prefix}_{next(ids)}")
+        stream = render.ResponsesStream(req, "req1")
+        stream.renderer.created_at = 1
+        return stream.start() + feed_all(stream) + stream.finish()
+
+    by_one = rendered(lambda stream: b"".join(stream.feed(chunk) for chunk in STREAM))
+    by_batch = rendered(lambda stream: stream.feed_batch(STREAM[:3]) + stream.feed_batch(STREAM[3:]))
+    assert by_batch == by_one and b"response.completed" in by_one

@@ -98,26 +98,35 @@ class ResponseStreamRenderer:
                                **extra)
 
     def start(self) -> list[Event]:
-        return [self._event("response.created", response=self._snapshot("in_progress")),
-                self._event("response.in_progress", response=self._snapshot("in_progress"))]
+        snapshot = self._snapshot("in_progress")  # the same object in both events (each is dumped as it is)
+        return [self._event("response.created", response=snapshot),
+                self._event("response.in_progress", response=snapshot)]
 
     def feed(self, chunk: dict | bytes) -> list[Event]:
+        events: list[Event] = []
+        self.feed_into(chunk, events)
+        return events
+
+    def feed_into(self, chunk: dict | bytes, events: list[Event]) -> None:
+        """`feed`, appending to `events` (a batch's chunks fill one list, framed at once)."""
         if isinstance(chunk, bytes):
             chunk = orjson.loads(chunk)
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        events: list[Event] = []
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
         for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if delta.get("reasoning_content"):
-                events += self._text("reasoning", delta["reasoning_content"])
-            if delta.get("content"):
-                events += self._text("message", delta["content"])
-            for call in delta.get("tool_calls") or ():
-                events += self._call(call)
-            if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
-        return events
+            delta = choice.get("delta")
+            if delta:
+                reasoning, content, calls = delta.get("reasoning_content"), delta.get("content"), delta.get("tool_calls")
+                if reasoning:
+                    self._text("reasoning", reasoning, events)
+                if content:
+                    self._text("message", content, events)
+                for call in calls or ():
+                    events += self._call(call)
+            finish = choice.get("finish_reason")
+            if finish:
+                self.finish = finish
 
     def _begin(self, kind: str, key: Any, item: dict) -> list[Event]:
         events = self._end()
@@ -129,17 +138,17 @@ class ResponseStreamRenderer:
                                       content_index=0, part={"type": "output_text", "text": "", "annotations": []}))
         return events
 
-    def _text(self, kind: str, text: str) -> list[Event]:
-        events = []
+    def _text(self, kind: str, text: str, events: list[Event]) -> None:
+        """A text delta (most events of a stream): its event built directly, no keyword dicts."""
         if self.open is None or self.open["kind"] != kind:
             item = (_message_item(new_id("msg"), "", "in_progress") if kind == "message"
                     else _reasoning_item(new_id("rs"), ""))
             events += self._begin(kind, None, item)
         self.open["text"].append(text)
         name = "response.output_text.delta" if kind == "message" else "response.reasoning_text.delta"
-        events.append(self._event(name, item_id=self.open["item"]["id"], output_index=len(self.output),
-                                  content_index=0, delta=text))
-        return events
+        events.append((name, {"type": name, "sequence_number": self.sequence, "item_id": self.open["item"]["id"],
+                              "output_index": len(self.output), "content_index": 0, "delta": text}))
+        self.sequence += 1
 
     def _call(self, call: dict) -> list[Event]:
         events = []
@@ -217,6 +226,12 @@ class ResponsesStream:
 
     def feed(self, chunk: dict | bytes) -> bytes:
         return sse.named_events(self.renderer.feed(chunk))
+
+    def feed_batch(self, chunks: list) -> bytes:
+        events: list[Event] = []
+        for chunk in chunks:
+            self.renderer.feed_into(chunk, events)
+        return sse.named_events(events)
 
     def finish(self) -> bytes:
         events, self.final = self.renderer.finish_events()

@@ -35,5 +35,18 @@ def named_event(name: str, data: dict) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+_HEADS: dict[str, bytes] = {}  # an event name's framing up to its data (our renderers' few names)
+
+
 def named_events(events: list[tuple[str, dict]]) -> bytes:
-    return b"".join(named_event(name, data) for name, data in events)
+    """Named events framed in one join (a Responses stream sends a score of them: each framed on its own
+    cost four concatenations and an encode)."""
+    parts = []
+    for name, data in events:
+        head = _HEADS.get(name)
+        if head is None:
+            head = b"event: " + name.encode() + b"\ndata: "
+            if len(_HEADS) < 256:  # a passed-through upstream's names could be anything: keep a bounded few
+                _HEADS[name] = head
+        parts += (head, orjson.dumps(data), b"\n\n")
+    return b"".join(parts)
