@@ -117,12 +117,12 @@ class ResponseStreamRenderer:
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta")
             if delta:
-                reasoning, content, calls = delta.get("reasoning_content"), delta.get("content"), delta.get("tool_calls")
+                reasoning, content = delta.get("reasoning_content"), delta.get("content")
                 if reasoning:
                     self._text("reasoning", reasoning, events)
                 if content:
                     self._text("message", content, events)
-                for call in calls or ():
+                for call in delta.get("tool_calls") or ():
                     events += self._call(call)
             finish = choice.get("finish_reason")
             if finish:

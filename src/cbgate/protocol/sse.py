@@ -32,10 +32,19 @@ def error_event(err: CloudBaseError, request_id: str) -> bytes:
 
 def named_event(name: str, data: dict) -> bytes:
     """An event with its name line, as the Messages and Responses streams send them."""
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    return _head(name) + orjson.dumps(data) + b"\n\n"
 
 
 _HEADS: dict[str, bytes] = {}  # an event name's framing up to its data (our renderers' few names)
+
+
+def _head(name: str) -> bytes:
+    head = _HEADS.get(name)
+    if head is None:
+        head = b"event: " + name.encode() + b"\ndata: "
+        if len(_HEADS) < 256:  # a passed-through upstream's names could be anything: keep a bounded few
+            _HEADS[name] = head
+    return head
 
 
 def named_events(events: list[tuple[str, dict]]) -> bytes:
@@ -43,10 +52,5 @@ def named_events(events: list[tuple[str, dict]]) -> bytes:
     cost four concatenations and an encode)."""
     parts = []
     for name, data in events:
-        head = _HEADS.get(name)
-        if head is None:
-            head = b"event: " + name.encode() + b"\ndata: "
-            if len(_HEADS) < 256:  # a passed-through upstream's names could be anything: keep a bounded few
-                _HEADS[name] = head
-        parts += (head, orjson.dumps(data), b"\n\n")
+        parts += (_head(name), orjson.dumps(data), b"\n\n")
     return b"".join(parts)
