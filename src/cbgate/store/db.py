@@ -63,6 +63,10 @@ def make_private_sqlite_file(url: str) -> None:
             pass
 
 
+def _same(value):
+    return value
+
+
 class Store:
     def __init__(self, url: str):
         self.url = sqlalchemy_url(url)
@@ -74,9 +78,11 @@ class Store:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            # sqlite3 stores a bool as the integer 1 or 0 either way; without an adapter it first looks for one
-            # (an AttributeError made and dropped per bool bound: three per ledger row, in the drain thread)
+            # sqlite3 stores a bool as the integer 1 or 0, and None as NULL, either way; without an adapter it
+            # first looks for one: two AttributeErrors made and dropped per such value bound (a ledger row has three
+            # bools and several NULLs: ~3 us of the drain thread's, which shares the GIL with the event loop)
             sqlite3.register_adapter(bool, int)
+            sqlite3.register_adapter(type(None), _same)
 
     def migrate(self) -> list[str]:
         with self.engine.begin() as conn:
