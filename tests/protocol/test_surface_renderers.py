@@ -2,6 +2,9 @@
 indices, and what each closes with (pure functions, no gateway)."""
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cbgate.errors import ModelRequestFailed
 from cbgate.protocol import sse
 from cbgate.protocol.anthropic_messages import MessageStreamRenderer, parse_messages_request, render_message
@@ -115,3 +118,32 @@ def test_a_responses_batch_renders_as_its_chunks_one_by_one(monkeypatch):
     by_one = rendered(lambda stream: b"".join(stream.feed(chunk) for chunk in STREAM))
     by_batch = rendered(lambda stream: stream.feed_batch(STREAM[:3]) + stream.feed_batch(STREAM[3:]))
     assert by_batch == by_one and b"response.completed" in by_one
+
+
+_DELTAS = st.lists(st.tuples(st.sampled_from(["content", "reasoning_content"]), st.text(min_size=1, max_size=12)),
+                   max_size=8)
+
+
+@given(_DELTAS, st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_a_framed_text_delta_is_the_bytes_its_event_frames_to(deltas, finishes):
+    """Text deltas in a batch are framed without their event's dict: the bytes must be what the dict, encoded,
+    frames to, whatever the text holds (quotes, escapes, controls, astral characters, a '%')."""
+    req = parse_responses_request({"model": "m", "input": "hi", "stream": True})
+    chunks = [CHUNKS.chunk({key: text}) for key, text in deltas] + ([CHUNKS.chunk({}, "stop")] if finishes else [])
+
+    import cbgate.protocol.responses_render as render
+    framed_side, by_dict_side = [], []
+    for framed, out in ((True, framed_side), (False, by_dict_side)):
+        ids = iter(range(100))
+        original = render.new_id
+        render.new_id = lambda prefix: f"{prefix}_{next(ids)}%d"
+        try:
+            r = ResponseStreamRenderer("resp_1", req, created_at=1)
+            for chunk in chunks:
+                r.feed_into(chunk, out, framed=framed)
+            out += r.finish_events()[0]
+        finally:
+            render.new_id = original
+    assert sse.named_events(framed_side) == sse.named_events(by_dict_side)
+    assert any(type(e) is bytes for e in framed_side) == bool(deltas)

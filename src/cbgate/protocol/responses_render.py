@@ -13,6 +13,7 @@ from cbgate.protocol.responses_request import ResponsesRequest, new_id, parse_re
 from cbgate.protocol.surface import Surface
 
 Event = tuple[str, dict]
+_DELTA_EVENT = {"message": "response.output_text.delta", "reasoning": "response.reasoning_text.delta"}
 
 
 def response_usage(usage: dict | None) -> dict:
@@ -107,8 +108,10 @@ class ResponseStreamRenderer:
         self.feed_into(chunk, events)
         return events
 
-    def feed_into(self, chunk: dict | bytes, events: list[Event]) -> None:
-        """`feed`, appending to `events` (a batch's chunks fill one list, framed at once)."""
+    def feed_into(self, chunk: dict | bytes, events: list, framed: bool = False) -> None:
+        """`feed`, appending to `events` (a batch's chunks fill one list, framed at once). `framed`: text
+        deltas go in as their framed bytes (`sse.named_events` passes them on), the same bytes `feed`'s
+        event would frame to, built without a dict and its encoding (most events of a stream)."""
         if isinstance(chunk, bytes):
             chunk = orjson.loads(chunk)
         usage = chunk.get("usage")
@@ -119,9 +122,9 @@ class ResponseStreamRenderer:
             if delta:
                 reasoning, content = delta.get("reasoning_content"), delta.get("content")
                 if reasoning:
-                    self._text("reasoning", reasoning, events)
+                    self._text("reasoning", reasoning, events, framed)
                 if content:
-                    self._text("message", content, events)
+                    self._text("message", content, events, framed)
                 for call in delta.get("tool_calls") or ():
                     events += self._call(call)
             finish = choice.get("finish_reason")
@@ -138,17 +141,34 @@ class ResponseStreamRenderer:
                                       content_index=0, part={"type": "output_text", "text": "", "annotations": []}))
         return events
 
-    def _text(self, kind: str, text: str, events: list[Event]) -> None:
-        """A text delta (most events of a stream): its event built directly, no keyword dicts."""
+    def _text(self, kind: str, text: str, events: list, framed: bool = False) -> None:
+        """A text delta (most events of a stream): its event built directly, no keyword dicts; or, `framed`,
+        its bytes from the open item's framing."""
         if self.open is None or self.open["kind"] != kind:
             item = (_message_item(new_id("msg"), "", "in_progress") if kind == "message"
                     else _reasoning_item(new_id("rs"), ""))
             events += self._begin(kind, None, item)
-        self.open["text"].append(text)
-        name = "response.output_text.delta" if kind == "message" else "response.reasoning_text.delta"
-        events.append((name, {"type": name, "sequence_number": self.sequence, "item_id": self.open["item"]["id"],
-                              "output_index": len(self.output), "content_index": 0, "delta": text}))
+        opened = self.open
+        opened["text"].append(text)
+        if framed:
+            framing = opened.get("framing") or self._delta_framing(kind)
+            events.append(framing % (self.sequence, orjson.dumps(text)))
+        else:
+            name = _DELTA_EVENT[kind]
+            events.append((name, {"type": name, "sequence_number": self.sequence, "item_id": opened["item"]["id"],
+                                  "output_index": len(self.output), "content_index": 0, "delta": text}))
         self.sequence += 1
+
+    def _delta_framing(self, kind: str) -> bytes:
+        """The open item's text delta event, framed, with `%d` for its sequence number and `%s` for its text
+        (encoded): the keys in the order of `_text`'s dict, as orjson writes them."""
+        name = _DELTA_EVENT[kind]
+        item_id = orjson.dumps(self.open["item"]["id"]).replace(b"%", b"%%")
+        index = b"%d" % len(self.output)
+        framing = self.open["framing"] = (
+            sse.head(name) + b'{"type":' + orjson.dumps(name) + b',"sequence_number":%d,"item_id":' + item_id
+            + b',"output_index":' + index + b',"content_index":0,"delta":%s}\n\n')
+        return framing
 
     def _call(self, call: dict) -> list[Event]:
         events = []
@@ -228,9 +248,9 @@ class ResponsesStream:
         return sse.named_events(self.renderer.feed(chunk))
 
     def feed_batch(self, chunks: list) -> bytes:
-        events: list[Event] = []
+        events: list = []
         for chunk in chunks:
-            self.renderer.feed_into(chunk, events)
+            self.renderer.feed_into(chunk, events, framed=True)
         return sse.named_events(events)
 
     def finish(self) -> bytes:

@@ -32,25 +32,30 @@ def error_event(err: CloudBaseError, request_id: str) -> bytes:
 
 def named_event(name: str, data: dict) -> bytes:
     """An event with its name line, as the Messages and Responses streams send them."""
-    return _head(name) + orjson.dumps(data) + b"\n\n"
+    return head(name) + orjson.dumps(data) + b"\n\n"
 
 
 _HEADS: dict[str, bytes] = {}  # an event name's framing up to its data (our renderers' few names)
 
 
-def _head(name: str) -> bytes:
-    head = _HEADS.get(name)
-    if head is None:
-        head = b"event: " + name.encode() + b"\ndata: "
+def head(name: str) -> bytes:
+    """A named event's framing up to its data: `event: <name>` and `data: `."""
+    framing = _HEADS.get(name)
+    if framing is None:
+        framing = b"event: " + name.encode() + b"\ndata: "
         if len(_HEADS) < 256:  # a passed-through upstream's names could be anything: keep a bounded few
-            _HEADS[name] = head
-    return head
+            _HEADS[name] = framing
+    return framing
 
 
-def named_events(events: list[tuple[str, dict]]) -> bytes:
+def named_events(events: list[tuple[str, dict] | bytes]) -> bytes:
     """Named events framed in one join (a Responses stream sends a score of them: each framed on its own
-    cost four concatenations and an encode)."""
+    cost four concatenations and an encode); an event given as bytes is already framed."""
     parts = []
-    for name, data in events:
-        parts += (_head(name), orjson.dumps(data), b"\n\n")
+    for event in events:
+        if type(event) is bytes:
+            parts.append(event)
+        else:
+            name, data = event
+            parts += (head(name), orjson.dumps(data), b"\n\n")
     return b"".join(parts)
