@@ -2,14 +2,15 @@
 """Instructions per request, counted by valgrind's callgrind: a measure of the gateway's CPU cost that a
 loaded, shared machine does not disturb (wall time and req/s do; instruction counts repeat within ~1%).
 
-    python3 bench/instructions.py [--base d05b33b] [--requests 1000] [--out bench/results/instructions.md]
+    python3 bench/instructions.py [--base d05b33b] [--requests 1000] [--modes json,sse] [--out FILE]
 
 Each gateway (today's checkout, and `--base` commits from bench/baseline.py's worktree and venv) runs
 `cbgate serve` (one worker, the same catalog, key, limits and access log as bench/run.py) under
 `valgrind --tool=callgrind` in front of run.py's nginx fake. After a warm-up, the counters are zeroed
 (`callgrind_control -z`), N requests are sent one after another on one kept-alive connection, and the
 counters dumped (`-d`): the process's instructions (every thread: the event loop, the ledger drain, the
-access log writer) divided by N. Non-streaming and streaming (14 events) are counted separately.
+access log writer) divided by N. Non-streaming and streaming (14 events) chat completions are counted
+separately; `--modes` adds the Responses and Messages streams of bench/surfaces.py (the same stream).
 Under valgrind the gateway runs some 50 times slower, so its timed background work (snapshot polling, the
 drain's 0.5 s tick) is spread over fewer requests than at full speed and counts a little more per request.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import subprocess
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baseline  # noqa: E402
 import configs  # noqa: E402
 import run  # noqa: E402
+import surfaces  # noqa: E402
 
 
 def real_python(python: Path) -> list[str]:
@@ -57,13 +60,25 @@ def start(procs: run.Processes, name: str, upstream_port: int, env: dict, base: 
     return port, key, proc.pid, out
 
 
+MODES = {"json": "non-streaming", "sse": "streaming (14 events)", "responses": "Responses stream",
+         "messages": "Messages stream"}
+
+
+def request_for(mode: str) -> tuple[str, bytes, bytes]:
+    """(path, body, what a whole reply holds) for a mode: chat completions, or a surface of bench/surfaces.py."""
+    if mode in ("json", "sse"):
+        body = configs.request_body(configs.MODEL_JSON if mode == "json" else configs.MODEL_SSE, stream=mode == "sse")
+        return "/v1/ai/cloudbase/chat/completions", body, b"data: [DONE]" if mode == "sse" else b'"usage"'
+    surface = next(s for s in surfaces.SURFACES if s.name == mode)
+    return "/v1/ai/cloudbase" + surface.path, json.dumps(surface.body).encode(), surface.must_contain.encode()
+
+
 def send(port: int, key: str, mode: str, n: int) -> None:
-    body = configs.request_body(configs.MODEL_JSON if mode == "json" else configs.MODEL_SSE, stream=mode == "sse")
+    path, body, want = request_for(mode)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    want = b"data: [DONE]" if mode == "sse" else b'"usage"'
     for _ in range(n):
-        conn.request("POST", "/v1/ai/cloudbase/chat/completions", body, headers)
+        conn.request("POST", path, body, headers)
         reply = conn.getresponse()
         data = reply.read()
         if reply.status != 200 or want not in data:
@@ -120,8 +135,12 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=1000)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--idle", type=float, default=20, help="seconds counted with no requests (the idle rate)")
+    p.add_argument("--modes", default="json,sse", help=f"comma-separated, of {', '.join(MODES)} (default json,sse)")
     p.add_argument("--out", default=str(run.BENCH / "results" / "instructions.md"))
     args = p.parse_args()
+    modes = args.modes.split(",")
+    if unknown := set(modes) - set(MODES):
+        p.error(f"unknown modes: {', '.join(sorted(unknown))}")
     bases = [b for b in args.base.split(",") if b]
     procs = run.Processes()
     env = run.clean_env()
@@ -132,19 +151,18 @@ def main() -> None:
         run.start_fake_upstream(procs, upstream_port)
         for name, base in [("head", None), *[(b, baseline.prepare(b)) for b in bases]]:
             port, key, pid, out = start(procs, name, upstream_port, env, base)
-            for mode in ("json", "sse"):  # first uses load what they need (the tokenizer's tables...)
+            for mode in modes:  # first uses load what they need (the tokenizer's tables...)
                 send(port, key, mode, args.warmup)
             settle(pid, out)
             first = idle_rate(pid, out, args.idle / 2)
             figures = {mode: counted(pid, out, port, key, mode, args.requests, args.warmup, 0.0)
-                       for mode in ("json", "sse")}
+                       for mode in modes}
             idle = min(first, idle_rate(pid, out, args.idle / 2))
             figures = {mode: (total, total - idle * elapsed / args.requests)
                        for mode, (total, elapsed) in figures.items()}
             rows.append((name, figures, idle))
-            print(f"  {name:8} idle {idle / 1e6:.1f} M/s; per request (all, less idle): json "
-                  f"{figures['json'][0] / 1e6:.3f}, {figures['json'][1] / 1e6:.3f} M; sse "
-                  f"{figures['sse'][0] / 1e6:.3f}, {figures['sse'][1] / 1e6:.3f} M", flush=True)
+            print(f"  {name:8} idle {idle / 1e6:.1f} M/s; per request (all, less idle): " + "; ".join(
+                f"{mode} {figures[mode][0] / 1e6:.3f}, {figures[mode][1] / 1e6:.3f} M" for mode in modes), flush=True)
             procs.stop_all()
             procs.running = []
             run.start_fake_upstream(procs, upstream_port)
@@ -153,24 +171,24 @@ def main() -> None:
     head_commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                  cwd=run.REPO).stdout.strip()
     lines = [f"# Instructions per request (callgrind), {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC", "",
-             f"- command: `python3 bench/instructions.py --base {args.base} --requests {args.requests}`",
+             f"- command: `python3 bench/instructions.py --base {args.base} --requests {args.requests}"
+             + (f" --modes {args.modes}`" if args.modes != "json,sse" else "`"),
              f"- head: {head_commit}; one worker under valgrind --tool=callgrind, access log on (INFO, to a file), "
              "admission (all four limits set, none reached), usage ledger; the nginx fake of bench/run.py",
              f"- {args.requests} requests per mode, one at a time on one kept-alive connection, after "
              f"{args.warmup} unmeasured; every thread of the process counted; load average at start {load}",
              "", "Per request: every instruction the process ran while the N requests were served, and the same less "
              "what it runs idle over as long (its idle rate, counted with no requests for a while beforehand).", "",
-             "| gateway | idle, M instr/s | non-streaming, M instr/request | less idle | "
-             "streaming (14 events), M instr/request | less idle |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {name} | {idle / 1e6:.1f} | {f['json'][0] / 1e6:.3f} | {f['json'][1] / 1e6:.3f} | "
-              f"{f['sse'][0] / 1e6:.3f} | {f['sse'][1] / 1e6:.3f} |" for name, f, idle in rows]
+             "| gateway | idle, M instr/s | " + " | ".join(f"{MODES[m]}, M instr/request | less idle" for m in modes)
+             + " |", "|---|---:|" + "---:|---:|" * len(modes)]
+    lines += [f"| {name} | {idle / 1e6:.1f} | " + " | ".join(f"{f[m][0] / 1e6:.3f} | {f[m][1] / 1e6:.3f}" for m in modes)
+              + " |" for name, f, idle in rows]
     if len(rows) > 1:
         head = rows[0][1]
-        lines += ["", "| base | head / base, non-streaming (all, less idle) | head / base, streaming (all, less idle) |",
-                  "|---|---:|---:|"]
-        lines += [f"| {name} | {head['json'][0] / f['json'][0]:.2f}, {head['json'][1] / f['json'][1]:.2f} | "
-                  f"{head['sse'][0] / f['sse'][0]:.2f}, {head['sse'][1] / f['sse'][1]:.2f} |"
-                  for name, f, _ in rows[1:]]
+        lines += ["", "| base | " + " | ".join(f"head / base, {MODES[m]} (all, less idle)" for m in modes) + " |",
+                  "|---|" + "---:|" * len(modes)]
+        lines += [f"| {name} | " + " | ".join(f"{head[m][0] / f[m][0]:.2f}, {head[m][1] / f[m][1]:.2f}" for m in modes)
+                  + " |" for name, f, _ in rows[1:]]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out != "-":
