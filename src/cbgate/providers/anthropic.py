@@ -62,11 +62,11 @@ class AnthropicAdapter(UpstreamAdapter):
         return Completion(completion, usage, native=body if call.request.anthropic_body is not None else None)
 
     async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[list[dict | NativeEvent]]:
-        response, batches = await self._open_stream(self._payload(call, stream=True))
+        response, reader = await self._open_stream(self._payload(call, stream=True))
         translator = anthropic_wire.StreamTranslator(call.chunks)
         native = call.request.anthropic_body is not None  # a Messages client: its events pass through
         try:
-            async for events in batches:
+            while (events := await reader.next()) is not None:
                 out, failure = self._batch(events, translator, native, outcome)
                 if out:
                     yield out  # before the failure: what came before it in the same read goes out as it would alone
@@ -80,9 +80,6 @@ class AnthropicAdapter(UpstreamAdapter):
             if translator.usage() is None:
                 await self.estimator.load()
         finally:
-            # closed here, not left to the garbage collector: an async generator dropped unfinished costs a
-            # task and a thread-safe wake of the loop (its finalizer hook) per stream
-            await batches.aclose()
             response.close()
             outcome.finish_reason = translator.finish_reason
             outcome.usage = translator.usage() or self.estimator.usage_now(call.request.messages, translator.parts)

@@ -234,10 +234,10 @@ class OpenAICompatAdapter(UpstreamAdapter):
         return Completion(answer, counted)
 
     async def stream(self, call: ModelCall, outcome: StreamOutcome) -> AsyncIterator[list[dict | bytes]]:
-        response, batches = await self._open_stream(self._payload(call, stream=True))
+        response, reader = await self._open_stream(self._payload(call, stream=True))
         read = _StreamRead(self, call, outcome)
         try:
-            async for events in batches:
+            while (events := await reader.next()) is not None:
                 out, failure = read.batch(events)
                 if out:
                     yield out  # before the failure: what came before it in the same read goes out as it would alone
@@ -251,9 +251,6 @@ class OpenAICompatAdapter(UpstreamAdapter):
             if read.usage is None:
                 await self.estimator.load()
         finally:
-            # closed here, not left to the garbage collector: an async generator dropped unfinished costs a
-            # task and a thread-safe wake of the loop (its finalizer hook) per stream
-            await batches.aclose()
             response.close()  # a no-op after finish_response; otherwise stops the upstream at once
             # billed even when the stream broke off or the client left: what was produced so far
             outcome.usage = read.usage or read.counted or self.estimator.usage_now(call.request.messages, read.parts)

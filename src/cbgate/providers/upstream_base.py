@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import Any, AsyncIterator
+from typing import Any
 
 import orjson
 
@@ -17,7 +17,7 @@ from cbgate.providers.token_estimate import TokenEstimator
 from cbgate.providers.upstream_errors import CLIENT_ERRORS, upstream_failure
 from cbgate.providers.upstream_http import (REASON_SCAN, Endpoint, Timeouts, UpstreamClient, error_reason,
                                             object_reason)
-from cbgate.providers.upstream_sse import Event, read_events
+from cbgate.providers.upstream_sse import EventReader
 
 
 # What reading a malformed answer raises (a number where an object belongs, a count that is no count):
@@ -111,7 +111,7 @@ class UpstreamAdapter:
             raise ModelRequestFailed(f"upstream {self.name} sent a stream event that is not an object")
         return chunk
 
-    async def _open_stream(self, payload: bytes) -> tuple[Response, AsyncIterator[list[Event]]]:
+    async def _open_stream(self, payload: bytes) -> tuple[Response, EventReader]:
         """POST a streaming request; the caller closes the response however the stream ends."""
         self._check_allowed()
         response, started = await self.client.open(self.endpoint, payload, self.timeouts)
@@ -123,7 +123,7 @@ class UpstreamAdapter:
             except orjson.JSONDecodeError:
                 body = raw.decode("utf-8", "replace")
             raise self.failure_from(body)
-        return response, read_events(response, self.endpoint, first_byte_at, self.timeouts.idle)
+        return response, EventReader(response, self.endpoint, first_byte_at, self.timeouts.idle)
 
     models_url: str = ""  # set by each protocol: where `check()` asks for the model list
 
