@@ -2,7 +2,8 @@
 """Streams/s per surface: the same stream from the same nginx fake upstream (run.py's), asked for as chat
 completions, as Anthropic Messages and as a Responses stream, through one `cbgate serve`, in one run.
 Surfaces take turns for `--rounds` rounds so that drifting machine load hits them alike; the report
-gives each one's median and its ratio to chat (target: Messages and Responses >= 0.85x chat).
+gives each one's median and its ratio to chat (target: Messages and Responses >= 0.85x chat), by streams/s
+and by the gateway's CPU a stream.
 
     python3 bench/surfaces.py                      # ~1 minute; writes bench/results/surfaces-latest.md
     python3 bench/surfaces.py --seconds 3 --rounds 2 --out -
@@ -75,39 +76,48 @@ def wrk(base: str, key: str, surface: Surface, clients: int, seconds: float) -> 
     return result
 
 
-def measure(base: str, key: str, args) -> dict[str, list[dict]]:
+def measure(base: str, key: str, args, pid: int) -> dict[str, list[dict]]:
     results: dict[str, list[dict]] = {s.name: [] for s in SURFACES}
     for round_no in range(args.rounds):
         for surface in SURFACES:
             if args.warmup:
                 wrk(base, key, surface, args.clients, args.warmup)
+            cpu = run.cpu_seconds(pid)
             r = wrk(base, key, surface, args.clients, args.seconds)
+            # the gateway's CPU a stream (every thread, user and kernel): steadier than streams/s on a busy machine
+            r["cpu_us"] = (run.cpu_seconds(pid) - cpu) * 1e6 / max(1, r["requests"])
             r["load"] = run.load_average()
             results[surface.name].append(r)
             print(f"  round {round_no + 1} {surface.name:9} {r['rps']:7.0f} streams/s  p50 {r['p50_us'] / 1000:6.2f} ms"
-                  f"  p99 {r['p99_us'] / 1000:6.2f} ms  bad {r['bad'] + r['socket_errors']}  load {r['load']}",
+                  f"  p99 {r['p99_us'] / 1000:6.2f} ms  cpu {r['cpu_us']:4.0f} us  bad {r['bad'] + r['socket_errors']}  load {r['load']}",
                   flush=True)
     return results
 
 
 def report(results: dict[str, list[dict]], args, argv: list[str], commit: str) -> str:
     chat = statistics.median(r["rps"] for r in results["chat"])
+    chat_cpu = statistics.median(r["cpu_us"] for r in results["chat"])
     lines = [f"## Streams/s per surface, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "",
              f"- command: `{' '.join(['python3', 'bench/surfaces.py', *argv])}`",
              f"- cbgate {commit}, 1 worker, ledger and admission on; fake upstream: nginx (run.py's), "
              f"{configs.STREAM_EVENTS} chunks per stream; wrk 1 thread, {args.clients} connections, "
              f"{args.seconds:g} s per cell after {args.warmup:g} s warm-up, {args.rounds} rounds, surfaces in turn",
-             "- every stream is checked whole (status 200 and its last event); Responses with `store: false`", "",
-             "| surface | streams/s (median) | each round | x chat | p50 ms | p99 ms | events/stream | bad |",
-             "|---|---:|---|---:|---:|---:|---:|---:|"]
+             "- every stream is checked whole (status 200 and its last event); Responses with `store: false`",
+             "- CPU a stream: the gateway process's user and kernel time over the cell (every thread) over its streams; "
+             "x chat by CPU is chat's CPU a stream over the surface's (moves far less with the machine's load than "
+             "streams/s)", "",
+             "| surface | streams/s (median) | each round | x chat | CPU µs a stream (median) | x chat by CPU | "
+             "p50 ms | p99 ms | events/stream | bad |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for surface in SURFACES:
         rs = results[surface.name]
         rps = statistics.median(r["rps"] for r in rs)
+        cpu = statistics.median(r["cpu_us"] for r in rs)
         events = sum(r["events"] for r in rs) / max(1, sum(r["replies"] for r in rs))
         bad = sum(r["bad"] + r["socket_errors"] for r in rs)
         rounds = ", ".join(f"{r['rps']:.0f}" for r in rs)
-        lines.append(f"| {surface.name} | {rps:.0f} | {rounds} | "
-                     f"{rps / chat:.2f} | {statistics.median(r['p50_us'] for r in rs) / 1000:.2f} | "
+        lines.append(f"| {surface.name} | {rps:.0f} | {rounds} | {rps / chat:.2f} | {cpu:.0f} | {chat_cpu / cpu:.2f} | "
+                     f"{statistics.median(r['p50_us'] for r in rs) / 1000:.2f} | "
                      f"{statistics.median(r['p99_us'] for r in rs) / 1000:.2f} | {events:.1f} | {bad} |")
     return "\n".join(lines) + "\n"
 
@@ -130,7 +140,7 @@ def main(argv: list[str]) -> None:
         base = target.urls["sse"].removesuffix("/chat/completions")
         for surface in SURFACES:
             check_once(base, target.key, surface)
-        results = measure(base, target.key, args)
+        results = measure(base, target.key, args, target.pid)
     finally:
         procs.stop_all()
     commit = run.subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
