@@ -3,6 +3,7 @@ with the first-byte and idle timeouts, and failures mapped to our errors."""
 from __future__ import annotations
 
 import asyncio
+
 from cbgate.providers.http1_conn import Response
 from cbgate.providers.upstream_errors import CLIENT_ERRORS, upstream_failure
 from cbgate.providers.upstream_http import Endpoint
@@ -35,7 +36,7 @@ class EventReader:
     that, no more than `idle` seconds may pass between reads.
 
     A class, not an async generator: a generator's first step and its end each run the event loop's asyncgen
-    hooks (a Python WeakSet's add, and its removal callback), and there was no need to close one by hand."""
+    hooks (a Python WeakSet's add, and its removal callback), and one left unfinished had to be closed by hand."""
 
     __slots__ = ("response", "endpoint", "loop", "deadline", "what", "idle", "quiet", "pending", "ended")
 
