@@ -1,8 +1,7 @@
 """The one stream pump: a started stream (any surface's) written to the client as it comes, a batch (what
 one upstream read brought) in one write, ended by the surface's own tail: its finish events, or one failure
-event when the stream broke after its
-200 (an upstream failure, the shutdown deadline, a fault inside the gateway). The stream is closed, and
-so metered, however it ends; a client that left just stops it."""
+event when the stream broke after its 200 (an upstream failure, the shutdown deadline, a fault inside the
+gateway). The stream is closed, and so metered, however it ends; a client that left just stops it."""
 from __future__ import annotations
 
 import asyncio
