@@ -123,6 +123,31 @@ def test_a_failed_rotation_leaves_no_segment_of_open_entries_behind(tmp_path):
     assert [e["r"]["request_id"] for e in whole_lines(spool)] == ["req-0000", "req-0003"]
 
 
+def test_a_rotation_carries_the_undrained_entries_whole_or_keeps_the_old_segment(tmp_path):
+    spool = ShortWrites(tmp_path)
+    ShortWrites.room = 1 << 20
+    spool.append(DONE, record(0))
+    drained = spool.size  # the database has req-0000; what follows it does not
+    spool.append(OPEN, record(1))
+    spool.append(PROGRESS, {"request_id": "req-0001", "completion_tokens": 7})
+    spool.append(DONE, record(2))
+    old, tail = spool.path, spool.path.read_bytes()[drained:]
+    ShortWrites.room = len(orjson.dumps({"k": OPEN, "r": record(1)})) + 1 + len(tail) // 2  # the tail does not fit
+    with pytest.raises(SpoolUnwritable):
+        spool.rotate([record(1)], drained)
+    assert spool.path == old and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [old.name, spool.lock_path.name]) and len(whole_lines(spool)) == 4  # nothing moved, nothing lost
+
+    ShortWrites.room = 1 << 20
+    carried_from = spool.rotate([record(1)], drained)
+    assert spool.path != old and not old.exists()
+    assert spool.path.read_bytes()[carried_from:] == tail  # byte for byte, after the open entry carried
+    assert [(e["k"], e["r"]["request_id"]) for e in whole_lines(spool)] == [
+        ("open", "req-0001"), ("open", "req-0001"), ("prog", "req-0001"), ("done", "req-0002")]
+    replayed = {r["request_id"]: r for r in replay_records([spool.path])}
+    assert sorted(replayed) == ["req-0001", "req-0002"] and replayed["req-0001"]["completion_tokens"] == 7
+
+
 def test_an_orphan_scan_never_finds_a_lock_file_before_it_is_locked(tmp_path, monkeypatch):
     """The scan of another worker, run in the instant between a lock file's creation and its flock,
     must not take it for a dead owner's (and unlink it)."""

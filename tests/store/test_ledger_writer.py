@@ -5,6 +5,7 @@ import os
 import shutil
 import time
 
+import orjson
 import pytest
 
 from cbgate.store.db import Store
@@ -56,6 +57,45 @@ def test_flush_writes_the_batch_and_rotation_keeps_the_spool_small(store, tmp_pa
     writer.finish(records[0])
     asyncio.run(writer.close())
     assert len(ids(store)) == 50 and list((tmp_path / "spool").iterdir()) == []
+
+
+def test_under_steady_load_the_spool_still_rotates_and_loses_nothing(store, tmp_path):
+    """A busy gateway journals requests while every batch goes in, so its drain never reaches the segment's
+    last entry: the segment must still be replaced, or it grows to the cap and every request is refused."""
+    spool_dir = tmp_path / "spool"
+    writer = LedgerWriter(store, spool_dir, rotate_bytes=4000)
+    in_flight = record(999)
+    writer.begin(in_flight)
+    finished, sizes = [], []
+
+    def serve(n: int) -> None:
+        for i in range(n):
+            r = record(len(finished))
+            writer.begin(r)
+            writer.progress(in_flight.request_id, len(finished))
+            writer.finish(r)
+            finished.append(r)
+
+    async def go():
+        for _ in range(30):
+            serve(10)
+            batch = asyncio.create_task(writer.flush())
+            await asyncio.sleep(0)  # the batch is in its thread now, with what was journalled so far
+            serve(10)  # requests keep coming meanwhile
+            assert await batch and writer.drained < writer.spool.size
+            sizes.append(writer.spool.size)
+    asyncio.run(go())
+    journalled = sum(len(orjson.dumps(r)) for r in finished) * 2  # an open and a done entry each, at least
+    assert max(sizes) < journalled / 10  # it was replaced over and over, not grown to hold them all
+    assert len(list(spool_dir.glob("*.jsonl"))) == 1
+    assert ids(store) == sorted(r.request_id for r in finished[:-10])  # the last ten wait for the next batch
+
+    die(writer)  # a kill -9 now: the segment it leaves bills the rest, and the stream still in flight
+    successor = LedgerWriter(store, spool_dir)
+    successor.replay_orphans()
+    rows = {r.request_id: r for r in recent_requests(store, "team-a", limit=100_000)}
+    assert sorted(rows) == sorted(r.request_id for r in finished + [in_flight])
+    assert rows[in_flight.request_id].completion_tokens == len(finished) - 1  # its last progress, carried over
 
 
 def test_a_dead_process_spool_is_replayed_once_without_duplicates(store, tmp_path):

@@ -136,18 +136,20 @@ class LedgerWriter:
                 log.error("the ledger spool's directory was unmounted or replaced; refusing new requests "
                           "until a segment can be made there")
                 self.durable = False
-            if self.drained == self.spool.size:
-                self._maybe_rotate()
+            self._maybe_rotate()
             return True
 
     def _maybe_rotate(self) -> None:
-        """A fully drained segment is replaced when it grew big, when its disk refused an entry (the new
-        segment may fit where the old did not), or when its directory was unmounted or replaced."""
+        """The segment is replaced when its drained part grew big, when its disk refused an entry (the new
+        segment may fit where the old did not), or when its directory was unmounted or replaced. What was
+        journalled while the batch went in moves to the new segment: under steady load there always is some
+        (and the segment would grow to the cap, and refuse every request)."""
         detached = self.spool.detached()
-        if not (self.spool.size > self.rotate_bytes or not self.spool_ok or detached):
+        undrained = self.spool.size - self.drained
+        if not (self.drained > self.rotate_bytes and undrained < self.drained or not self.spool_ok or detached):
             return
         try:
-            self.spool.rotate(list(self.open.values()))
+            self.drained = self.spool.rotate(list(self.open.values()), self.drained)
         except SpoolUnwritable as exc:
             if self.durable or not detached:
                 log.error("could not start a new ledger spool segment: %s", exc)
@@ -156,7 +158,6 @@ class LedgerWriter:
         if not self.durable:
             log.warning("the ledger spool has a directory again")
         self.durable = True
-        self.drained = self.spool.size  # the carried entries are open ones, not records
 
     def _drain(self, start: int, end: int, held: list[UsageRecord], kept: list[UsageRecord] | None) -> None:
         """Insert the done records journalled between `start` and `end` (`kept`, or read back from the

@@ -145,10 +145,14 @@ class Spool:
             raise SpoolUnwritable(errno.ENOSPC, f"the ledger spool holds its cap of {self.max_bytes} bytes")
         if self.torn:
             self._cut_back()
+        self._write_whole(line)
+
+    def _write_whole(self, data: bytes) -> None:
+        """`data` (whole lines) lands at the segment's end, or none of it does (SpoolUnwritable)."""
         written = 0
         try:
-            while written < len(line):
-                n = self.write(self.fd, line[written:] if written else line)
+            while written < len(data):
+                n = self.write(self.fd, data[written:] if written else data)
                 if n <= 0:
                     raise OSError(errno.ENOSPC, "the spool's disk took no bytes")
                 written += n
@@ -157,7 +161,7 @@ class Spool:
                 self.torn = True
                 self._cut_back()
             raise SpoolUnwritable(exc.errno or errno.EIO, f"could not write the ledger spool: {exc}") from exc
-        self.size += len(line)
+        self.size += len(data)
 
     def _cut_back(self) -> None:
         """Remove a partly written line, so the next entry starts on a line of its own."""
@@ -188,18 +192,29 @@ class Spool:
         or replaced): a restart would not find these entries there."""
         return not _same_file(self.path, self.fd)
 
-    def rotate(self, still_open: list) -> None:
-        """Start a new segment (carrying the entries still open) and drop the old, fully drained one.
-        After a detach, the new segment (and lock) are made in the directory as it is now."""
+    def rotate(self, still_open: list, undrained_from: int | None = None) -> int:
+        """Start a new segment and drop the old one, whose entries up to `undrained_from` (all of them when
+        None) the database has. The new segment carries the entries still open, then the old one's bytes
+        from `undrained_from` on, as they were: a busy gateway's drain never catches up with the last
+        entry, and its segment must still be replaced. Returns the new segment's offset where those bytes
+        begin. After a detach, the new segment (and lock) are made in the directory as it is now."""
         old_fd, old_path, was_detached = self.fd, self.path, self.detached()
+        old_size = self.size
         self.seq += 1
         try:
+            start = old_size if undrained_from is None else undrained_from
+            tail = os.pread(old_fd, old_size - start, start) if start < old_size else b""
+            if len(tail) != old_size - start:  # never drop what the file lost: the old segment stays
+                raise OSError(errno.EIO, "the segment is shorter than what was written to it")
             if was_detached:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._take_lock()
             self._open_segment()
             for record in still_open:
                 self.append(OPEN, record)
+            carried_from = self.size
+            if tail:
+                self._write_whole(tail)
             self.sync()
         except OSError as exc:
             if self.fd != old_fd:
@@ -209,12 +224,12 @@ class Spool:
                     self.path.unlink(missing_ok=True)
                 except OSError as unlink_exc:
                     log.error("could not remove the failed ledger spool segment %s: %s", self.path.name, unlink_exc)
-            self.fd, self.path = old_fd, old_path
-            self.size = os.fstat(old_fd).st_size
+            self.fd, self.path, self.size = old_fd, old_path, old_size
             raise SpoolUnwritable(exc.errno or errno.EIO, f"could not start a ledger spool segment: {exc}") from exc
         if _same_file(old_path, old_fd):
             old_path.unlink(missing_ok=True)
         os.close(old_fd)
+        return carried_from
 
     def close(self, drained: bool) -> None:
         """Release the files; a drained spool is removed, anything else stays for replay."""
