@@ -1,9 +1,11 @@
 """In-process limiter: plain counters on the event loop (one thread touches them, so no locks).
 
-Requests per minute use a sliding log of admission times; tokens per minute a fixed one-minute window
-that reservations are charged to and settlements corrected in; the quota counts tokens used or reserved,
-starting from the ledger's total when a quota is first seen or changed, and brought up to the ledger's
-total every reconcile interval (other replicas' traffic reaches this one's counter only that way).
+Requests per minute use a sliding log of admissions counted per tenth of a second: a busy scope's log stays
+at 600 entries (one entry per admission held a minute of traffic, ~300,000 at full speed, as memory that
+grew with the request rate). Tokens per minute use a fixed one-minute window that reservations are charged
+to and settlements corrected in. The quota counts tokens used or reserved, starting from the ledger's total
+when a quota is first seen or changed, and brought up to the ledger's total every reconcile interval (other
+replicas' traffic reaches this one's counter only that way).
 A request is checked against its environment's scope and its key's own at once: all pass, or none is charged.
 """
 from __future__ import annotations
@@ -19,14 +21,18 @@ from cbgate.limits.base import EnvLimits, QuotaBook, Scope, UsageSource, refusal
 log = logging.getLogger("cbgate.limits")
 
 WINDOW = 60.0
+TICKS = 10  # the rpm log's steps a second: a step leaves the window with its last admission, so the others
+# in it leave up to 1/TICKS s late, never early
 
 
 class _Scope:
-    __slots__ = ("inflight", "admitted", "tpm_window", "tpm_used")
+    __slots__ = ("inflight", "admitted", "admitted_n", "tpm_window", "tpm_used")
 
     def __init__(self):
         self.inflight = 0
-        self.admitted: deque[float] = deque()  # monotonic admission times within the last minute
+        # [step, its last admission's monotonic time, admissions in it] within the last minute, oldest first
+        self.admitted: deque[list] = deque()
+        self.admitted_n = 0  # their sum
         self.tpm_window = 0
         self.tpm_used = 0
 
@@ -90,10 +96,18 @@ class MemoryLimiter:
                                              "try again shortly") from None
         now, window = time.monotonic(), int(time.time() // WINDOW)
         states = [self._check(s, cost, now, window) for s in scopes]  # raises before anything is charged
+        step = int(now * TICKS)
         for s, state in zip(scopes, states):  # everything passed: take the slots, charge the reservations
             state.inflight += 1
             if s.limits.rpm is not None:
-                state.admitted.append(now)
+                admitted = state.admitted
+                if admitted and admitted[-1][0] == step:
+                    last = admitted[-1]
+                    last[1] = now
+                    last[2] += 1
+                else:
+                    admitted.append([step, now, 1])
+                state.admitted_n += 1
             state.tpm_used += cost
             self.quota_used[s.account] = self.quota_used.get(s.account, 0) + cost
             self.quota.reserve(s.account, cost)
@@ -107,11 +121,11 @@ class MemoryLimiter:
         if limits.concurrency is not None and scope.inflight >= limits.concurrency:
             raise refusal("concurrency", s)
         if limits.rpm is not None:
-            admitted = scope.admitted
-            while admitted and admitted[0] <= now - WINDOW:
-                admitted.popleft()
-            if len(admitted) >= limits.rpm:
-                raise refusal("rpm", s, admitted[0] + WINDOW - now)
+            admitted, out = scope.admitted, now - WINDOW
+            while admitted and admitted[0][1] <= out:
+                scope.admitted_n -= admitted.popleft()[2]
+            if scope.admitted_n >= limits.rpm:  # then admitted holds a step: rpm is at least 1
+                raise refusal("rpm", s, admitted[0][1] + WINDOW - now)
         if scope.tpm_window != window:
             scope.tpm_window, scope.tpm_used = window, 0
         if limits.tpm is not None and scope.tpm_used + cost > limits.tpm and scope.tpm_used > 0:
