@@ -93,6 +93,16 @@ def test_ledger_inserts_are_idempotent_on_the_request_id(admin):
     assert summary["requests"] == 4 and summary["total_tokens"] == 4 * 15
 
 
+def test_a_batch_longer_than_a_statement_goes_in_whole_once(admin):
+    """SQLite takes a batch 256 rows a statement, the last one filled up by repeating its last row."""
+    env_id = unique_env(admin)
+    batch = [record(env_id, tokens=(i, 1)) for i in range(259)]
+    insert_records(admin.store, batch)
+    insert_records(admin.store, batch[250:] + [record(env_id, tokens=(1000, 1))])  # a replay's tail, and one new
+    summary = admin.usage_summary(env_id)
+    assert summary["requests"] == 260 and summary["prompt_tokens"] == sum(range(259)) + 1000
+
+
 def test_usage_summary_by_model_key_and_day(admin):
     env_id = unique_env(admin)
     now = time.time()
