@@ -78,10 +78,14 @@ def main() -> None:
              f"| last checkpoint | {n2:,} | {rss2 / 1024:.1f} | {load2} |", "",
              f"RSS at {n2:,} / RSS at {n1:,}: **{rss2 / rss1:.3f}** (target: at most 1.10)", "",
              "Every stretch: " + ", ".join(f"{n:,} {rss / 1024:.0f}" for n, _, _, rss, _ in points) + " (requests, MiB)"]
+    if bad:  # a refusal is cheap and small: a run that refused requests does not measure serving them
+        lines += ["", f"**Not a measurement of serving: {bad:,} replies were not 200s or were cut.** "
+                      "The gateway's log (bench/.run/logs/) says why."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out != "-":
         Path(args.out).write_text(text)
+    sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":
