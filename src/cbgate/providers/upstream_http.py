@@ -25,7 +25,7 @@ import orjson
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
-from cbgate.errors import ModelRequestFailed, ModelRequestTimeout
+from cbgate.errors import ModelRequestFailed
 from cbgate.providers.http1_conn import HTTPClientError, ReadTimeout, Response
 from cbgate.providers.http1_pool import Pool, Target, prepare, request_bytes
 from cbgate.providers.netguard import EgressPolicy, GuardedConnector
