@@ -133,6 +133,7 @@ def _day(days_since_epoch: int) -> str:
 
 
 STATEMENT_ROWS = 256  # rows a SQLite INSERT takes at most: 256 x 26 parameters, under its cap of 32,766
+FEW_ROWS = 32  # a smaller batch (under 64 requests/s: batches go every 0.5 s) goes in as executemany
 
 
 def insert_records(store: Store, records: list[UsageRecord]) -> None:
@@ -142,16 +143,18 @@ def insert_records(store: Store, records: list[UsageRecord]) -> None:
     parameter processing is bypassed (it cost ~25 us a record, bench/results/profile.md). The drain's thread
     shares the GIL with the event loop, and sqlite3 lets the GIL go around each statement's work; taking it
     back waits for the loop to pause, which a busy loop seldom does. So on SQLite many rows go in a statement:
-    a statement a row drained ~230 records/s beside a busy thread, 256 a statement ~12,000
+    a statement a row drained ~265 records/s beside a busy thread, 256 a statement ~12,000
     (bench/results/drain.md). A last, shorter statement is rounded up to a power of two by repeating its last
-    row (a conflict, skipped), so a connection prepares at most nine statement texts, once. psycopg pipelines
-    an executemany in a few round trips and parses one short statement: 4x faster there than long ones."""
+    row (a conflict, skipped), so a connection prepares at most nine statement texts, once. A batch of fewer
+    than FEW_ROWS, which only a gateway far from busy makes, goes in as executemany, which is cheaper for so
+    few rows (for 17, 12 against 18 us a record of the drain's CPU). psycopg pipelines an executemany in a few round trips and parses one
+    short statement: 4x faster there than long ones."""
     if not records:
         return
     rows = list({r.request_id: r.values() for r in records}.values())  # a statement must not name an id twice
     with store.engine.begin() as conn:
-        if not store.is_sqlite:
-            conn.exec_driver_sql(_insert_sql(False, 1), rows)
+        if not store.is_sqlite or len(rows) < FEW_ROWS:
+            conn.exec_driver_sql(_insert_sql(store.is_sqlite, 1), rows)
             return
         for at in range(0, len(rows), STATEMENT_ROWS):
             chunk = rows[at:at + STATEMENT_ROWS]
