@@ -146,7 +146,7 @@ class LedgerWriter:
         (and the segment would grow to the cap, and refuse every request)."""
         detached = self.spool.detached()
         undrained = self.spool.size - self.drained
-        if not (self.drained > self.rotate_bytes and undrained < self.drained or not self.spool_ok or detached):
+        if not ((self.drained > self.rotate_bytes and undrained < self.drained) or not self.spool_ok or detached):
             return
         try:
             self.drained = self.spool.rotate(list(self.open.values()), self.drained)

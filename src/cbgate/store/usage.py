@@ -143,12 +143,12 @@ def insert_records(store: Store, records: list[UsageRecord]) -> None:
     parameter processing is bypassed (it cost ~25 us a record, bench/results/profile.md). The drain's thread
     shares the GIL with the event loop, and sqlite3 lets the GIL go around each statement's work; taking it
     back waits for the loop to pause, which a busy loop seldom does. So on SQLite many rows go in a statement:
-    a statement a row drained ~265 records/s beside a busy thread, 256 a statement ~12,000
+    a statement a row drained ~250 records/s beside a busy thread, 256 a statement ~11,000
     (bench/results/drain.md). A last, shorter statement is rounded up to a power of two by repeating its last
     row (a conflict, skipped), so a connection prepares at most nine statement texts, once. A batch of fewer
     than FEW_ROWS, which only a gateway far from busy makes, goes in as executemany, which is cheaper for so
-    few rows (for 17, 12 against 18 us a record of the drain's CPU). psycopg pipelines an executemany in a few round trips and parses one
-    short statement: 4x faster there than long ones."""
+    few rows (for 17, 12 against 18 us a record of the drain's CPU). psycopg pipelines an executemany in a
+    few round trips and parses one short statement: 4x faster there than long ones."""
     if not records:
         return
     rows = list({r.request_id: r.values() for r in records}.values())  # a statement must not name an id twice
