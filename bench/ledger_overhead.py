@@ -21,13 +21,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from cbgate.store import ledger
-
 from cbgate.core.auth import Principal
 from cbgate.core.metering import Metering
 from cbgate.protocol.chat_request import parse_chat_request
 from cbgate.protocol.chat_response import Usage
 from cbgate.providers.base import StreamOutcome
+from cbgate.store import ledger
 from cbgate.store.db import Store
 from cbgate.store.ledger import LedgerWriter
 from cbgate.store.usage import _insert_sql, insert_records
@@ -155,11 +154,10 @@ def main() -> None:
             store.close()
         table = busy_table(stores, root, n)
     if args.out:
-        command = "python -m bench.ledger_overhead" + (f" --requests {n}" if n != 20000 else "") + (
-            " --postgres URL" if args.postgres else "") + f" --out {args.out}"
+        options = (f" --requests {n}" if n != 20000 else "") + (" --postgres URL" if args.postgres else "")
         Path(args.out).write_text("\n".join([
             f"# The ledger drain beside an idle and a busy event loop, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC",
-            "", f"- command: `PYTHONPATH=src .venv/bin/python {command[len('python '):]}`",
+            "", f"- command: `PYTHONPATH=src .venv/bin/python -m bench.ledger_overhead{options} --out {args.out}`",
             f"- {n:,} records journalled, then one flush (fsync, inserts); beside a busy loop, {min(n, 2000):,}; "
             f"median of 3 rounds, the two ways in turns; load average at start {os.getloadavg()[0]:.2f}",
             "- busy: a thread runs Python without a pause, as the event loop does at full load; the drain's thread "
